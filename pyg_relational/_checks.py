@@ -1,0 +1,130 @@
+"""Input validation shared by builders, transforms and layers.
+
+Every check raises a ``ValueError`` (or ``IndexError`` for out-of-range
+indices) that names the argument, the value received and the fix.
+"""
+from numbers import Integral
+from typing import Iterable, Optional, Sequence, Union
+
+import torch
+from torch import Tensor
+
+SizeLike = Union[int, Sequence[int], Tensor]
+
+
+def check_choice(value, options: Iterable, name: str):
+    """Raise ``ValueError`` unless ``value`` is one of ``options``."""
+    options = list(options)
+    if value not in options:
+        raise ValueError(f"Unknown {name}={value!r}; expected one of "
+                         f"{', '.join(repr(o) for o in options)}")
+    return value
+
+
+def check_int(value, name: str, minimum: Optional[int] = None) -> int:
+    """Return ``value`` as an ``int`` or raise if it is not an integer
+    ``>= minimum``."""
+    if isinstance(value, Tensor) and value.numel() == 1 and not (
+            value.is_floating_point() or value.is_complex()):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise ValueError(f"'{name}' must be an integer (got {value!r})")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"'{name}' must be >= {minimum} (got {value})")
+    return int(value)
+
+
+def check_sizes(sizes: SizeLike, name: str = 'sizes') -> Tensor:
+    """Per-graph sizes as a 1-D long tensor.
+
+    ``sizes`` is an int (one graph) or a 1-D sequence/tensor of
+    non-negative integers (one entry per graph of the batch).
+    """
+    if isinstance(sizes, Integral) and not isinstance(sizes, bool):
+        sizes = [int(sizes)]
+    if isinstance(sizes, Tensor):
+        if sizes.dim() == 0:
+            sizes = sizes.view(1)
+        if sizes.dim() != 1 or sizes.is_floating_point() or sizes.is_complex() \
+                or sizes.dtype == torch.bool:
+            raise ValueError(f"'{name}' must be an int or a 1-D integer "
+                             f"tensor (got dtype={sizes.dtype}, "
+                             f"shape={tuple(sizes.shape)})")
+        out = sizes.to(torch.long).cpu()
+    else:
+        try:
+            values = list(sizes)
+        except TypeError:
+            raise ValueError(f"'{name}' must be an int or a 1-D sequence of "
+                             f"ints (got {sizes!r})") from None
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, Integral):
+                raise ValueError(f"'{name}' must contain integers only "
+                                 f"(got {v!r} in {sizes!r})")
+        out = torch.tensor(values, dtype=torch.long).view(-1)
+    if out.numel() > 0 and int(out.min()) < 0:
+        raise ValueError(f"'{name}' must be non-negative (got {out.tolist()})")
+    return out
+
+
+def check_edge_index(edge_index: Tensor, num_src: Optional[int] = None,
+                     num_dst: Optional[int] = None,
+                     name: str = 'edge_index') -> Tensor:
+    """Check that ``edge_index`` is a ``[2, E]`` long tensor whose sources are
+    ``< num_src`` and targets ``< num_dst`` (when given)."""
+    if not isinstance(edge_index, Tensor):
+        raise ValueError(f"'{name}' must be a torch.Tensor of shape [2, E] "
+                         f"(got {type(edge_index).__name__})")
+    if edge_index.dim() != 2 or edge_index.size(0) != 2:
+        raise ValueError(f"'{name}' must have shape [2, E] (got "
+                         f"{tuple(edge_index.shape)}); transpose a [E, 2] "
+                         f"list with .t()")
+    if edge_index.dtype != torch.long:
+        raise ValueError(f"'{name}' must have dtype torch.long (got "
+                         f"{edge_index.dtype}); convert with .long()")
+    if edge_index.numel() == 0:
+        return edge_index
+    if int(edge_index.min()) < 0:
+        raise IndexError(f"'{name}' contains a negative node index "
+                         f"({int(edge_index.min())})")
+    for row, bound, role in ((0, num_src, 'source'), (1, num_dst, 'target')):
+        if bound is not None:
+            top = int(edge_index[row].max())
+            if top >= bound:
+                raise IndexError(
+                    f"'{name}' has {role} index {top} but there are only "
+                    f"{bound} {role} nodes; pass the right node features or "
+                    f"'size'")
+    return edge_index
+
+
+def check_edge_vector(value: Tensor, num_edges: int, name: str,
+                      num_classes: Optional[int] = None) -> Tensor:
+    """Check a per-edge integer vector such as ``edge_type``: shape ``[E]``,
+    integer dtype and, when given, values in ``[0, num_classes)``."""
+    if not isinstance(value, Tensor) or value.dim() != 1 \
+            or value.is_floating_point() or value.dtype == torch.bool:
+        shape = tuple(value.shape) if isinstance(value, Tensor) else value
+        raise ValueError(f"'{name}' must be a 1-D integer tensor with one "
+                         f"entry per edge (got {shape})")
+    if value.numel() != num_edges:
+        raise ValueError(f"'{name}' has {value.numel()} entries but there "
+                         f"are {num_edges} edges")
+    if num_classes is not None and value.numel() > 0:
+        lo, hi = int(value.min()), int(value.max())
+        if lo < 0 or hi >= num_classes:
+            raise IndexError(f"'{name}' values must lie in [0, {num_classes}) "
+                             f"(got range [{lo}, {hi}])")
+    return value
+
+
+def check_features(x: Tensor, channels: int, name: str = 'x',
+                   dim: int = -1) -> Tensor:
+    """Check that ``x`` is a tensor with ``channels`` features along ``dim``."""
+    if not isinstance(x, Tensor):
+        raise ValueError(f"'{name}' must be a torch.Tensor (got "
+                         f"{type(x).__name__})")
+    if x.dim() == 0 or x.size(dim) != channels:
+        raise ValueError(f"'{name}' must have {channels} features in "
+                         f"dimension {dim} (got shape {tuple(x.shape)})")
+    return x

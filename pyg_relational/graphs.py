@@ -1,0 +1,347 @@
+r"""Graph builders: the relational inductive bias of a classic operator,
+written as an ``edge_index``.
+
+Every builder works on a whole batch at once: it takes per-graph sizes (an
+``int`` for a single graph, or a 1-D sequence/tensor with one size per graph)
+and lays the graphs end to end, as :class:`torch_geometric.data.Batch` does.
+Edges follow PyG's ``flow='source_to_target'`` convention:
+``edge_index[0]`` is the source :math:`j` (sender), ``edge_index[1]`` the
+target :math:`i` (receiver), and every builder returns its edges sorted by
+target (then by source), so a CSR ``ptr`` is one ``cumsum`` away.
+
+Example:
+    >>> chain_graph([3, 2])
+    tensor([[0, 1, 3],
+            [1, 2, 4]])
+"""
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor
+
+from ._checks import (SizeLike, check_edge_index, check_int, check_sizes)
+
+__all__ = [
+    'chain_graph', 'complete_graph', 'bipartite_graph', 'window_graph',
+    'grid_graph', 'relative_position'
+]
+
+
+def _ptr(sizes: Tensor) -> Tensor:
+    """``[0, n_0, n_0 + n_1, ...]`` — the first node of every graph."""
+    return torch.cat([sizes.new_zeros(1), sizes.cumsum(0)])
+
+
+def _expand(counts: Tensor) -> Tuple[Tensor, Tensor]:
+    """For per-target edge ``counts`` return, per edge, its target and its
+    rank ``k`` among that target's edges (``0 <= k < counts[target]``)."""
+    target = torch.repeat_interleave(torch.arange(counts.numel()), counts)
+    rank = torch.arange(target.numel()) - _ptr(counts)[:-1][target]
+    return target, rank
+
+
+def _node_layout(sizes: Tensor) -> Tuple[Tensor, Tensor]:
+    """Per node: the index of its graph and its position inside it."""
+    graph = torch.repeat_interleave(torch.arange(sizes.numel()), sizes)
+    position = torch.arange(graph.numel()) - _ptr(sizes)[:-1][graph]
+    return graph, position
+
+
+def chain_graph(sizes: SizeLike, reverse: bool = False) -> Tensor:
+    r"""The chain of a recurrence: :math:`t-1 \to t` within every sequence
+    (:math:`t+1 \to t` with ``reverse=True``, the backward direction of a
+    bidirectional RNN).
+
+    Args:
+        sizes (int or Sequence[int] or Tensor): sequence length(s).
+        reverse (bool, optional): point edges from :math:`t+1` to :math:`t`.
+            (default: :obj:`False`)
+
+    Returns:
+        :class:`LongTensor` ``[2, sum(n - 1)]``.
+
+    Example:
+        >>> chain_graph(3, reverse=True)
+        tensor([[1, 2],
+                [0, 1]])
+    """
+    sizes = check_sizes(sizes)
+    _, position = _node_layout(sizes)
+    last = (sizes - 1).repeat_interleave(sizes)
+    if reverse:
+        target = (position < last).nonzero().view(-1)
+        return torch.stack([target + 1, target])
+    target = (position > 0).nonzero().view(-1)
+    return torch.stack([target - 1, target])
+
+
+def complete_graph(sizes: SizeLike, self_loops: bool = True,
+                   causal: bool = False) -> Tensor:
+    r"""All pairs :math:`j \to i` within every graph: the graph of
+    self-attention and of the non-local block.
+
+    Args:
+        sizes (int or Sequence[int] or Tensor): number of nodes per graph.
+        self_loops (bool, optional): include :math:`i \to i`.
+            (default: :obj:`True`)
+        causal (bool, optional): keep only :math:`j \le i` (position within
+            the graph), the graph of a causal attention mask.
+            (default: :obj:`False`)
+
+    Returns:
+        :class:`LongTensor` ``[2, E]``.
+
+    Example:
+        >>> complete_graph(3, causal=True)
+        tensor([[0, 0, 1, 0, 1, 2],
+                [0, 1, 1, 2, 2, 2]])
+    """
+    sizes = check_sizes(sizes)
+    graph, position = _node_layout(sizes)
+    if causal:
+        counts = position + 1
+    else:
+        counts = sizes[graph]
+    if not self_loops:
+        counts = (counts - 1).clamp(min=0)
+    target, rank = _expand(counts)
+    if not self_loops:  # skip the target's own position
+        rank = rank + (rank >= position[target]).long()
+    source = _ptr(sizes)[graph[target]] + rank
+    return torch.stack([source, target])
+
+
+def bipartite_graph(src_sizes: SizeLike, dst_sizes: SizeLike) -> Tensor:
+    r"""Every source node of graph :math:`b` to every target node of graph
+    :math:`b`: a fully-connected layer (units to units) or global attention
+    (encoder states to decoder steps).
+
+    Source and target nodes are numbered separately, so use it with
+    ``size=(sum(src_sizes), sum(dst_sizes))``.
+
+    Args:
+        src_sizes (int or Sequence[int] or Tensor): sources per graph.
+        dst_sizes (int or Sequence[int] or Tensor): targets per graph.
+
+    Example:
+        >>> bipartite_graph(2, 2)
+        tensor([[0, 1, 0, 1],
+                [0, 0, 1, 1]])
+    """
+    src_sizes, dst_sizes = _paired_sizes(src_sizes, dst_sizes)
+    graph, _ = _node_layout(dst_sizes)
+    target, rank = _expand(src_sizes[graph])
+    source = _ptr(src_sizes)[graph[target]] + rank
+    return torch.stack([source, target])
+
+
+def window_graph(src_sizes: SizeLike, dst_sizes: SizeLike, radius: int,
+                 centers: Optional[Tensor] = None) -> Tensor:
+    r"""Local attention: target :math:`t` receives from the sources of its
+    graph at positions :math:`s \in [c_t - r, c_t + r]` (clipped to the
+    sequence). :math:`c_t = t` by default (Luong et al.'s *local-m*); pass
+    ``centers`` (one per target, integer or real, e.g. *local-p*'s
+    :math:`p_t`) to move the windows.
+
+    Args:
+        src_sizes (int or Sequence[int] or Tensor): sources per graph.
+        dst_sizes (int or Sequence[int] or Tensor): targets per graph.
+        radius (int): half-width :math:`r \ge 0` of the window.
+        centers (Tensor, optional): window centre per target node, as a
+            position inside the source sequence. (default: :obj:`None`)
+
+    Example:
+        >>> window_graph(3, 3, radius=1)
+        tensor([[0, 1, 0, 1, 2, 1, 2],
+                [0, 0, 1, 1, 1, 2, 2]])
+    """
+    src_sizes, dst_sizes = _paired_sizes(src_sizes, dst_sizes)
+    radius = check_int(radius, 'radius', minimum=0)
+    graph, position = _node_layout(dst_sizes)
+    if centers is None:
+        low = position - radius
+        high = position + radius
+    else:
+        if not isinstance(centers, Tensor) or centers.dim() != 1 \
+                or centers.numel() != position.numel():
+            shape = tuple(centers.shape) if isinstance(centers, Tensor) \
+                else centers
+            raise ValueError(f"'centers' must be a 1-D tensor with one entry "
+                             f"per target node ({position.numel()}); got "
+                             f"{shape}")
+        centers = centers.detach().cpu().to(torch.float64)
+        low = torch.ceil(centers - radius).long()
+        high = torch.floor(centers + radius).long()
+    low = low.clamp(min=0)
+    high = torch.minimum(high, src_sizes[graph] - 1)
+    counts = (high - low + 1).clamp(min=0)
+    target, rank = _expand(counts)
+    source = _ptr(src_sizes)[graph[target]] + low[target] + rank
+    return torch.stack([source, target])
+
+
+def _paired_sizes(src_sizes: SizeLike,
+                  dst_sizes: SizeLike) -> Tuple[Tensor, Tensor]:
+    src_sizes = check_sizes(src_sizes, 'src_sizes')
+    dst_sizes = check_sizes(dst_sizes, 'dst_sizes')
+    if src_sizes.numel() != dst_sizes.numel():
+        raise ValueError(f"'src_sizes' and 'dst_sizes' must describe the same "
+                         f"number of graphs (got {src_sizes.numel()} and "
+                         f"{dst_sizes.numel()})")
+    return src_sizes, dst_sizes
+
+
+def _tuple(value, dims: int, name: str, minimum: int) -> Tuple[int, ...]:
+    if isinstance(value, (tuple, list)):
+        if len(value) != dims:
+            raise ValueError(f"'{name}' must have {dims} entries for a "
+                             f"{dims}-D grid (got {value!r})")
+        return tuple(check_int(v, name, minimum) for v in value)
+    return (check_int(value, name, minimum), ) * dims
+
+
+def grid_graph(
+    size: Union[int, Sequence[int]],
+    kernel_size: Union[int, Sequence[int]],
+    stride: Union[int, Sequence[int]] = 1,
+    padding: Union[int, Sequence[int], str] = 0,
+    dilation: Union[int, Sequence[int]] = 1,
+    batch_size: int = 1,
+) -> Tuple[Tensor, Tensor, Tuple[int, ...]]:
+    r"""The receptive fields of a convolution as a typed bipartite graph.
+
+    Source :math:`j` is an input position, target :math:`i` an output
+    position, and ``edge_type`` is the kernel offset joining them, numbered
+    row-major as in ``Conv2d.weight[:, :, dy, dx]`` (``dy * kW + dx``; ``dx``
+    for 1-D). Exactly the pairs that :class:`torch.nn.Conv1d` /
+    :class:`torch.nn.Conv2d` multiply with the same ``kernel_size``,
+    ``stride``, ``padding`` and ``dilation`` are edges; a tap that falls on
+    zero padding has no edge.
+
+    Input nodes are numbered image after image, positions row-major
+    (``x.permute(0, 2, 3, 1).reshape(-1, C)``); output nodes likewise on the
+    output grid.
+
+    Args:
+        size (int or (int, int)): input length (1-D) or ``(H, W)`` (2-D).
+        kernel_size (int or tuple): kernel size per dimension.
+        stride (int or tuple, optional): stride. (default: :obj:`1`)
+        padding (int or tuple or str, optional): zero padding per side, or
+            ``'same'`` (stride 1 only, as in PyTorch). (default: :obj:`0`)
+        dilation (int or tuple, optional): spacing of kernel taps.
+            (default: :obj:`1`)
+        batch_size (int, optional): number of images laid end to end.
+            (default: :obj:`1`)
+
+    Returns:
+        ``(edge_index [2, E], edge_type [E], out_size)`` where ``out_size`` is
+        the output length (1-D) or ``(H_out, W_out)`` (2-D).
+
+    Example:
+        >>> edge_index, edge_type, out_size = grid_graph(3, kernel_size=2)
+        >>> edge_index
+        tensor([[0, 1, 1, 2],
+                [0, 0, 1, 1]])
+        >>> edge_type, out_size
+        (tensor([0, 1, 0, 1]), 2)
+    """
+    one_d = not isinstance(size, (tuple, list))
+    dims = 1 if one_d else len(size)
+    if dims not in (1, 2):
+        raise ValueError(f"'size' must be an int (1-D) or (H, W) (2-D); "
+                         f"got {size!r}")
+    size = _tuple(size, dims, 'size', 0)
+    kernel = _tuple(kernel_size, dims, 'kernel_size', 1)
+    stride = _tuple(stride, dims, 'stride', 1)
+    dilation = _tuple(dilation, dims, 'dilation', 1)
+    batch_size = check_int(batch_size, 'batch_size', 0)
+    if isinstance(padding, str):
+        if padding != 'same':
+            raise ValueError(f"Unknown padding={padding!r}; expected an int, "
+                             f"a tuple of ints or 'same'")
+        if any(s != 1 for s in stride):
+            raise ValueError("padding='same' needs stride=1 (as in PyTorch); "
+                             f"got stride={stride}")
+        # PyTorch pads 'same' asymmetrically: the extra pixel goes last.
+        pad_before = tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation))
+        pad_total = tuple(d * (k - 1) for k, d in zip(kernel, dilation))
+    else:
+        pad_before = _tuple(padding, dims, 'padding', 0)
+        pad_total = tuple(2 * p for p in pad_before)
+
+    out_size = []
+    for n, k, s, p, d in zip(size, kernel, stride, pad_total, dilation):
+        span = d * (k - 1) + 1
+        if n + p < span:
+            raise ValueError(
+                f"kernel_size={kernel_size!r} with dilation={d} spans {span} "
+                f"positions but the padded input has only {n + p} (size="
+                f"{n}, padding={p} in total); use a smaller kernel or more "
+                f"padding")
+        out_size.append((n + p - span) // s + 1)
+
+    # Per dimension: input coordinate of every (output position, tap).
+    coords = []
+    for n, m, k, s, p, d in zip(size, out_size, kernel, stride, pad_before,
+                                dilation):
+        c = torch.arange(m).view(-1, 1) * s - p + torch.arange(k) * d  # [m, k]
+        coords.append(c)
+    if dims == 1:
+        (cx, ), (w, ) = coords, size
+        src = cx  # [m, k]
+        valid = (cx >= 0) & (cx < w)
+    else:
+        cy, cx = coords
+        (h, w), (mh, mw), (kh, kw) = size, out_size, kernel
+        # [mh, mw, kh, kw]: output (oy, ox), tap (dy, dx)
+        yy = cy.view(mh, 1, kh, 1)
+        xx = cx.view(1, mw, 1, kw)
+        src = yy * w + xx
+        valid = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+        src = src.expand(mh, mw, kh, kw)
+        valid = valid.expand(mh, mw, kh, kw)
+    num_out = int(torch.tensor(out_size).prod())
+    num_taps = int(torch.tensor(kernel).prod())
+    src = src.reshape(num_out, num_taps)  # [out positions, taps]
+    valid = valid.reshape(num_out, num_taps)
+    dst = torch.arange(num_out).view(-1, 1).expand(num_out, num_taps)
+    tap = torch.arange(num_taps).view(1, -1).expand(num_out, num_taps)
+    src, dst, tap = src[valid], dst[valid], tap[valid]  # row-major: by target
+
+    num_in = int(torch.tensor(size).prod())
+    shift = torch.arange(batch_size).view(-1, 1)  # [B, 1]
+    edge_index = torch.stack([
+        (src.view(1, -1) + shift * num_in).view(-1),
+        (dst.reshape(1, -1) + shift * num_out).view(-1),
+    ])
+    edge_type = tap.reshape(1, -1).expand(batch_size, -1).reshape(-1)
+    return edge_index, edge_type, (out_size[0] if one_d else tuple(out_size))
+
+
+def relative_position(edge_index: Tensor,
+                      position: Union[Tensor, Tuple[Tensor, Tensor]],
+                      clip: int) -> Tensor:
+    r"""Clipped relative position of every edge as a type in
+    :math:`[0, 2k]`: :math:`\mathrm{clip}(p_j - p_i, -k, k) + k` (Shaw et
+    al., 2018).
+
+    Args:
+        edge_index (LongTensor): ``[2, E]``.
+        position (LongTensor or (LongTensor, LongTensor)): position of every
+            node, or ``(position_src, position_dst)`` for bipartite graphs.
+        clip (int): maximum distance :math:`k \ge 0`.
+
+    Example:
+        >>> relative_position(chain_graph(3), torch.arange(3), clip=1)
+        tensor([0, 0])
+    """
+    clip = check_int(clip, 'clip', minimum=0)
+    pos_src, pos_dst = position if isinstance(position, (tuple, list)) \
+        else (position, position)
+    for name, p in (('position', pos_src), ('position', pos_dst)):
+        if not isinstance(p, Tensor) or p.dim() != 1:
+            raise ValueError(f"'{name}' must be a 1-D tensor with one entry "
+                             f"per node (got {getattr(p, 'shape', p)})")
+    check_edge_index(edge_index, pos_src.numel(), pos_dst.numel())
+    delta = pos_src[edge_index[0]] - pos_dst[edge_index[1]]
+    return delta.clamp(-clip, clip).long() + clip

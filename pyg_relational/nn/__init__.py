@@ -1,0 +1,21 @@
+r"""Graph layers: every classic operator as a
+:class:`torch_geometric.nn.MessagePassing` subclass.
+
+Each family lives in its own module; the public names are exported here.
+"""
+from .typed import gather_typed, typed_transform
+
+__all__ = ['typed_transform', 'gather_typed']
+
+# One block per module (import + __all__ entry), in the order of DESIGN.md.
+# from .linear import FullyConnectedConv
+# from .lattice import LatticeConv
+# from .recurrent import RecurrentConv
+# from .attention import AttentionConv, BahdanauAttention, LuongAttention
+# from .transformer import (MultiheadAttentionConv, PositionalEncoding,
+#                           TransformerDecoderLayer, TransformerEncoderLayer)
+# from .non_local import NonLocalBlock
+# from .graph_network import GraphNetwork
+# from .interaction import InteractionNetwork
+# from .mpnn import MPNNConv
+# from .nri import NRI, NRIDecoder, NRIEncoder, NRIRNNDecoder

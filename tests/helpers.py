@@ -1,0 +1,133 @@
+r"""The one way every layer is checked (house rule 7).
+
+* :func:`assert_twin`: a graph layer and its PyTorch/PyG twin compute the same
+  outputs, input gradients and parameter gradients (float64 1e-10, float32
+  1e-5).
+* :func:`assert_edge_order_invariant`: shuffling the edges (with their
+  per-edge tensors) does not change the output.
+* :func:`empty_graph`, :func:`shuffle_edges`: the inputs of those checks.
+"""
+from typing import Callable, Iterable, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
+
+
+def tolerance(dtype: torch.dtype) -> float:
+    return TOL[dtype]
+
+
+def assert_close(actual, expected, dtype=None, msg=''):
+    """Element-wise equality up to the house tolerance of ``dtype``."""
+    dtype = dtype or expected.dtype
+    tol = TOL[dtype]
+    torch.testing.assert_close(actual, expected, atol=tol, rtol=tol,
+                               msg=lambda m: f'{msg}\n{m}' if msg else m)
+
+
+def _flatten(out) -> Tuple[Tensor, ...]:
+    if isinstance(out, Tensor):
+        return (out, )
+    flat = []
+    for o in out:
+        if o is None:
+            continue
+        flat.extend(_flatten(o))
+    return tuple(flat)
+
+
+def assert_twin(
+    graph_fn: Callable[..., object],
+    twin_fn: Callable[..., object],
+    inputs: Sequence[Tensor],
+    params: Sequence[Tuple[Callable[[], Optional[Tensor]],
+                           Callable[[], Optional[Tensor]]]] = (),
+    dtype: Optional[torch.dtype] = None,
+    graph_inputs: Optional[Sequence[Tensor]] = None,
+):
+    r"""Check a graph layer against its twin, forward and backward.
+
+    Args:
+        graph_fn: ``graph_fn(*inputs)`` runs the graph layer and returns a
+            tensor or a (nested) tuple of tensors, in the twin's layout.
+        twin_fn: ``twin_fn(*inputs)`` runs the twin, same structure.
+        inputs: leaf tensors shared by both (cloned for each side, with
+            ``requires_grad`` where floating).
+        params: pairs of callables ``(graph_grad, twin_grad)`` that return,
+            after backward, gradients that must agree (e.g.
+            ``lambda: layer.weight.grad`` and
+            ``lambda: module.weight.grad.t()``).
+        dtype: the tolerance to use (default: the first input's dtype).
+        graph_inputs: separate inputs for ``graph_fn`` when its layout
+            differs from the twin's (e.g. node tensors vs. images); gradients
+            are then compared through ``params`` only.
+    """
+    dtype = dtype or next(t.dtype for t in inputs if t.is_floating_point())
+
+    def leaves(tensors):
+        return [t.detach().clone().requires_grad_(t.is_floating_point())
+                for t in tensors]
+
+    twin_in = leaves(inputs)
+    graph_in = leaves(inputs if graph_inputs is None else graph_inputs)
+    out_graph = _flatten(graph_fn(*graph_in))
+    out_twin = _flatten(twin_fn(*twin_in))
+    assert len(out_graph) == len(out_twin), \
+        f'{len(out_graph)} outputs vs {len(out_twin)} from the twin'
+    for k, (a, b) in enumerate(zip(out_graph, out_twin)):
+        assert a.shape == b.shape, f'output {k}: {a.shape} vs {b.shape}'
+        assert_close(a, b, dtype, f'output {k}')
+
+    # One random cotangent per output, shared by both sides.
+    gen = torch.Generator().manual_seed(0)
+    loss_graph, loss_twin = 0., 0.
+    for a, b in zip(out_graph, out_twin):
+        if not a.requires_grad and not b.requires_grad:
+            continue
+        g = torch.randn(b.shape, generator=gen, dtype=b.dtype).to(b.device)
+        loss_graph = loss_graph + (a * g).sum()
+        loss_twin = loss_twin + (b * g).sum()
+    if not isinstance(loss_twin, Tensor):
+        return
+    loss_graph.backward()
+    loss_twin.backward()
+    if graph_inputs is None:
+        for k, (a, b) in enumerate(zip(graph_in, twin_in)):
+            if b.grad is not None or a.grad is not None:
+                assert a.grad is not None and b.grad is not None, \
+                    f'input {k}: gradient missing on one side'
+                assert_close(a.grad, b.grad, dtype, f'grad of input {k}')
+    for k, (get_a, get_b) in enumerate(params):
+        a, b = get_a(), get_b()
+        assert a is not None and b is not None, f'param {k}: no gradient'
+        assert_close(a, b, dtype, f'grad of param {k}')
+
+
+def shuffle_edges(edge_index: Tensor, *edge_tensors: Optional[Tensor],
+                  seed: int = 0):
+    """The same edges in a random order (per-edge tensors permuted alike)."""
+    gen = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(edge_index.size(1), generator=gen).to(
+        edge_index.device)
+    return (edge_index[:, perm], ) + tuple(
+        None if t is None else t[perm] for t in edge_tensors)
+
+
+def assert_edge_order_invariant(fn: Callable[..., Tensor], edge_index: Tensor,
+                                *edge_tensors: Optional[Tensor]):
+    """``fn(edge_index, *edge_tensors)`` does not depend on edge order."""
+    expected = _flatten(fn(edge_index, *edge_tensors))
+    actual = _flatten(fn(*shuffle_edges(edge_index, *edge_tensors)))
+    for a, b in zip(actual, expected):
+        assert_close(a, b)
+
+
+def empty_graph(device=None) -> Tensor:
+    """An ``edge_index`` with no edges."""
+    return torch.empty(2, 0, dtype=torch.long, device=device)
+
+
+def dtypes() -> Iterable[torch.dtype]:
+    return (torch.float32, torch.float64)
