@@ -15,7 +15,9 @@ __all__ = ['typed_transform', 'gather_typed']
 # from .transformer import (MultiheadAttentionConv, PositionalEncoding,
 #                           TransformerDecoderLayer, TransformerEncoderLayer)
 # from .non_local import NonLocalBlock
-# from .graph_network import GraphNetwork
+from .graph_network import (EdgeBlock, GlobalBlock, GraphNetwork,  # noqa: E402
+                            NodeBlock)
+__all__ += ['EdgeBlock', 'NodeBlock', 'GlobalBlock', 'GraphNetwork']
 # from .interaction import InteractionNetwork
 # from .mpnn import MPNNConv
 # from .nri import NRI, NRIDecoder, NRIEncoder, NRIRNNDecoder
