@@ -1,0 +1,337 @@
+r"""The non-local block (Wang et al., 2018) as message passing on the
+complete graph over positions."""
+import math
+from typing import Optional, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.nn import BatchNorm1d, Linear
+from torch_geometric.nn import MessagePassing
+from torch_geometric.utils import degree
+
+from .._checks import check_choice, check_edge_index, check_features, check_int
+from ..graphs import bipartite_graph, complete_graph
+from ..transforms import image_to_nodes, nodes_to_image
+from .attention import attention_score, edge_softmax
+
+__all__ = ['NonLocalBlock']
+
+PairTensor = Tuple[Tensor, Tensor]
+
+
+class NonLocalBlock(MessagePassing):
+    r"""The non-local block from the `"Non-local Neural Networks"
+    <https://arxiv.org/abs/1711.07971>`_ paper: every position :math:`i`
+    attends to the positions :math:`j` that send it an edge (all positions
+    of its image, clip or sequence on the complete graph),
+
+    .. math::
+        \mathbf{y}_i = \frac{1}{\mathcal{C}_i} \sum_{j \in \mathcal{N}(i)}
+        f(\mathbf{x}_i, \mathbf{x}_j)\, g(\mathbf{x}_j), \qquad
+        \mathbf{z}_i = \mathrm{BN}(\mathbf{W}_z \mathbf{y}_i) + \mathbf{x}_i,
+
+    with :math:`g(\mathbf{x}_j) = \mathbf{W}_g \mathbf{x}_j`,
+    :math:`\theta(\mathbf{x}_i) = \mathbf{W}_\theta \mathbf{x}_i`,
+    :math:`\phi(\mathbf{x}_j) = \mathbf{W}_\phi \mathbf{x}_j` (1×1
+    projections to ``inter_channels``, with bias) and one of the paper's
+    pairwise functions :math:`f` and normalisations
+    :math:`\mathcal{C}_i`:
+
+    * ``'gaussian'``: :math:`f = \exp(\mathbf{x}_i^{\top} \mathbf{x}_j)`,
+      :math:`\mathcal{C}_i = \sum_{j \in \mathcal{N}(i)} f` (a softmax over
+      the incoming edges of :math:`i`; no :math:`\theta`, :math:`\phi`);
+    * ``'embedded_gaussian'``: :math:`f = \exp(\theta(\mathbf{x}_i)^{\top}
+      \phi(\mathbf{x}_j))`, :math:`\mathcal{C}_i = \sum_{j} f` (softmax
+      self-attention, unscaled);
+    * ``'dot'``: :math:`f = \theta(\mathbf{x}_i)^{\top} \phi(\mathbf{x}_j)`,
+      :math:`\mathcal{C}_i = |\mathcal{N}(i)|`;
+    * ``'concat'``: :math:`f = \mathrm{ReLU}(\mathbf{w}_f^{\top}
+      [\theta(\mathbf{x}_i) \,\|\, \phi(\mathbf{x}_j)])`,
+      :math:`\mathcal{C}_i = |\mathcal{N}(i)|`.
+
+    The input is either node features ``[N, C]`` with an ``edge_index`` (any
+    graph: the complete graph is the paper's block, a
+    :func:`~pyg_relational.graphs.window_graph` or
+    :func:`~pyg_relational.graphs.grid_graph` a local variant), a bipartite
+    pair ``(x_src, x_dst)``, or a dense batch ``[B, C, T]``,
+    ``[B, C, H, W]`` or ``[B, C, T, H, W]`` for which the complete graph over
+    the positions of every example is built for you and the output keeps the
+    dense layout.
+
+    With ``sub_sample=True`` (dense input only) :math:`\phi` and :math:`g`
+    are max-pooled as in the paper (window 2 in 1-D, 2×2 in 2-D, 1×2×2 in
+    3-D) and the graph is the bipartite graph from the pooled positions to
+    all positions of the same example
+    (:func:`~pyg_relational.graphs.bipartite_graph`).
+
+    .. note::
+        The paper's block always attends over all positions,
+        :math:`\mathcal{C}(\mathbf{x}) = N`. On a graph the sum runs over the
+        incoming edges of :math:`i` and :math:`\mathcal{C}_i` counts them; a
+        node without incoming edges gets :math:`\mathbf{y}_i = \mathbf{0}`.
+
+    .. note::
+        :math:`\mathbf{W}_z` (``output_projection``) and its BatchNorm
+        (``batch_norm``) are optional here. BatchNorm runs over all nodes of
+        the batch (for dense input this equals a ``BatchNorm{1,2,3}d`` over
+        batch and positions) and its scale is initialised to zero, so a new
+        block is the identity, as in the paper. Without
+        ``output_projection`` the layer returns :math:`\mathbf{y}` itself
+        (the non-local operation, no residual).
+
+    Args:
+        in_channels (int): channels :math:`C` of :math:`\mathbf{x}`.
+        inter_channels (int, optional): channels of :math:`\theta`,
+            :math:`\phi` and :math:`g`. (default: :obj:`in_channels // 2`,
+            at least 1)
+        pairwise (str, optional): ``'gaussian'``, ``'embedded_gaussian'``,
+            ``'dot'`` or ``'concat'``. (default: :obj:`'embedded_gaussian'`)
+        sub_sample (bool, optional): max-pool :math:`\phi` and :math:`g`
+            (dense input only). (default: :obj:`False`)
+        output_projection (bool, optional): apply :math:`\mathbf{W}_z` and
+            the residual connection. (default: :obj:`True`)
+        batch_norm (bool, optional): BatchNorm after :math:`\mathbf{W}_z`,
+            scale initialised to zero. (default: :obj:`True`)
+        **kwargs (optional): additional arguments of
+            :class:`torch_geometric.nn.conv.MessagePassing`.
+
+    Shapes:
+        - **input:** node features :math:`(|\mathcal{V}|, C)` or
+          :math:`((|\mathcal{V}_s|, C), (|\mathcal{V}_t|, C))` with
+          edge indices :math:`(2, |\mathcal{E}|)`; or a dense batch
+          :math:`(B, C, *S)` with ``S`` one to three spatial sizes.
+        - **output:** :math:`(|\mathcal{V}_t|, C)` (or ``inter_channels``
+          without ``output_projection``), or :math:`(B, C, *S)` for dense
+          input; with ``return_attention_weights=True`` also
+          ``(edge_index, alpha)``, :math:`\alpha_{ji} = f_{ji} /
+          \mathcal{C}_i` of shape :math:`(|\mathcal{E}|,)`.
+
+    Example:
+        >>> block = NonLocalBlock(8)
+        >>> block
+        NonLocalBlock(8, inter_channels=4, pairwise='embedded_gaussian')
+        >>> images = torch.randn(2, 8, 5, 5)
+        >>> torch.equal(block(images), images)  # identity at initialisation
+        True
+        >>> x, edge_index = torch.randn(6, 8), complete_graph([2, 4])
+        >>> out, (edge_index, alpha) = block(x, edge_index,
+        ...                                  return_attention_weights=True)
+        >>> out.shape, alpha.shape
+        (torch.Size([6, 8]), torch.Size([20]))
+    """
+    PAIRWISE = ('gaussian', 'embedded_gaussian', 'dot', 'concat')
+
+    def __init__(self, in_channels: int, inter_channels: Optional[int] = None,
+                 pairwise: str = 'embedded_gaussian', sub_sample: bool = False,
+                 output_projection: bool = True, batch_norm: bool = True,
+                 **kwargs):
+        kwargs.setdefault('aggr', 'add')
+        super().__init__(node_dim=0, **kwargs)
+        self.in_channels = check_int(in_channels, 'in_channels', minimum=1)
+        if inter_channels is None:
+            inter_channels = max(in_channels // 2, 1)
+        self.inter_channels = check_int(inter_channels, 'inter_channels',
+                                        minimum=1)
+        self.pairwise = check_choice(pairwise, self.PAIRWISE, 'pairwise')
+        self.sub_sample = bool(sub_sample)
+        self.output_projection = bool(output_projection)
+        self.batch_norm = bool(batch_norm)
+
+        self.g = Linear(in_channels, inter_channels)
+        if pairwise == 'gaussian':
+            self.register_module('theta', None)
+            self.register_module('phi', None)
+        else:
+            self.theta = Linear(in_channels, inter_channels)
+            self.phi = Linear(in_channels, inter_channels)
+        # f is AttentionConv's score, one head: 'dot' (q_i^T k_j) for the
+        # Gaussian and dot forms, 'concat' with a ReLU (negative_slope=0):
+        # w_f = [score.att_dst || score.att_src].
+        key_channels = in_channels if pairwise == 'gaussian' \
+            else inter_channels
+        if pairwise == 'concat':
+            self.score = attention_score('concat', 1, key_channels,
+                                         key_channels, negative_slope=0.)
+        else:
+            self.score = attention_score('dot', 1, key_channels,
+                                         key_channels)
+        if output_projection:
+            self.W_z = Linear(inter_channels, in_channels)
+        else:
+            self.register_module('W_z', None)
+        if output_projection and batch_norm:
+            self.bn = BatchNorm1d(in_channels)
+        else:
+            self.register_module('bn', None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        super().reset_parameters()
+        for lin in (self.g, self.theta, self.phi, self.W_z):
+            if lin is not None:
+                lin.reset_parameters()
+        self.score.reset_parameters()
+        if self.bn is not None:
+            self.bn.reset_parameters()
+            torch.nn.init.zeros_(self.bn.weight)  # identity at init
+
+    # ------------------------------------------------------------------
+    def forward(
+        self,
+        x: Union[Tensor, PairTensor],
+        edge_index: Optional[Tensor] = None,
+        return_attention_weights: bool = False,
+    ):
+        r"""Runs the block.
+
+        Args:
+            x (Tensor or (Tensor, Tensor)): node features ``[N, C]``, a
+                bipartite pair ``(x_src, x_dst)``, or a dense batch
+                ``[B, C, *S]``.
+            edge_index (LongTensor, optional): ``[2, E]`` graph (``j -> i``).
+                Required for node features; for a dense batch it defaults to
+                the complete graph of every example (sources are the pooled
+                positions with ``sub_sample=True``). (default: :obj:`None`)
+            return_attention_weights (bool, optional): also return
+                ``(edge_index, alpha)``. (default: :obj:`False`)
+        """
+        if isinstance(x, Tensor) and x.dim() >= 3:
+            return self._forward_dense(x, edge_index,
+                                       return_attention_weights)
+        x_src, x_dst = self._check_graph_input(x, edge_index)
+        out, alpha = self._attend(x_dst, self._key(x_src), self.g(x_src),
+                                  edge_index)
+        if return_attention_weights:
+            return out, (edge_index, alpha)
+        return out
+
+    def _check_graph_input(self, x, edge_index) -> PairTensor:
+        if isinstance(x, (tuple, list)):
+            if len(x) != 2:
+                raise ValueError(f"'x' must be a tensor or a pair (x_src, "
+                                 f"x_dst) (got {len(x)} entries)")
+            x_src, x_dst = x
+            check_features(x_src, self.in_channels, 'x_src')
+            check_features(x_dst, self.in_channels, 'x_dst')
+        else:
+            x_src = x_dst = x
+        for name, t in (('x_src', x_src), ('x_dst', x_dst)):
+            if t.dim() != 2:
+                raise ValueError(
+                    f"'{name}' must be node features [N, {self.in_channels}] "
+                    f"or a dense batch [B, {self.in_channels}, *spatial] (got "
+                    f"shape {tuple(t.shape)})")
+        check_features(x_src, self.in_channels, 'x')
+        if self.sub_sample:
+            raise ValueError(
+                "sub_sample=True pools the dense layout and needs a batch "
+                "[B, C, T], [B, C, H, W] or [B, C, T, H, W]; on a graph pass "
+                "pooled sources as x=(x_src, x_dst) with a bipartite "
+                "edge_index and sub_sample=False")
+        if edge_index is None:
+            raise ValueError("'edge_index' is required for node features "
+                             "[N, C]; build one with complete_graph(sizes) "
+                             "or pass a dense batch [B, C, *spatial]")
+        check_edge_index(edge_index, x_src.size(0), x_dst.size(0))
+        return x_src, x_dst
+
+    def _forward_dense(self, x: Tensor, edge_index: Optional[Tensor],
+                       return_attention_weights: bool):
+        if x.dim() > 5:
+            raise ValueError(
+                f"'x' must be [B, C, T], [B, C, H, W] or [B, C, T, H, W] "
+                f"(got shape {tuple(x.shape)})")
+        check_features(x, self.in_channels, 'x', dim=1)
+        batch_size, spatial = x.size(0), tuple(x.shape[2:])
+        num_dst = math.prod(spatial)
+        x_dst = image_to_nodes(x)  # [B * prod(S), C]
+        key, value = self._key(x_dst), self.g(x_dst)
+        num_src = num_dst
+        if self.sub_sample:
+            key, value, num_src = self._pool(key, value, batch_size, spatial)
+        if edge_index is None:
+            if self.sub_sample:
+                edge_index = bipartite_graph([num_src] * batch_size,
+                                             [num_dst] * batch_size)
+            else:
+                edge_index = complete_graph([num_dst] * batch_size)
+            edge_index = edge_index.to(x.device)
+        else:
+            check_edge_index(edge_index, batch_size * num_src,
+                             batch_size * num_dst)
+        out, alpha = self._attend(x_dst, key, value, edge_index)
+        out = nodes_to_image(out, batch_size, *spatial)  # [B, C', *S]
+        if return_attention_weights:
+            return out, (edge_index, alpha)
+        return out
+
+    def _key(self, x: Tensor) -> Tensor:
+        r"""The key of every source: :math:`\phi(x_j)` (``x_j`` itself for
+        ``'gaussian'``)."""
+        return x if self.phi is None else self.phi(x)
+
+    def _pool(self, key: Tensor, value: Tensor, batch_size: int,
+              spatial: Tuple[int, ...]) -> Tuple[Tensor, Tensor, int]:
+        """Max-pools keys and values (nodes ``[B * prod(S), *]``) over the
+        dense layout; returns them as nodes and the pooled positions per
+        example."""
+        kernel = {1: (2, ), 2: (2, 2), 3: (1, 2, 2)}[len(spatial)]
+        pooled = tuple(s // k for s, k in zip(spatial, kernel))
+        if math.prod(pooled) == 0:
+            raise ValueError(
+                f"sub_sample=True max-pools with window {kernel} but the "
+                f"spatial size is {spatial}; use sub_sample=False for inputs "
+                f"smaller than the window")
+        pool = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[len(spatial)]
+
+        def pooled_nodes(h: Tensor) -> Tensor:
+            dense = nodes_to_image(h, batch_size, *spatial)  # [B, C', *S]
+            return image_to_nodes(pool(dense, kernel))  # [B * prod(S'), C']
+
+        return pooled_nodes(key), pooled_nodes(value), math.prod(pooled)
+
+    def _attend(self, x_dst: Tensor, key: Tensor, value: Tensor,
+                edge_index: Tensor) -> PairTensor:
+        """``z`` (or ``y``) of the targets and the weights of the edges, from
+        the targets' features and the sources' keys and values."""
+        query = x_dst if self.theta is None else self.theta(x_dst)
+        size = (key.size(0), query.size(0))
+        # one head: [N, 1, C'] -> per-node part of f ([N, 1] for 'concat')
+        query, key = self.score.project(query.unsqueeze(1), key.unsqueeze(1))
+
+        # edge_updater_type: (query: Tensor, key: Tensor)
+        alpha = self.edge_updater(edge_index, query=query, key=key,
+                                  size=size)
+        # propagate_type: (value: Tensor, alpha: Tensor)
+        y = self.propagate(edge_index, value=value, alpha=alpha, size=size)
+        if self.W_z is None:
+            return y, alpha
+        z = self.W_z(y)
+        if self.bn is not None and z.size(0) > 0:
+            z = self.bn(z)
+        return z + x_dst, alpha
+
+    def edge_update(self, query_i: Tensor, key_j: Tensor, index: Tensor,
+                    ptr: Optional[Tensor], size_i: Optional[int]) -> Tensor:
+        f = self.score.edge(query_i, key_j).view(-1)  # [E, 1] -> [E]
+        if self.pairwise in ('gaussian', 'embedded_gaussian'):
+            # exp(f) / sum_j exp(f)
+            return edge_softmax(f, index, num_nodes=size_i, ptr=ptr)
+        count = degree(index, size_i, dtype=f.dtype)  # C_i = |N(i)|
+        return f / count.index_select(0, index)
+
+    def message(self, value_j: Tensor, alpha: Tensor) -> Tensor:
+        return alpha.unsqueeze(-1) * value_j
+
+    def __repr__(self) -> str:
+        extra = ''
+        if self.sub_sample:
+            extra += ', sub_sample=True'
+        if not self.output_projection:
+            extra += ', output_projection=False'
+        elif not self.batch_norm:
+            extra += ', batch_norm=False'
+        return (f'{self.__class__.__name__}({self.in_channels}, '
+                f'inter_channels={self.inter_channels}, '
+                f'pairwise={self.pairwise!r}{extra})')
