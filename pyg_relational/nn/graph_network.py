@@ -253,12 +253,15 @@ class EdgeBlock(MessagePassing):
             _check_batch(batch_src, size[0], 'batch')
             _check_batch(batch_dst, size[1], 'batch')
         _check_globals(u, self.use_globals, 'use_globals', batch_dst)
+        edge_batch = None  # graph of every edge's receiver, [E]
+        if self.use_globals and batch_dst is not None:
+            edge_batch = batch_dst.index_select(0, edge_index[1])
         return self.edge_updater(edge_index, x=x, edge_attr=edge_attr, u=u,
-                                 batch=(batch_src, batch_dst), size=size)
+                                 edge_batch=edge_batch, size=size)
 
     def edge_update(self, x_j: Optional[Tensor], x_i: Optional[Tensor],
                     edge_attr: Optional[Tensor], u: Optional[Tensor],
-                    batch_i: Optional[Tensor], index: Tensor) -> Tensor:
+                    edge_batch: Optional[Tensor], index: Tensor) -> Tensor:
         parts = []
         if self.use_edges:
             parts.append(edge_attr)  # [E, F_e]
@@ -267,7 +270,7 @@ class EdgeBlock(MessagePassing):
         if self.use_receiver_nodes:
             parts.append(x_i)  # [E, F_t]
         if self.use_globals:
-            parts.append(_gather_globals(u, batch_i,
+            parts.append(_gather_globals(u, edge_batch,
                                          index.numel()))  # [E, F_u]
         return self.edge_model(torch.cat(parts, dim=-1))  # [E, F_e']
 

@@ -1,0 +1,247 @@
+import copy
+
+import pytest
+import torch
+
+from pyg_relational.nn import EdgeBlock, GlobalBlock, GraphNetwork, NodeBlock
+from pyg_relational.nn.graph_network import mlp
+from tests.helpers import (assert_close, assert_edge_order_invariant,
+                           assert_twin, dtypes, empty_graph)
+
+F_V, F_E, F_U, OUT = 3, 2, 4, 5
+
+
+def _batched_graph(dtype=torch.float64):
+    """Two graphs (4 + 3 nodes); node 3 and node 6 receive no edge."""
+    edge_index = torch.tensor([[0, 1, 2, 0, 1, 4, 5, 5],
+                               [1, 2, 0, 2, 0, 5, 4, 4]])
+    batch = torch.tensor([0, 0, 0, 0, 1, 1, 1])
+    x = torch.randn(7, F_V, dtype=dtype)
+    e = torch.randn(edge_index.size(1), F_E, dtype=dtype)
+    u = torch.randn(2, F_U, dtype=dtype)
+    return x, edge_index, e, u, batch
+
+
+def _gn(aggr='sum', dtype=torch.float64):
+    return GraphNetwork.from_sizes(F_V, F_E, F_U, OUT, hidden_channels=8,
+                                   aggr=aggr).to(dtype)
+
+
+def _dense_reduce(values, index, size, aggr):
+    """Dense (one-hot) reference of sum / mean / max aggregation."""
+    onehot = torch.zeros(size, index.numel(), dtype=values.dtype)
+    onehot[index, torch.arange(index.numel())] = 1.
+    if aggr == 'sum':
+        return onehot @ values
+    if aggr == 'mean':
+        return onehot @ values / onehot.sum(1, keepdim=True).clamp(min=1)
+    masked = torch.where(onehot.bool()[..., None], values[None],
+                         torch.full_like(values[None], -float('inf')))
+    out = masked.max(1).values
+    return torch.where(torch.isinf(out), torch.zeros_like(out), out)
+
+
+def _reference(gn, aggr):
+    """The GN block written out by hand, without MessagePassing."""
+    def run(x, e, u, edge_index, batch):
+        src, dst = edge_index
+        e_new = gn.edge_block.edge_model(
+            torch.cat([e, x[src], x[dst], u[batch[dst]]], -1))
+        agg = _dense_reduce(e_new, dst, x.size(0), aggr)
+        x_new = gn.node_block.node_model(torch.cat([agg, x, u[batch]], -1))
+        e_bar = _dense_reduce(e_new, batch[dst], u.size(0), aggr)
+        v_bar = _dense_reduce(x_new, batch, u.size(0), aggr)
+        u_new = gn.global_block.global_model(torch.cat([e_bar, v_bar, u],
+                                                       -1))
+        return x_new, e_new, u_new
+    return run
+
+
+@pytest.mark.parametrize('dtype', dtypes())
+@pytest.mark.parametrize('aggr', ['sum', 'mean', 'max'])
+def test_graph_network_matches_dense_reference(aggr, dtype):
+    x, edge_index, e, u, batch = _batched_graph(dtype)
+    gn = _gn(aggr, dtype)
+    twin = copy.deepcopy(gn)
+    ref = _reference(twin, aggr)
+    params = [(lambda p=p: p.grad, lambda q=q: q.grad)
+              for p, q in zip(gn.parameters(), twin.parameters())]
+    assert_twin(lambda x, e, u: gn(x, edge_index, e, u, batch),
+                lambda x, e, u: ref(x, e, u, edge_index, batch), [x, e, u],
+                params=params, dtype=dtype)
+
+
+def test_graph_network_equals_blocks_chained_by_hand():
+    x, edge_index, e, u, batch = _batched_graph()
+    gn = _gn()
+    e1 = gn.edge_block(x, edge_index, e, u, batch)
+    x1 = gn.node_block(x, edge_index, e1, u, batch)
+    u1 = gn.global_block(x1, edge_index, e1, u, batch)
+    for a, b in zip(gn(x, edge_index, e, u, batch), (x1, e1, u1)):
+        assert torch.equal(a, b)
+
+
+def test_permutation_equivariance_and_global_invariance():
+    x, edge_index, e, u, batch = _batched_graph()
+    gn = _gn()
+    x1, e1, u1 = gn(x, edge_index, e, u, batch)
+    perm = torch.tensor([2, 0, 3, 1, 6, 4, 5])  # stays within each graph
+    inv = torch.empty_like(perm)
+    inv[perm] = torch.arange(perm.numel())
+    eperm = torch.randperm(edge_index.size(1))
+    x2, e2, u2 = gn(x[perm], inv[edge_index][:, eperm], e[eperm], u,
+                    batch[perm])
+    assert_close(x2, x1[perm])
+    assert_close(e2, e1[eperm])
+    assert_close(u2, u1)
+
+
+def test_edge_order_invariant():
+    x, edge_index, e, u, batch = _batched_graph()
+    gn = _gn('max')
+    # Node and global outputs (edge outputs follow the edge order).
+    assert_edge_order_invariant(
+        lambda ei, ea: gn(x, ei, ea, u, batch)[::2], edge_index, e)
+
+
+def test_batch_equals_separate_graphs():
+    x, edge_index, e, u, batch = _batched_graph()
+    gn = _gn('mean')
+    x1, e1, u1 = gn(x, edge_index, e, u, batch)
+    for g, (lo, hi, elo, ehi) in enumerate([(0, 4, 0, 5), (4, 7, 5, 8)]):
+        xg, eg, ug = gn(x[lo:hi], edge_index[:, elo:ehi] - lo, e[elo:ehi],
+                        u[g:g + 1])
+        assert_close(xg, x1[lo:hi])
+        assert_close(eg, e1[elo:ehi])
+        assert_close(ug, u1[g:g + 1])
+
+
+@pytest.mark.parametrize('aggr', ['sum', 'mean', 'max'])
+def test_node_without_incoming_edge_aggregates_zeros(aggr):
+    x, edge_index, e, u, batch = _batched_graph()
+    block = NodeBlock(torch.nn.Identity(), aggr=aggr, use_nodes=False,
+                      use_globals=False)
+    out = block(x, edge_index, e)
+    assert torch.equal(out[3], torch.zeros(F_E, dtype=out.dtype))
+    assert torch.equal(out[6], torch.zeros(F_E, dtype=out.dtype))
+    assert not torch.isnan(out).any()
+
+
+@pytest.mark.parametrize('dtype', dtypes())
+def test_empty_graphs(dtype):
+    gn = _gn(dtype=dtype)
+    # 0 nodes, 0 edges (one graph of size 0).
+    x = torch.zeros(0, F_V, dtype=dtype)
+    e = torch.zeros(0, F_E, dtype=dtype)
+    u = torch.randn(1, F_U, dtype=dtype)
+    x1, e1, u1 = gn(x, empty_graph(), e, u)
+    assert x1.shape == (0, OUT) and e1.shape == (0, OUT)
+    assert u1.shape == (1, OUT) and not torch.isnan(u1).any()
+    # Nodes but 0 edges: aggregated edges are zeros.
+    x = torch.randn(3, F_V, dtype=dtype)
+    x1, e1, u1 = gn(x, empty_graph(), e, u)
+    assert x1.shape == (3, OUT) and not torch.isnan(x1).any()
+    node_in = torch.cat([torch.zeros(3, OUT, dtype=dtype), x,
+                         u.expand(3, -1)], -1)
+    assert_close(x1, gn.node_block.node_model(node_in))
+
+
+def test_bipartite_blocks():
+    x_src, x_dst = torch.randn(4, 3), torch.randn(2, 6)
+    edge_index = torch.tensor([[0, 1, 2, 3, 3], [0, 0, 1, 1, 0]])
+    e = torch.randn(5, 2)
+    u = torch.randn(1, 4)
+    edge = EdgeBlock.from_sizes(2, (3, 6), 4, 7)
+    e1 = edge((x_src, x_dst), edge_index, e, u)
+    ref = edge.edge_model(torch.cat(
+        [e, x_src[edge_index[0]], x_dst[edge_index[1]], u.expand(5, -1)], -1))
+    assert_close(e1, ref)
+    node = NodeBlock.from_sizes(7, 6, 4, 3)
+    x1 = node((x_src, x_dst), edge_index, e1, u)
+    agg = torch.zeros(2, 7).index_add_(0, edge_index[1], e1)
+    assert_close(x1, node.node_model(torch.cat([agg, x_dst, u.expand(2, -1)],
+                                               -1)))
+
+
+def test_parts_switched_off_and_user_models():
+    x, edge_index, e, u, batch = _batched_graph()
+    edge = EdgeBlock(torch.nn.Identity(), use_edges=False,
+                     use_receiver_nodes=False, use_globals=False)
+    assert torch.equal(edge(x, edge_index), x[edge_index[0]])
+    only_u = EdgeBlock(torch.nn.Identity(), False, False, False, True)
+    assert torch.equal(only_u(x, edge_index, u=u, batch=batch),
+                       u[batch[edge_index[1]]])
+    glob = GlobalBlock(torch.nn.Identity(), node_aggr='max', use_edges=False,
+                       use_globals=False)
+    expected = torch.stack([x[:4].max(0).values, x[4:].max(0).values])
+    assert torch.equal(glob(x, edge_index, batch=batch), expected)
+    gn = GraphNetwork(node_block=NodeBlock(torch.nn.Identity(),
+                                           use_received_edges=False,
+                                           use_globals=False))
+    x1, e1, u1 = gn(x, edge_index, e)
+    assert torch.equal(x1, x) and e1 is e and u1 is None
+
+
+def test_mlp_sizes():
+    assert isinstance(mlp(3, 4, num_layers=1), torch.nn.Linear)
+    m = mlp(3, 4, hidden_channels=9, num_layers=3)
+    assert m(torch.randn(2, 3)).shape == (2, 4)
+    with pytest.raises(ValueError, match="'num_layers' must be >= 1"):
+        mlp(3, 4, num_layers=0)
+
+
+def test_reset_parameters_changes_weights():
+    gn = _gn()
+    before = [p.clone() for p in gn.parameters()]
+    gn.reset_parameters()
+    assert any(not torch.equal(a, b) for a, b in zip(before, gn.parameters()))
+
+
+def test_repr():
+    gn = GraphNetwork.from_sizes(3, 0, 0, (4, 4, 0))
+    assert repr(gn) == 'GraphNetwork(blocks=[edge, node])'
+    assert repr(gn.edge_block) == 'EdgeBlock(inputs=[senders, receivers])'
+    assert repr(gn.node_block) == \
+        "NodeBlock(inputs=[received_edges, nodes], aggr='sum')"
+    assert repr(GlobalBlock.from_sizes(1, 2, 0, 3, edge_aggr='mean')) == \
+        ("GlobalBlock(inputs=[edges, nodes], edge_aggr='mean', "
+         "node_aggr='sum')")
+
+
+def test_bad_input_errors():
+    x, edge_index, e, u, batch = _batched_graph()
+    gn = _gn()
+    with pytest.raises(ValueError, match="'edge_attr' is None but "
+                       "use_edges=True"):
+        gn(x, edge_index, None, u, batch)
+    with pytest.raises(ValueError, match="'u' is None but use_globals=True"):
+        gn(x, edge_index, e, None, batch)
+    with pytest.raises(ValueError, match=r"'edge_attr' must have shape "
+                       r"\[E=8, F\]"):
+        gn(x, edge_index, e[:3], u, batch)
+    with pytest.raises(IndexError, match="target index 9"):
+        gn(x, torch.tensor([[0], [9]]), e[:1], u, batch)
+    with pytest.raises(ValueError, match="'u' has 2 graphs but 'batch' is "
+                       "None"):
+        gn(x, edge_index, e, u)
+    with pytest.raises(ValueError, match="'u' must be a 2-D tensor"):
+        gn(x, edge_index, e, u[0], batch)
+    with pytest.raises(IndexError, match="'batch' refers to graph 1"):
+        gn(x, edge_index, e, u[:1], batch)
+    with pytest.raises(ValueError, match="'batch' must be a 1-D long"):
+        gn(x, edge_index, e, u, batch[:3])
+    with pytest.raises(ValueError, match="one node set"):
+        gn((x, x), edge_index, e, u, batch)
+    with pytest.raises(ValueError, match="'x' .* must be a 2-D tensor"):
+        gn.edge_block(x[0], edge_index, e, u, batch)
+    with pytest.raises(ValueError, match="'x' is None"):
+        gn.edge_block(None, edge_index, e, u, batch)
+    with pytest.raises(ValueError, match="at least one input"):
+        EdgeBlock(torch.nn.Identity(), False, False, False, False)
+    with pytest.raises(ValueError, match="at least one input"):
+        NodeBlock(torch.nn.Identity(), 'sum', False, False, False)
+    with pytest.raises(ValueError, match="at least one input"):
+        GlobalBlock(torch.nn.Identity(), 'sum', 'sum', False, False, False)
+    glob = GlobalBlock(torch.nn.Identity(), use_globals=False)
+    with pytest.raises(ValueError, match="'num_graphs' must be >= 1"):
+        glob(x, edge_index, e, batch=batch, num_graphs=0)
