@@ -11,10 +11,13 @@ __all__ = ['typed_transform', 'gather_typed']
 # from .linear import FullyConnectedConv
 # from .lattice import LatticeConv
 # from .recurrent import RecurrentConv
-# from .attention import AttentionConv, BahdanauAttention, LuongAttention
+from .attention import (AttentionConv, AttentionScore,  # noqa: E402
+                        attention_score, edge_softmax)
+__all__ += ['AttentionConv', 'AttentionScore', 'attention_score', 'edge_softmax']
 # from .transformer import (MultiheadAttentionConv, PositionalEncoding,
 #                           TransformerDecoderLayer, TransformerEncoderLayer)
-# from .non_local import NonLocalBlock
+from .non_local import NonLocalBlock
+__all__ += ['NonLocalBlock']
 from .graph_network import (EdgeBlock, GlobalBlock, GraphNetwork,  # noqa: E402
                             NodeBlock)
 __all__ += ['EdgeBlock', 'NodeBlock', 'GlobalBlock', 'GraphNetwork']

@@ -61,19 +61,23 @@ Example:
     (torch.Size([9, 2]), torch.Size([9, 2]))
 """
 import math
-from typing import Dict, Optional, Tuple, Type
+from typing import Dict, Optional, Tuple, Type, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Parameter
-from torch_geometric.nn.inits import glorot
-from torch_geometric.utils import softmax
+from torch_geometric.nn import MessagePassing
+from torch_geometric.nn.dense.linear import Linear
+from torch_geometric.nn.inits import glorot, zeros
+from torch_geometric.utils import add_self_loops, remove_self_loops, softmax
 
-from .._checks import check_choice, check_edge_vector, check_int
+from .._checks import (check_choice, check_edge_index, check_edge_vector,
+                       check_features, check_int)
+from .typed import gather_typed
 
 __all__ = [
-    'AttentionScore', 'DotScore', 'ScaledDotScore', 'GeneralScore',
+    'AttentionConv', 'AttentionScore', 'DotScore', 'ScaledDotScore', 'GeneralScore',
     'AdditiveScore', 'ConcatScore', 'LocationScore', 'SCORES',
     'attention_score', 'edge_softmax'
 ]
@@ -129,9 +133,19 @@ class AttentionScore(torch.nn.Module):
         return query, key
 
     def edge(self, query_i: Tensor, key_j: Tensor,
-             edge_type: Optional[Tensor] = None) -> Tensor:
-        """Per-edge part on gathered rows of :meth:`project`: ``[E, H]``."""
+             edge_type: Optional[Tensor] = None,
+             edge_term: Optional[Tensor] = None) -> Tensor:
+        """Per-edge part on gathered rows of :meth:`project`: ``[E, H]``.
+
+        ``edge_term [E, H]`` (optional) is a per-edge contribution such as
+        projected edge features: added to the logit, inside the LeakyReLU
+        for ``concat`` (GAT's :math:`a^\top[W x_i \Vert W x_j \Vert W_e
+        e_{ij}]`)."""
         raise NotImplementedError
+
+    @staticmethod
+    def _add(logits: Tensor, edge_term: Optional[Tensor]) -> Tensor:
+        return logits if edge_term is None else logits + edge_term
 
     def _check(self, query: Tensor, key: Tensor):
         for name, t, c in (('query', query, self.query_channels),
@@ -145,12 +159,15 @@ class AttentionScore(torch.nn.Module):
                     f"{shape}; reshape with .view(-1, heads, channels)")
 
     def forward(self, query: Tensor, key: Tensor, edge_index: Tensor,
-                edge_type: Optional[Tensor] = None) -> Tensor:
+                edge_type: Optional[Tensor] = None,
+                edge_term: Optional[Tensor] = None) -> Tensor:
         """Logits ``[E, H]`` of every edge ``j -> i`` of ``edge_index``."""
         self._check(query, key)
+        check_edge_index(edge_index, key.size(0), query.size(0))
         q, k = self.project(query, key)
         return self.edge(q.index_select(0, edge_index[1]),
-                         k.index_select(0, edge_index[0]), edge_type)
+                         k.index_select(0, edge_index[0]), edge_type,
+                         edge_term)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(heads={self.heads}, '
@@ -177,8 +194,9 @@ class DotScore(AttentionScore):
         return 1.0
 
     def edge(self, query_i: Tensor, key_j: Tensor,
-             edge_type: Optional[Tensor] = None) -> Tensor:
-        return (query_i * key_j).sum(dim=-1) / self.scale  # [E, H]
+             edge_type: Optional[Tensor] = None,
+             edge_term: Optional[Tensor] = None) -> Tensor:
+        return self._add((query_i * key_j).sum(dim=-1) / self.scale, edge_term)
 
 
 class ScaledDotScore(DotScore):
@@ -208,8 +226,9 @@ class GeneralScore(AttentionScore):
         return torch.einsum('nhq,hqk->nhk', query, self.weight), key
 
     def edge(self, query_i: Tensor, key_j: Tensor,
-             edge_type: Optional[Tensor] = None) -> Tensor:
-        return (query_i * key_j).sum(dim=-1)  # [E, H]
+             edge_type: Optional[Tensor] = None,
+             edge_term: Optional[Tensor] = None) -> Tensor:
+        return self._add((query_i * key_j).sum(dim=-1), edge_term)
 
 
 class AdditiveScore(AttentionScore):
@@ -254,8 +273,10 @@ class AdditiveScore(AttentionScore):
         return q, k  # [N_dst, H, A], [N_src, H, A]
 
     def edge(self, query_i: Tensor, key_j: Tensor,
-             edge_type: Optional[Tensor] = None) -> Tensor:
-        return (torch.tanh(query_i + key_j) * self.att).sum(dim=-1)
+             edge_type: Optional[Tensor] = None,
+             edge_term: Optional[Tensor] = None) -> Tensor:
+        return self._add((torch.tanh(query_i + key_j) * self.att).sum(-1),
+                         edge_term)
 
 
 class ConcatScore(AttentionScore):
@@ -286,8 +307,10 @@ class ConcatScore(AttentionScore):
                 (key * self.att_src).sum(-1))  # [N_src, H]
 
     def edge(self, query_i: Tensor, key_j: Tensor,
-             edge_type: Optional[Tensor] = None) -> Tensor:
-        return F.leaky_relu(query_i + key_j, self.negative_slope)
+             edge_type: Optional[Tensor] = None,
+             edge_term: Optional[Tensor] = None) -> Tensor:
+        return F.leaky_relu(self._add(query_i + key_j, edge_term),
+                            self.negative_slope)
 
 
 class LocationScore(AttentionScore):
@@ -322,15 +345,17 @@ class LocationScore(AttentionScore):
         return q, key.new_empty(key.size(0), 0)  # [N_dst, T, H], unused key
 
     def edge(self, query_i: Tensor, key_j: Tensor,
-             edge_type: Optional[Tensor] = None) -> Tensor:
+             edge_type: Optional[Tensor] = None,
+             edge_term: Optional[Tensor] = None) -> Tensor:
         if edge_type is None:
             raise ValueError("score='location' needs 'edge_type' (the "
                              "position of every edge's source)")
         check_edge_vector(edge_type, query_i.size(0), 'edge_type',
                           self.num_types)
         # query_i: [E, T, H] -> the row of each edge's type: [E, H]
-        return query_i.gather(
+        logits = query_i.gather(
             1, edge_type.view(-1, 1, 1).expand(-1, 1, self.heads)).squeeze(1)
+        return self._add(logits, edge_term)
 
 
 SCORES: Dict[str, Type[AttentionScore]] = {
@@ -361,3 +386,358 @@ def attention_score(name: str, heads: int, query_channels: int,
     """
     check_choice(name, SCORES, 'score')
     return SCORES[name](heads, query_channels, key_channels, **kwargs)
+
+
+def _split(x, name: str):
+    """``(x_src, x_dst)`` from ``x`` or a pair."""
+    if isinstance(x, Tensor):
+        return x, x
+    if isinstance(x, (tuple, list)) and len(x) == 2:
+        return x[0], x[1]
+    raise ValueError(f"'{name}' must be a tensor [N, F] or a pair "
+                     f"(x_src, x_dst) (got {type(x).__name__})")
+
+
+class AttentionConv(MessagePassing):
+    r"""Attention on any graph: the attention weight is an edge attribute
+    inferred from the node attributes.
+
+    .. math::
+        \mathbf{x}'_i = \big\Vert_{h=1}^{H} \sum_{j \to i}
+        \alpha^h_{ij} \big(\mathbf{W}^h_V \mathbf{x}_j + \mathbf{a}^V_{t_{ij}}
+        \big) + \mathbf{b},
+        \qquad
+        \alpha^h_{ij} = \mathrm{softmax}_i\big(
+        \mathrm{score}(\mathbf{W}^h_Q \mathbf{x}_i, \mathbf{W}^h_K
+        \mathbf{x}_j + \mathbf{a}^K_{t_{ij}}) + \mathbf{c}^{h\top}
+        \mathbf{W}^h_E \mathbf{e}_{ij}\big)
+
+    with the score chosen by name (``'dot'``, ``'scaled_dot'``,
+    ``'general'``, ``'additive'``, ``'concat'``/``'gat'``, ``'location'``;
+    see :mod:`~pyg_relational.nn.attention`), the softmax taken over each
+    target's incoming edges, the edge-feature term only with ``edge_dim``,
+    and the relative-position terms :math:`\mathbf{a}_{t_{ij}}` (Shaw et
+    al., 2018; one learnt vector per edge type, shared by all heads) only
+    with ``num_edge_types``. With ``concat=False`` the heads are averaged
+    instead of concatenated.
+
+    With ``score='gat'`` (or ``'concat'``) the layer is GAT
+    (`Veličković et al., 2018 <https://arxiv.org/abs/1710.10903>`_):
+    query, key and value share one :math:`\mathbf{W}` (``lin_src`` /
+    ``lin_dst`` on bipartite input), and
+    ``AttentionConv.from_module(GATConv(...))`` computes exactly what
+    :class:`torch_geometric.nn.GATConv` computes (``add_self_loops=True``
+    there). Otherwise :math:`\mathbf{W}_Q, \mathbf{W}_K, \mathbf{W}_V` are
+    separate maps, as in the Transformer
+    (`Vaswani et al., 2017 <https://arxiv.org/abs/1706.03762>`_).
+
+    .. note::
+        The graph is the inductive bias, so self-loops are **not** added by
+        default (``GATConv`` adds them); pass ``add_self_loops=True`` or
+        build the graph with them. Relative-position terms need a score that
+        is linear in the key (``'dot'``, ``'scaled_dot'``); they are scored
+        per target node and type once (:mod:`~pyg_relational.nn.typed`).
+
+    Args:
+        in_channels (int or (int, int)): input size, or
+            ``(source size, target size)`` for bipartite input.
+        out_channels (int): channels :math:`C` per head.
+        heads (int, optional): number of heads :math:`H`. (default: :obj:`1`)
+        score (str, optional): score function. (default: :obj:`'gat'`)
+        concat (bool, optional): concatenate the heads (else average).
+            (default: :obj:`True`)
+        negative_slope (float, optional): LeakyReLU slope of ``'gat'``.
+            (default: :obj:`0.2`)
+        dropout (float, optional): dropout on :math:`\alpha` in training.
+            (default: :obj:`0.`)
+        add_self_loops (bool, optional): replace self-loops by one per node
+            (edge features filled with ``fill_value``, as PyG does).
+            (default: :obj:`False`)
+        edge_dim (int, optional): edge-feature size; adds the edge term to
+            the logits. (default: :obj:`None`)
+        fill_value (float or str, optional): edge features of added
+            self-loops. (default: :obj:`'mean'`)
+        bias (bool, optional): learn the output bias :math:`\mathbf{b}`.
+            (default: :obj:`True`)
+        qkv_bias (bool, optional): biases in the query/key/value maps.
+            (default: :obj:`False`)
+        num_edge_types (int, optional): learn relative key/value vectors
+            :math:`\mathbf{a}^K_t, \mathbf{a}^V_t` per edge type.
+            (default: :obj:`None`)
+        **score_kwargs: options of the score (e.g. ``num_types`` for
+            ``'location'``, ``attention_channels`` for ``'additive'``).
+
+    Shapes:
+        - **input:** node features :math:`(|\mathcal{V}|, F_{in})` or
+          :math:`((|\mathcal{V}_s|, F_s), (|\mathcal{V}_t|, F_t))`,
+          edge indices :math:`(2, |\mathcal{E}|)`, edge features
+          :math:`(|\mathcal{E}|, D)` *(optional)*, edge types
+          :math:`(|\mathcal{E}|)` *(optional)*
+        - **output:** node features :math:`(|\mathcal{V}_t|, H \cdot C)` or
+          :math:`(|\mathcal{V}_t|, C)` with ``concat=False``; with
+          ``return_attention_weights=True`` also
+          ``(edge_index, alpha [E, H])``.
+
+    Example:
+        >>> conv = AttentionConv(8, 4, heads=2, score='scaled_dot')
+        >>> x, edge_index = torch.randn(5, 8), complete_graph(5)
+        >>> out, (edge_index, alpha) = conv(x, edge_index,
+        ...                                 return_attention_weights=True)
+        >>> out.shape, alpha.shape
+        (torch.Size([5, 8]), torch.Size([25, 2]))
+    """
+    def __init__(self, in_channels: Union[int, Tuple[int, int]],
+                 out_channels: int, heads: int = 1, score: str = 'gat',
+                 concat: bool = True, negative_slope: float = 0.2,
+                 dropout: float = 0., add_self_loops: bool = False,
+                 edge_dim: Optional[int] = None,
+                 fill_value: Union[float, Tensor, str] = 'mean',
+                 bias: bool = True, qkv_bias: bool = False,
+                 num_edge_types: Optional[int] = None, **score_kwargs):
+        super().__init__(aggr='add', node_dim=0)
+        check_choice(score, SCORES, 'score')
+        self.in_channels = in_channels
+        self.out_channels = check_int(out_channels, 'out_channels', 1)
+        self.heads = check_int(heads, 'heads', 1)
+        self.score_name = score
+        self.concat = concat
+        self.dropout = float(dropout)
+        self.add_self_loops = add_self_loops
+        self.edge_dim = edge_dim
+        self.fill_value = fill_value
+        self.num_edge_types = num_edge_types
+        if isinstance(in_channels, int):
+            in_src = in_dst = check_int(in_channels, 'in_channels', 1)
+        else:
+            in_src, in_dst = (check_int(c, 'in_channels', 1)
+                              for c in in_channels)
+        H, C = self.heads, self.out_channels
+        self.gat = score in ('gat', 'concat')
+        if self.gat:  # GAT: one W for query, key and value
+            self.lin_src = Linear(in_src, H * C, bias=qkv_bias,
+                                  weight_initializer='glorot')
+            self.lin_dst = self.lin_src if isinstance(in_channels, int) \
+                else Linear(in_dst, H * C, bias=qkv_bias,
+                            weight_initializer='glorot')
+            self.lin_query = self.lin_key = self.lin_value = None
+            score_kwargs.setdefault('negative_slope', negative_slope)
+        else:
+            self.lin_src = self.lin_dst = None
+            self.lin_query = Linear(in_dst, H * C, bias=qkv_bias,
+                                    weight_initializer='glorot')
+            self.lin_key = Linear(in_src, H * C, bias=qkv_bias,
+                                  weight_initializer='glorot')
+            self.lin_value = Linear(in_src, H * C, bias=qkv_bias,
+                                    weight_initializer='glorot')
+        self.score = attention_score(score, H, C, C, **score_kwargs)
+        if edge_dim is not None:
+            self.lin_edge = Linear(edge_dim, H * C, bias=False,
+                                   weight_initializer='glorot')
+            self.att_edge = Parameter(torch.empty(1, H, C))
+        else:
+            self.lin_edge = None
+            self.register_parameter('att_edge', None)
+        if num_edge_types is not None:
+            num_edge_types = check_int(num_edge_types, 'num_edge_types', 1)
+            if not self.score.linear_in_key:
+                raise ValueError(
+                    f"num_edge_types (relative positions) needs a score "
+                    f"linear in the key ('dot' or 'scaled_dot'); got "
+                    f"score={score!r}")
+            self.rel_key = Parameter(torch.empty(num_edge_types, C))
+            self.rel_value = Parameter(torch.empty(num_edge_types, C))
+        else:
+            self.register_parameter('rel_key', None)
+            self.register_parameter('rel_value', None)
+        if bias:
+            self.bias = Parameter(torch.empty(H * C if concat else C))
+        else:
+            self.register_parameter('bias', None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        super().reset_parameters()
+        for lin in (self.lin_src, self.lin_dst, self.lin_query, self.lin_key,
+                    self.lin_value, self.lin_edge):
+            if lin is not None:
+                lin.reset_parameters()
+        self.score.reset_parameters()
+        glorot(self.att_edge)
+        if self.rel_key is not None:
+            torch.nn.init.xavier_uniform_(self.rel_key)
+            torch.nn.init.xavier_uniform_(self.rel_value)
+        zeros(self.bias)
+
+    def _project(self, x_src: Tensor, x_dst: Tensor):
+        """Per-node query ``[N_dst, H, C]``, key and value ``[N_src, H, C]``.
+        """
+        H, C = self.heads, self.out_channels
+        if self.gat:
+            key = value = self.lin_src(x_src).view(-1, H, C)
+            query = self.lin_dst(x_dst).view(-1, H, C)
+        else:
+            query = self.lin_query(x_dst).view(-1, H, C)
+            key = self.lin_key(x_src).view(-1, H, C)
+            value = self.lin_value(x_src).view(-1, H, C)
+        return query, key, value
+
+    def _check_inputs(self, x_src, x_dst, edge_index, edge_attr, edge_type,
+                      size):
+        if isinstance(self.in_channels, int):
+            in_src = in_dst = self.in_channels
+        else:
+            in_src, in_dst = self.in_channels
+        check_features(x_src, in_src, 'x' if x_src is x_dst else 'x_src')
+        check_features(x_dst, in_dst, 'x' if x_src is x_dst else 'x_dst')
+        if x_src.dim() != 2 or x_dst.dim() != 2:
+            raise ValueError(f"node features must be 2-D [N, F] (got "
+                             f"{tuple(x_src.shape)} and {tuple(x_dst.shape)})")
+        num_src, num_dst = x_src.size(0), x_dst.size(0)
+        if size is not None:
+            num_src, num_dst = size
+        check_edge_index(edge_index, num_src, num_dst)
+        E = edge_index.size(1)
+        if edge_attr is not None:
+            if self.lin_edge is None:
+                raise ValueError("'edge_attr' was given but the layer has no "
+                                 "edge term; construct it with edge_dim=D")
+            if edge_attr.dim() == 1:
+                edge_attr = edge_attr.view(-1, 1)
+            check_features(edge_attr, self.edge_dim, 'edge_attr')
+            if edge_attr.size(0) != E:
+                raise ValueError(f"'edge_attr' has {edge_attr.size(0)} rows "
+                                 f"but there are {E} edges")
+        needs_type = self.rel_key is not None or self.score_name == 'location'
+        if needs_type:
+            if edge_type is None:
+                raise ValueError(
+                    "this AttentionConv needs 'edge_type' (relative positions "
+                    "or source positions, e.g. from relative_position())")
+            num_types = self.num_edge_types if self.rel_key is not None \
+                else self.score.num_types
+            check_edge_vector(edge_type, E, 'edge_type', num_types)
+            if self.add_self_loops:
+                raise ValueError("add_self_loops=True cannot type the added "
+                                 "loops; build the graph with self-loops "
+                                 "(e.g. complete_graph) and their edge_type")
+        elif edge_type is not None:
+            raise ValueError("'edge_type' was given but the layer does not "
+                             "use it; construct it with num_edge_types=T or "
+                             "score='location'")
+        return edge_attr
+
+    def forward(self, x: Union[Tensor, Tuple[Tensor, Tensor]],
+                edge_index: Tensor, edge_attr: Optional[Tensor] = None,
+                edge_type: Optional[Tensor] = None,
+                size: Optional[Tuple[int, int]] = None,
+                return_attention_weights: bool = False):
+        r"""Args:
+            x (Tensor or (Tensor, Tensor)): node features, or
+                ``(x_src, x_dst)``.
+            edge_index (LongTensor): ``[2, E]``, sources first.
+            edge_attr (Tensor, optional): ``[E, D]`` with ``edge_dim``.
+            edge_type (LongTensor, optional): ``[E]`` type per edge (needed
+                with ``num_edge_types`` or ``score='location'``).
+            size ((int, int), optional): ``(N_src, N_dst)``.
+            return_attention_weights (bool, optional): also return
+                ``(edge_index, alpha)``, ``alpha [E, H]``.
+        """
+        x_src, x_dst = _split(x, 'x')
+        edge_attr = self._check_inputs(x_src, x_dst, edge_index, edge_attr,
+                                       edge_type, size)
+        query, key, value = self._project(x_src, x_dst)
+        if self.add_self_loops:
+            num_nodes = min(x_src.size(0), x_dst.size(0))
+            if size is not None:
+                num_nodes = min(size)
+            edge_index, edge_attr = remove_self_loops(edge_index, edge_attr)
+            edge_index, edge_attr = add_self_loops(
+                edge_index, edge_attr, fill_value=self.fill_value,
+                num_nodes=num_nodes)
+        size = (x_src.size(0), x_dst.size(0)) if size is None else size
+        q_node, k_node = self.score.project(query, key)
+        # Relative keys, scored once per (target, type): [N_dst, T, H]
+        rel = None
+        if self.rel_key is not None:
+            rel = torch.einsum('nhc,tc->nth', query, self.rel_key) \
+                / self.score.scale
+        alpha = self.edge_updater(edge_index, q=(None, q_node),
+                                  k=(k_node, None), rel=rel,
+                                  edge_attr=edge_attr, edge_type=edge_type,
+                                  size=size)
+        out = self.propagate(edge_index, v=(value, None), alpha=alpha,
+                             edge_type=edge_type, size=size)  # [N_dst, H, C]
+        if self.concat:
+            out = out.reshape(-1, self.heads * self.out_channels)
+        else:
+            out = out.mean(dim=1)
+        if self.bias is not None:
+            out = out + self.bias
+        if return_attention_weights:
+            return out, (edge_index, alpha)
+        return out
+
+    def edge_update(self, q_i: Tensor, k_j: Tensor, rel: Optional[Tensor],
+                    edge_attr: Optional[Tensor], edge_type: Optional[Tensor],
+                    index: Tensor, ptr: Optional[Tensor],
+                    dim_size: Optional[int]) -> Tensor:
+        edge_term = None
+        if self.lin_edge is not None and edge_attr is not None:
+            e = self.lin_edge(edge_attr).view(-1, self.heads,
+                                              self.out_channels)
+            edge_term = (e * self.att_edge).sum(dim=-1)  # [E, H]
+        if rel is not None:  # q_i . a^K_t / scale, per (target, type)
+            rel = gather_typed(rel, index, edge_type)  # [E, H]
+            edge_term = rel if edge_term is None else edge_term + rel
+        logits = self.score.edge(q_i, k_j, edge_type, edge_term)  # [E, H]
+        alpha = edge_softmax(logits, index, dim_size, ptr)
+        return F.dropout(alpha, p=self.dropout, training=self.training)
+
+    def message(self, v_j: Tensor, alpha: Tensor,
+                edge_type: Optional[Tensor]) -> Tensor:
+        if self.rel_value is not None:
+            v_j = v_j + self.rel_value.index_select(0, edge_type).unsqueeze(1)
+        return alpha.unsqueeze(-1) * v_j  # [E, H, C]
+
+    @classmethod
+    def from_module(cls, module) -> 'AttentionConv':
+        """An ``AttentionConv(score='gat')`` with the weights of a
+        :class:`torch_geometric.nn.GATConv` (no ``residual``)."""
+        from torch_geometric.nn import GATConv
+        if not isinstance(module, GATConv):
+            raise ValueError(f"AttentionConv.from_module expects a "
+                             f"torch_geometric.nn.GATConv (got "
+                             f"{type(module).__name__}); use "
+                             f"MultiheadAttentionConv.from_module for "
+                             f"nn.MultiheadAttention")
+        if getattr(module, 'res', None) is not None:
+            raise ValueError("GATConv(residual=True) has no AttentionConv "
+                             "equivalent; add the residual yourself")
+        conv = cls(module.in_channels, module.out_channels,
+                   heads=module.heads, score='gat', concat=module.concat,
+                   negative_slope=module.negative_slope,
+                   dropout=module.dropout,
+                   add_self_loops=module.add_self_loops,
+                   edge_dim=module.edge_dim, fill_value=module.fill_value,
+                   bias=module.bias is not None)
+        ref = next(p for p in module.parameters())
+        conv = conv.to(ref.device, ref.dtype)
+        with torch.no_grad():
+            if module.lin is not None:
+                conv.lin_src.weight.copy_(module.lin.weight)
+            else:
+                conv.lin_src.weight.copy_(module.lin_src.weight)
+                conv.lin_dst.weight.copy_(module.lin_dst.weight)
+            conv.score.att_src.copy_(module.att_src)
+            conv.score.att_dst.copy_(module.att_dst)
+            if module.lin_edge is not None:
+                conv.lin_edge.weight.copy_(module.lin_edge.weight)
+                conv.att_edge.copy_(module.att_edge)
+            if module.bias is not None:
+                conv.bias.copy_(module.bias)
+        return conv
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}({self.in_channels}, '
+                f'{self.out_channels}, heads={self.heads}, '
+                f'score={self.score_name!r})')
