@@ -1,0 +1,149 @@
+r"""A fully-connected layer as message passing between units."""
+import math
+from typing import Optional
+
+import torch
+from torch import Tensor
+from torch.nn import Parameter
+from torch_geometric.nn import MessagePassing
+
+from .._checks import check_edge_index, check_features, check_int
+from ..graphs import bipartite_graph
+
+__all__ = ['FullyConnectedConv']
+
+
+class FullyConnectedConv(MessagePassing):
+    r"""The fully-connected (linear) layer as message passing (Rosenblatt,
+    `"The Perceptron" <https://doi.org/10.1037/h0042519>`_; the first row of
+    the relational inductive-bias table of Battaglia et al., `"Relational
+    inductive biases, deep learning, and graph networks"
+    <https://arxiv.org/abs/1806.01261>`_).
+
+    The *units* are the nodes: ``in_features`` input units send to
+    ``out_features`` output units over the complete bipartite graph
+    :func:`~pyg_relational.graphs.bipartite_graph`, with one weight
+    :math:`w_{ji}` per edge and no sharing. The examples of a batch are the
+    feature dimension of the unit nodes, so for one example
+
+    .. math::
+        x^{\prime}_i = b_i + \sum_{j \to i} w_{ji} \, x_j.
+
+    On the complete graph this is :class:`torch.nn.Linear`
+    (:meth:`from_module` copies its weights: edge :math:`e = i \cdot
+    \mathrm{in} + j` holds ``linear.weight[i, j]``). Any other bipartite
+    ``edge_index`` gives a sparsely connected layer.
+
+    The default fused path (:meth:`message_and_aggregate`) scatters the edge
+    weights into the ``[out, in]`` adjacency matrix and sums all messages in
+    one matrix product; ``fused=False`` materialises every message
+    :math:`w_{ji} x_j` (``[E, B]``) in :meth:`message` and aggregates them.
+    Both compute the same numbers.
+
+    Args:
+        in_features (int): number of input units.
+        out_features (int): number of output units.
+        bias (bool, optional): learn the bias :math:`b_i`.
+            (default: :obj:`True`)
+        edge_index (LongTensor, optional): ``[2, E]`` connections from input
+            unit ``edge_index[0]`` to output unit ``edge_index[1]``.
+            (default: :obj:`None`: all pairs)
+        fused (bool, optional): sum the messages with one matrix product
+            instead of materialising them. (default: :obj:`True`)
+
+    Shapes:
+        - **input:** :math:`(*, \mathrm{in})`, any leading batch dimensions
+        - **output:** :math:`(*, \mathrm{out})`
+
+    .. note::
+        The weights are initialised like :class:`torch.nn.Linear`'s
+        (uniform in :math:`\pm 1/\sqrt{\mathrm{in}}`), also for a sparse
+        ``edge_index``.
+
+    Example:
+        >>> linear = torch.nn.Linear(4, 3)
+        >>> layer = FullyConnectedConv.from_module(linear)
+        >>> layer
+        FullyConnectedConv(4, 3)
+        >>> x = torch.randn(5, 4)
+        >>> torch.allclose(layer(x), linear(x), atol=1e-6)
+        True
+    """
+    def __init__(self, in_features: int, out_features: int,
+                 bias: bool = True, edge_index: Optional[Tensor] = None,
+                 fused: bool = True):
+        super().__init__(aggr='add')
+        self.in_features = check_int(in_features, 'in_features', 1)
+        self.out_features = check_int(out_features, 'out_features', 1)
+        self.fused = fused
+        self.complete = edge_index is None
+        if edge_index is None:
+            edge_index = bipartite_graph(in_features, out_features)
+        check_edge_index(edge_index, in_features, out_features)
+        self.register_buffer('edge_index', edge_index.clone())
+        self.weight = Parameter(torch.empty(edge_index.size(1)))  # [E]
+        if bias:
+            self.bias = Parameter(torch.empty(out_features))
+        else:
+            self.register_parameter('bias', None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        r"""The initialisation of :class:`torch.nn.Linear`."""
+        super().reset_parameters()
+        bound = 1 / math.sqrt(self.in_features)
+        torch.nn.init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            torch.nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_features(x, self.in_features)
+        batch_shape = x.shape[:-1]
+        h = x.reshape(-1, self.in_features).t()  # [in, B]: units x examples
+        size = (self.in_features, self.out_features)
+        if self.fused:
+            out = self.message_and_aggregate(self.edge_index, h, self.weight)
+        else:
+            out = self.propagate(self.edge_index, x=h,
+                                 edge_weight=self.weight, size=size)
+        out = out.t()  # [B, out]
+        if self.bias is not None:
+            out = out + self.bias
+        return out.reshape(*batch_shape, self.out_features)
+
+    def message(self, x_j: Tensor, edge_weight: Tensor) -> Tensor:
+        return edge_weight.view(-1, 1) * x_j  # w_ji x_j: [E, B]
+
+    def message_and_aggregate(self, edge_index: Tensor, x: Tensor,
+                              edge_weight: Tensor) -> Tensor:
+        r"""All :math:`\sum_{j \to i} w_{ji} x_j` at once: the edge weights
+        form the ``[out, in]`` adjacency matrix :math:`A_{ij} = w_{ji}`
+        (duplicate edges add up), times the unit features ``[in, B]``."""
+        if self.complete:  # edges i * in + j, in order: a plain reshape
+            adj = edge_weight.view(self.out_features, self.in_features)
+        else:
+            adj = edge_weight.new_zeros(self.out_features, self.in_features)
+            adj = adj.index_put((edge_index[1], edge_index[0]), edge_weight,
+                                accumulate=True)  # [out, in]
+        return adj @ x  # [out, B]
+
+    @classmethod
+    def from_module(cls, module: torch.nn.Linear,
+                    fused: bool = True) -> 'FullyConnectedConv':
+        r"""The graph twin of a :class:`torch.nn.Linear`, weights copied."""
+        if not isinstance(module, torch.nn.Linear):
+            raise ValueError(f"FullyConnectedConv.from_module expects an "
+                             f"nn.Linear (got {type(module).__name__})")
+        layer = cls(module.in_features, module.out_features,
+                    bias=module.bias is not None, fused=fused)
+        layer = layer.to(module.weight.device, module.weight.dtype)
+        with torch.no_grad():
+            layer.weight.copy_(module.weight.reshape(-1))  # [out*in]
+            if module.bias is not None:
+                layer.bias.copy_(module.bias)
+        return layer
+
+    def __repr__(self) -> str:
+        extra = '' if self.complete else f', num_edges={self.weight.numel()}'
+        return (f'{self.__class__.__name__}({self.in_features}, '
+                f'{self.out_features}{extra})')
