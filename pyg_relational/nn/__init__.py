@@ -12,8 +12,10 @@ __all__ = ['typed_transform', 'gather_typed']
 # from .lattice import LatticeConv
 # from .recurrent import RecurrentConv
 from .attention import (AttentionConv, AttentionScore,  # noqa: E402
+                        BahdanauAttention, LuongAttention,
                         attention_score, edge_softmax)
-__all__ += ['AttentionConv', 'AttentionScore', 'attention_score', 'edge_softmax']
+__all__ += ['AttentionConv', 'BahdanauAttention', 'LuongAttention',
+            'AttentionScore', 'attention_score', 'edge_softmax']
 # from .transformer import (MultiheadAttentionConv, PositionalEncoding,
 #                           TransformerDecoderLayer, TransformerEncoderLayer)
 from .non_local import NonLocalBlock

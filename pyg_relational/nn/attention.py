@@ -73,11 +73,12 @@ from torch_geometric.nn.inits import glorot, zeros
 from torch_geometric.utils import add_self_loops, remove_self_loops, softmax
 
 from .._checks import (check_choice, check_edge_index, check_edge_vector,
-                       check_features, check_int)
+                       check_features, check_int, check_sizes)
+from ..graphs import bipartite_graph, window_graph
 from .typed import gather_typed
 
 __all__ = [
-    'AttentionConv', 'AttentionScore', 'DotScore', 'ScaledDotScore', 'GeneralScore',
+    'AttentionConv', 'BahdanauAttention', 'LuongAttention', 'AttentionScore', 'DotScore', 'ScaledDotScore', 'GeneralScore',
     'AdditiveScore', 'ConcatScore', 'LocationScore', 'SCORES',
     'attention_score', 'edge_softmax'
 ]
@@ -741,3 +742,288 @@ class AttentionConv(MessagePassing):
         return (f'{self.__class__.__name__}({self.in_channels}, '
                 f'{self.out_channels}, heads={self.heads}, '
                 f'score={self.score_name!r})')
+
+
+class BahdanauAttention(MessagePassing):
+    r"""Additive attention of `Bahdanau et al., 2015
+    <https://arxiv.org/abs/1409.0473>`_ over a source-to-target graph: every
+    decoder state (target :math:`i`) attends the encoder states (sources
+    :math:`j`) it is connected to (all of them on a
+    :func:`~pyg_relational.graphs.bipartite_graph`).
+
+    .. math::
+        \mathbf{c}_i = \sum_{j \to i} \alpha_{ij} \mathbf{h}_j, \qquad
+        \alpha_{ij} = \mathrm{softmax}_i\big(\mathbf{v}^\top
+        \tanh(\mathbf{W} \mathbf{s}_i + \mathbf{U} \mathbf{h}_j)\big)
+
+    (the ``additive`` score; :math:`\mathbf{W}\mathbf{s}_i` and
+    :math:`\mathbf{U}\mathbf{h}_j` are computed once per node).
+
+    .. note::
+        In the paper :math:`\mathbf{s}_i` is the decoder state *before*
+        step :math:`i` (:math:`s_{i-1}`); pass whichever state your decoder
+        uses as ``query``.
+
+    Args:
+        query_channels (int): decoder-state size.
+        key_channels (int): encoder-state size.
+        attention_channels (int, optional): size of the tanh layer.
+            (default: ``key_channels``)
+        bias (bool, optional): learnt bias inside the tanh.
+            (default: :obj:`False`)
+
+    Shapes:
+        - **input:** query :math:`(|\mathcal{V}_t|, C_q)`, key
+          :math:`(|\mathcal{V}_s|, C_k)`, edge indices
+          :math:`(2, |\mathcal{E}|)`, value :math:`(|\mathcal{V}_s|, C_v)`
+          *(optional, default: key)*
+        - **output:** context :math:`(|\mathcal{V}_t|, C_v)` and
+          ``(edge_index, alpha [E])``
+
+    Example:
+        >>> attn = BahdanauAttention(6, 4)
+        >>> h, s = torch.randn(5, 4), torch.randn(3, 6)  # encoder, decoder
+        >>> context, (edge_index, alpha) = attn(s, h, bipartite_graph(5, 3))
+        >>> context.shape, alpha.shape
+        (torch.Size([3, 4]), torch.Size([15]))
+    """
+    def __init__(self, query_channels: int, key_channels: int,
+                 attention_channels: Optional[int] = None, bias: bool = False):
+        super().__init__(aggr='add', node_dim=0)
+        self.query_channels = check_int(query_channels, 'query_channels', 1)
+        self.key_channels = check_int(key_channels, 'key_channels', 1)
+        self.score = AdditiveScore(1, query_channels, key_channels,
+                                   attention_channels, bias)
+        self.attention_channels = self.score.attention_channels
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        super().reset_parameters()
+        self.score.reset_parameters()
+
+    def forward(self, query: Tensor, key: Tensor, edge_index: Tensor,
+                value: Optional[Tensor] = None):
+        _check_query_key(query, key, value, edge_index, self.query_channels,
+                         self.key_channels)
+        value = key if value is None else value
+        size = (key.size(0), query.size(0))
+        q, k = self.score.project(query.unsqueeze(1), key.unsqueeze(1))
+        alpha = self.edge_updater(edge_index, q=(None, q), k=(k, None),
+                                  size=size)  # [E]
+        context = self.propagate(edge_index, v=(value, None), alpha=alpha,
+                                 size=size)
+        return context, (edge_index, alpha)
+
+    def edge_update(self, q_i: Tensor, k_j: Tensor, index: Tensor,
+                    ptr: Optional[Tensor], dim_size: Optional[int]) -> Tensor:
+        logits = self.score.edge(q_i, k_j).squeeze(-1)  # [E]
+        return edge_softmax(logits, index, dim_size, ptr)
+
+    def message(self, v_j: Tensor, alpha: Tensor) -> Tensor:
+        return alpha.unsqueeze(-1) * v_j
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}({self.query_channels}, '
+                f'{self.key_channels}, '
+                f'attention_channels={self.attention_channels})')
+
+
+def _check_query_key(query, key, value, edge_index, query_channels,
+                     key_channels):
+    check_features(query, query_channels, 'query')
+    check_features(key, key_channels, 'key')
+    for name, t in (('query', query), ('key', key), ('value', value)):
+        if t is not None and t.dim() != 2:
+            raise ValueError(f"'{name}' must be 2-D [N, F] (got "
+                             f"{tuple(t.shape)})")
+    if value is not None and value.size(0) != key.size(0):
+        raise ValueError(f"'value' must have one row per key ({key.size(0)}); "
+                         f"got {value.size(0)}")
+    check_edge_index(edge_index, key.size(0), query.size(0))
+
+
+class LuongAttention(MessagePassing):
+    r"""Global and local attention of `Luong et al., 2015
+    <https://arxiv.org/abs/1508.04025>`_: decoder states :math:`h_t`
+    (targets) attend encoder states :math:`\bar h_s` (sources) over a graph
+    that the mode builds from the sequence lengths.
+
+    .. math::
+        \mathbf{c}_t = \sum_{s \to t} a_t(s)\, \bar{\mathbf{h}}_s, \qquad
+        a_t(s) = \mathrm{softmax}_t\big(\mathrm{score}(\mathbf{h}_t,
+        \bar{\mathbf{h}}_s)\big) \cdot g_t(s)
+
+    Scores: ``'dot'`` :math:`h_t^\top \bar h_s`, ``'general'``
+    :math:`h_t^\top W_a \bar h_s`, ``'concat'`` :math:`v_a^\top \tanh(W_a
+    [h_t; \bar h_s])` (the ``additive`` score, :math:`W_a` split in two),
+    ``'location'`` :math:`(W_a h_t)_s` (source position :math:`s` as edge
+    type). Modes (graphs):
+
+    * ``'global'``: every source of the pair
+      (:func:`~pyg_relational.graphs.bipartite_graph`), :math:`g = 1`;
+    * ``'local-m'``: window :math:`[p_t - D, p_t + D]` with :math:`p_t = t`
+      (:func:`~pyg_relational.graphs.window_graph`), :math:`g = 1`;
+    * ``'local-p'``: window around :math:`p_t = S \cdot
+      \mathrm{sigmoid}(\mathbf{v}_p^\top \tanh(\mathbf{W}_p h_t))`
+      (:math:`S` = source length) and the Gaussian
+      :math:`g_t(s) = \exp(-(s - p_t)^2 / 2\sigma^2)`, :math:`\sigma = D/2`.
+
+    .. note::
+        ``local-p`` picks its window with :math:`p_t` detached (the window
+        is discrete); :math:`p_t` is learnt through the Gaussian, as in the
+        paper. The attentional state :math:`\tilde h_t = \tanh(W_c[c_t;
+        h_t])` belongs to the decoder and is not part of this layer.
+
+    Args:
+        query_channels (int): decoder-state size.
+        key_channels (int, optional): encoder-state size.
+            (default: ``query_channels``)
+        score (str, optional): ``'dot'``, ``'general'``, ``'concat'`` or
+            ``'location'``. (default: :obj:`'general'`)
+        mode (str, optional): ``'global'``, ``'local-m'`` or ``'local-p'``.
+            (default: :obj:`'global'`)
+        window (int, optional): half-width :math:`D` for local modes.
+            (default: :obj:`None`)
+        max_source_length (int, optional): number of positions of
+            ``'location'``. (default: :obj:`None`)
+
+    Shapes:
+        - **input:** query :math:`(|\mathcal{V}_t|, C_q)`, key
+          :math:`(|\mathcal{V}_s|, C_k)`, per-pair lengths ``src_sizes``,
+          ``dst_sizes``, value :math:`(|\mathcal{V}_s|, C_v)` *(optional)*
+        - **output:** context :math:`(|\mathcal{V}_t|, C_v)` and
+          ``(edge_index, alpha [E])``
+
+    Example:
+        >>> attn = LuongAttention(4, score='dot', mode='local-p', window=1)
+        >>> h_enc, h_dec = torch.randn(5, 4), torch.randn(3, 4)
+        >>> context, (edge_index, alpha) = attn(h_dec, h_enc, 5, 3)
+        >>> context.shape
+        torch.Size([3, 4])
+    """
+    MODES = ('global', 'local-m', 'local-p')
+    LUONG_SCORES = {'dot': 'dot', 'general': 'general', 'concat': 'additive',
+                    'location': 'location'}
+
+    def __init__(self, query_channels: int, key_channels: Optional[int] = None,
+                 score: str = 'general', mode: str = 'global',
+                 window: Optional[int] = None,
+                 max_source_length: Optional[int] = None):
+        super().__init__(aggr='add', node_dim=0)
+        self.query_channels = check_int(query_channels, 'query_channels', 1)
+        key_channels = query_channels if key_channels is None else \
+            key_channels
+        self.key_channels = check_int(key_channels, 'key_channels', 1)
+        self.score_name = check_choice(score, self.LUONG_SCORES, 'score')
+        self.mode = check_choice(mode, self.MODES, 'mode')
+        if mode != 'global':
+            if window is None:
+                raise ValueError(f"mode={mode!r} needs 'window' (the "
+                                 f"half-width D >= 1 of the local window)")
+            window = check_int(window, 'window', 1)
+        self.window = window
+        kwargs = {}
+        if score == 'location':
+            if max_source_length is None:
+                raise ValueError("score='location' needs 'max_source_length'"
+                                 " (the number of source positions of W_a)")
+            kwargs['num_types'] = max_source_length
+        elif score == 'concat':
+            kwargs['attention_channels'] = self.query_channels
+        self.max_source_length = max_source_length
+        self.score = attention_score(self.LUONG_SCORES[score], 1,
+                                     self.query_channels, self.key_channels,
+                                     **kwargs)
+        if mode == 'local-p':
+            self.lin_position = Linear(self.query_channels,
+                                       self.query_channels, bias=False,
+                                       weight_initializer='glorot')
+            self.att_position = Parameter(torch.empty(self.query_channels))
+        else:
+            self.lin_position = None
+            self.register_parameter('att_position', None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        super().reset_parameters()
+        self.score.reset_parameters()
+        if self.lin_position is not None:
+            self.lin_position.reset_parameters()
+            torch.nn.init.uniform_(self.att_position, -0.1, 0.1)
+
+    def aligned_position(self, query: Tensor, source_length: Tensor) -> Tensor:
+        r""":math:`p_t = S \cdot \mathrm{sigmoid}(\mathbf{v}_p^\top
+        \tanh(\mathbf{W}_p h_t))` for ``local-p``; ``[N_dst]``."""
+        h = torch.tanh(self.lin_position(query))  # [N_dst, C_q]
+        return source_length * torch.sigmoid(h @ self.att_position)
+
+    def forward(self, query: Tensor, key: Tensor, src_sizes, dst_sizes,
+                value: Optional[Tensor] = None):
+        r"""Args:
+            query (Tensor): decoder states ``[N_dst, C_q]``, pair after pair.
+            key (Tensor): encoder states ``[N_src, C_k]``, pair after pair.
+            src_sizes (int or Sequence[int] or Tensor): source lengths.
+            dst_sizes (int or Sequence[int] or Tensor): target lengths.
+            value (Tensor, optional): ``[N_src, C_v]`` (default: ``key``).
+        """
+        src_sizes = check_sizes(src_sizes, 'src_sizes')
+        dst_sizes = check_sizes(dst_sizes, 'dst_sizes')
+        for name, sizes, t in (('src_sizes', src_sizes, key),
+                               ('dst_sizes', dst_sizes, query)):
+            if isinstance(t, Tensor) and int(sizes.sum()) != t.size(0):
+                raise ValueError(f"'{name}' adds up to {int(sizes.sum())} but "
+                                 f"there are {t.size(0)} nodes")
+        if self.max_source_length is not None and src_sizes.numel() and \
+                int(src_sizes.max()) > self.max_source_length:
+            raise ValueError(f"a source of length {int(src_sizes.max())} "
+                             f"exceeds max_source_length="
+                             f"{self.max_source_length}")
+        device = query.device
+        graph = torch.repeat_interleave(torch.arange(dst_sizes.numel()),
+                                        dst_sizes)
+        src_start = torch.cat([src_sizes.new_zeros(1), src_sizes.cumsum(0)])
+        src_position = torch.arange(int(src_sizes.sum())) - \
+            src_start[:-1].repeat_interleave(src_sizes)
+        center = None
+        if self.mode == 'global':
+            edge_index = bipartite_graph(src_sizes, dst_sizes)
+        elif self.mode == 'local-m':
+            edge_index = window_graph(src_sizes, dst_sizes, self.window)
+        else:
+            length = src_sizes[graph].to(device, query.dtype)
+            center = self.aligned_position(query, length)  # [N_dst]
+            edge_index = window_graph(src_sizes, dst_sizes, self.window,
+                                      centers=center.detach())
+        edge_index = edge_index.to(device)
+        _check_query_key(query, key, value, edge_index, self.query_channels,
+                         self.key_channels)
+        value = key if value is None else value
+        source_position = src_position.to(device)[edge_index[0]]  # [E]
+        size = (key.size(0), query.size(0))
+        q, k = self.score.project(query.unsqueeze(1), key.unsqueeze(1))
+        alpha = self.edge_updater(edge_index, q=(None, q), k=(k, None),
+                                  center=(None, center), pos=source_position,
+                                  size=size)  # [E]
+        context = self.propagate(edge_index, v=(value, None), alpha=alpha,
+                                 size=size)
+        return context, (edge_index, alpha)
+
+    def edge_update(self, q_i: Tensor, k_j: Tensor, center_i: Optional[Tensor],
+                    pos: Tensor, index: Tensor, ptr: Optional[Tensor],
+                    dim_size: Optional[int]) -> Tensor:
+        logits = self.score.edge(q_i, k_j, pos).squeeze(-1)  # [E]
+        alpha = edge_softmax(logits, index, dim_size, ptr)
+        if center_i is not None:  # local-p: Gaussian around p_t
+            sigma = self.window / 2
+            alpha = alpha * torch.exp(-(pos.to(alpha.dtype) - center_i)**2 /
+                                      (2 * sigma**2))
+        return alpha
+
+    def message(self, v_j: Tensor, alpha: Tensor) -> Tensor:
+        return alpha.unsqueeze(-1) * v_j
+
+    def __repr__(self) -> str:
+        window = '' if self.window is None else f', window={self.window}'
+        return (f'{self.__class__.__name__}({self.query_channels}, '
+                f'{self.key_channels}, score={self.score_name!r}, '
+                f'mode={self.mode!r}{window})')
