@@ -1,0 +1,288 @@
+r"""The suite registry of ``pyg-relational bench``.
+
+A suite is a name, a one-line description and a function
+``function(quick, device, progress, **options) -> list`` that returns plain
+data: :class:`~pyg_relational.bench.results.TwinResult` /
+:class:`~pyg_relational.bench.results.SpeedResult` records or flat ``dict``
+rows. Suite functions never print; :mod:`pyg_relational.bench.report`
+renders what they return.
+
+``twins`` and ``speed`` gather the cases of every provider module listed in
+:data:`TWIN_PROVIDERS` / :data:`SPEED_PROVIDERS` (one line per provider).
+The reproduction suites import their provider lazily, inside the suite
+function, so a provider that is not installed (or not written yet) gives a
+:class:`ProviderMissing` error naming it instead of breaking the registry.
+
+Example:
+    >>> from pyg_relational.bench.suites import get_suite, suite_names
+    >>> 'inductive-bias' in suite_names()
+    True
+    >>> get_suite('twins').kind
+    'twins'
+"""
+import importlib
+import inspect
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+__all__ = [
+    'Suite', 'LinePlot', 'BenchError', 'ProviderMissing', 'SuiteFailed',
+    'SUITES', 'TWIN_PROVIDERS', 'SPEED_PROVIDERS', 'register', 'get_suite',
+    'suite_names', 'import_provider', 'gather_cases'
+]
+
+Progress = Optional[Callable[[str], None]]
+
+
+class BenchError(Exception):
+    """An error the command line reports as one clear line (unknown suite,
+    missing data or provider, unavailable device), never as a traceback."""
+
+
+class ProviderMissing(BenchError):
+    """A provider module of a suite cannot be imported.
+
+    ``rows`` holds what the other providers of a gathering suite produced.
+    """
+
+    def __init__(self, message: str, rows: Optional[list] = None):
+        super().__init__(message)
+        self.rows = list(rows or [])
+
+
+class SuiteFailed(BenchError):
+    """A suite raised; the message says which suite and why."""
+
+
+@dataclass(frozen=True)
+class LinePlot:
+    """How :mod:`~pyg_relational.bench.report` plots a suite's rows: one
+    line per ``series`` value, ``y`` against ``x``, one panel per ``panel``
+    value. Several ``y`` keys draw several lines per series (the first solid,
+    the others dashed)."""
+    x: str
+    y: Tuple[str, ...]
+    series: Tuple[str, ...]
+    panel: Optional[str] = None
+    logx: bool = False
+    logy: bool = False
+    xlabel: str = ''
+    ylabel: str = ''
+
+
+@dataclass(frozen=True)
+class Suite:
+    """One entry of the registry.
+
+    Args:
+        name (str): command-line name, e.g. ``'speed'``.
+        description (str): one line for ``--list`` and the report.
+        function (callable): ``function(quick, device, progress, **options)
+            -> list`` of records or ``dict`` rows.
+        kind (str): ``'twins'``, ``'speed'`` or ``'rows'`` (flat dicts);
+            selects the table and the terminal summary.
+        plot (LinePlot, optional): the PNG plot of the rows, if any.
+        default (bool): part of the default run (everything, quick).
+    """
+    name: str
+    description: str
+    function: Callable[..., list]
+    kind: str = 'rows'
+    plot: Optional[LinePlot] = None
+    default: bool = True
+
+    def accepts(self) -> Tuple[str, ...]:
+        """Names of the keyword options the function takes besides
+        ``quick``, ``device`` and ``progress``."""
+        params = inspect.signature(self.function).parameters
+        return tuple(n for n, p in params.items()
+                     if n not in ('quick', 'device', 'progress')
+                     and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+    def run(self, quick: bool = True, device: str = 'cpu',
+            progress: Progress = None, **options) -> list:
+        """Call the suite function with the options it accepts (others are
+        ignored, so one set of command-line options serves every suite)."""
+        accepted = self.accepts()
+        kwargs = {k: v for k, v in options.items()
+                  if k in accepted and v is not None}
+        return self.function(quick=quick, device=device, progress=progress,
+                             **kwargs)
+
+
+# --- providers -------------------------------------------------------------
+
+# One line per provider module; gathered by the ``twins`` / ``speed`` suites.
+TWIN_PROVIDERS: List[str] = [
+    'pyg_relational.bench.classic',
+    'pyg_relational.bench.attention',
+    'pyg_relational.bench.non_local',
+    'pyg_relational.bench.graph',
+]
+SPEED_PROVIDERS: List[str] = [
+    'pyg_relational.bench.classic',
+    'pyg_relational.bench.attention',
+    'pyg_relational.bench.non_local',
+    'pyg_relational.bench.graph',
+    'pyg_relational.bench.nri',
+]
+
+
+def import_provider(module: str, attribute: str):
+    """``module.attribute``, or :class:`ProviderMissing` if the module (or
+    the function in it) does not exist. An import error raised *inside* an
+    existing provider is a bug of that provider and propagates."""
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name is not None and not module.startswith(e.name) \
+                and e.name != module:
+            raise  # the provider exists but a module it imports does not
+        raise ProviderMissing(
+            f"provider module '{module}' is not available (not written or "
+            f"not installed yet); its suites cannot run") from None
+    if not hasattr(mod, attribute):
+        raise ProviderMissing(f"provider module '{module}' has no function "
+                              f"'{attribute}'")
+    return getattr(mod, attribute)
+
+
+def gather_cases(providers: Sequence[str], attribute: str, quick: bool,
+                 device: str, progress: Progress = None) -> list:
+    """Concatenate ``provider.attribute(quick=quick, device=device)`` over
+    ``providers``. Missing providers are skipped and reported together at
+    the end as one :class:`ProviderMissing` carrying the gathered rows."""
+    rows, missing = [], []
+    for module in providers:
+        try:
+            fn = import_provider(module, attribute)
+        except ProviderMissing:
+            missing.append(module)
+            continue
+        cases = list(fn(quick=quick, device=device))
+        rows.extend(cases)
+        if progress is not None:
+            progress(f'{module.rsplit(".", 1)[-1]}: {len(cases)} cases')
+    if missing:
+        raise ProviderMissing(
+            f"{len(missing)} provider(s) missing: {', '.join(missing)} "
+            f"(no '{attribute}'); the other providers' results are kept",
+            rows)
+    return rows
+
+
+# --- suite functions ---------------------------------------------------------
+
+def _twins(quick: bool = True, device: str = 'cpu',
+           progress: Progress = None) -> list:
+    return gather_cases(TWIN_PROVIDERS, 'twin_cases', quick, device, progress)
+
+
+def _speed(quick: bool = True, device: str = 'cpu',
+           progress: Progress = None) -> list:
+    return gather_cases(SPEED_PROVIDERS, 'speed_cases', quick, device,
+                        progress)
+
+
+def _inductive_bias(quick: bool = True, device: str = 'cpu',
+                    progress: Progress = None, seeds: Optional[int] = None
+                    ) -> list:
+    from .inductive_bias import run_inductive_bias
+    kwargs = {} if seeds is None else {'seeds': tuple(range(seeds))}
+    return run_inductive_bias(quick=quick, device=device, progress=progress,
+                              **kwargs)
+
+
+def _citation(quick: bool = True, device: str = 'cpu',
+              progress: Progress = None, seeds: Optional[int] = None,
+              data_root: Optional[str] = None) -> list:
+    run = import_provider('pyg_relational.bench.citation', 'run_citation')
+    return run(datasets=('Cora', 'CiteSeer'), models=None,
+               seeds=seeds if seeds is not None else (1 if quick else 10),
+               quick=quick, device=device, data_root=data_root,
+               progress=progress)
+
+
+def _digits(quick: bool = True, device: str = 'cpu',
+            progress: Progress = None, seeds: Optional[int] = None) -> list:
+    run = import_provider('pyg_relational.bench.non_local', 'run_digits')
+    return run(quick=quick,
+               seeds=seeds if seeds is not None else (1 if quick else 3),
+               device=device, progress=progress)
+
+
+def _provider(module: str, attribute: str) -> Callable[..., list]:
+    """A suite function that calls ``module.attribute(quick, device,
+    progress)``, imported when the suite runs."""
+
+    def function(quick: bool = True, device: str = 'cpu',
+                 progress: Progress = None) -> list:
+        run = import_provider(module, attribute)
+        return run(quick=quick, device=device, progress=progress)
+
+    function.__name__ = f'_{attribute}'
+    return function
+
+
+SUITES: Dict[str, Suite] = {}
+
+
+def register(suite: Suite, replace: bool = False) -> Suite:
+    """Add ``suite`` to the registry (``replace=True`` to overwrite)."""
+    if suite.name in SUITES and not replace:
+        raise ValueError(f"a suite named '{suite.name}' is already "
+                         f"registered; pass replace=True to overwrite it")
+    SUITES[suite.name] = suite
+    return suite
+
+
+def get_suite(name: str) -> Suite:
+    """The registered suite ``name`` or a :class:`BenchError` listing the
+    known ones."""
+    if name not in SUITES:
+        raise BenchError(f"unknown suite '{name}'; choose from: "
+                         f"{', '.join(SUITES)}")
+    return SUITES[name]
+
+
+def suite_names(default_only: bool = False) -> List[str]:
+    return [n for n, s in SUITES.items() if s.default or not default_only]
+
+
+register(Suite(
+    'twins', 'every graph layer against its PyTorch/PyG twin on random '
+    'inputs: max abs error of outputs and gradients, pass/fail', _twins,
+    kind='twins'))
+register(Suite(
+    'speed', 'forward+backward median time and peak memory of each graph '
+    'layer vs its twin on the same data, across sizes', _speed,
+    kind='speed',
+    plot=LinePlot(x='num_edges', y=('graph_s', 'baseline_s'),
+                  series=('operator', 'baseline'), logx=True, logy=True,
+                  xlabel='number of edges',
+                  ylabel='forward+backward time (s)')))
+register(Suite(
+    'inductive-bias', 'the same AttentionConv trained on the same data with '
+    'different graphs (complete, grid/window, chain, the data\'s own): test '
+    'accuracy vs training-set size', _inductive_bias,
+    plot=LinePlot(x='train_size', y=('test_acc', ), series=('graph', ),
+                  panel='task', logx=True, xlabel='training-set size',
+                  ylabel='test accuracy')))
+register(Suite(
+    'citation', 'GCNConv, GATConv and AttentionConv(score=\'gat\') on '
+    'Planetoid Cora and CiteSeer (public split): test accuracy', _citation))
+register(Suite(
+    'non-local', 'a small CNN with and without a NonLocalBlock on '
+    'scikit-learn digits: test accuracy over seeds', _digits))
+register(Suite(
+    'seq2seq', 'RNN encoder-decoder without attention vs Bahdanau vs Luong '
+    'on a synthetic task as sequences get longer',
+    _provider('pyg_relational.bench.attention', 'run_seq2seq')))
+register(Suite(
+    'physics', 'InteractionNetwork next-step prediction on simulated '
+    'physics vs a constant-velocity baseline',
+    _provider('pyg_relational.bench.physics', 'run_physics')))
+register(Suite(
+    'nri', 'Neural Relational Inference on simulated springs / charged '
+    'particles: edge accuracy and prediction error',
+    _provider('pyg_relational.bench.nri', 'run_nri')))
