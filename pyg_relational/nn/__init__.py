@@ -16,8 +16,11 @@ from .attention import (AttentionConv, AttentionScore,  # noqa: E402
                         attention_score, edge_softmax)
 __all__ += ['AttentionConv', 'BahdanauAttention', 'LuongAttention',
             'AttentionScore', 'attention_score', 'edge_softmax']
-# from .transformer import (MultiheadAttentionConv, PositionalEncoding,
-#                           TransformerDecoderLayer, TransformerEncoderLayer)
+from .transformer import (MultiheadAttentionConv,  # noqa: E402
+                          PositionalEncoding, TransformerDecoderLayer,
+                          TransformerEncoderLayer)
+__all__ += ['MultiheadAttentionConv', 'TransformerEncoderLayer',
+            'TransformerDecoderLayer', 'PositionalEncoding']
 from .non_local import NonLocalBlock
 __all__ += ['NonLocalBlock']
 from .graph_network import (EdgeBlock, GlobalBlock, GraphNetwork,  # noqa: E402
