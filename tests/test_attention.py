@@ -1,0 +1,455 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch_geometric.nn import GATConv
+
+from pyg_relational import bipartite_graph, complete_graph, window_graph
+from pyg_relational.nn import (AttentionConv, BahdanauAttention,
+                               LuongAttention, attention_score, edge_softmax)
+from pyg_relational.nn.attention import SCORES
+
+from .helpers import (assert_close, assert_edge_order_invariant, assert_twin,
+                      dtypes, empty_graph)
+
+SCORE_NAMES = ['dot', 'scaled_dot', 'general', 'additive', 'concat', 'gat',
+               'location']
+
+
+def _conv(score, in_channels=5, out_channels=3, heads=2, **kwargs):
+    if score == 'location':
+        kwargs.setdefault('num_types', 7)
+    return AttentionConv(in_channels, out_channels, heads=heads, score=score,
+                         **kwargs)
+
+
+def _types(score, edge_index):
+    """Edge types for the scores that read them (source position < 7)."""
+    return edge_index[0] % 7 if score == 'location' else None
+
+
+# --- twin: GATConv ---------------------------------------------------------
+
+GAT_CONFIGS = [
+    dict(heads=1),
+    dict(heads=3),
+    dict(heads=2, concat=False),
+    dict(heads=2, add_self_loops=False),
+    dict(heads=2, edge_dim=3),
+    dict(heads=2, bias=False, negative_slope=0.1),
+]
+
+
+@pytest.mark.parametrize('dtype', dtypes())
+@pytest.mark.parametrize('config', GAT_CONFIGS, ids=str)
+def test_gat_twin(config, dtype):
+    gat = GATConv(5, 4, **config).to(dtype)
+    conv = AttentionConv.from_module(gat)
+    edge_index = torch.randint(0, 6, (2, 20))
+    inputs = [torch.randn(6, 5, dtype=dtype)]
+    if config.get('edge_dim'):
+        inputs.append(torch.randn(20, 3, dtype=dtype))
+    params = [(lambda: conv.lin_src.weight.grad, lambda: gat.lin.weight.grad),
+              (lambda: conv.score.att_src.grad, lambda: gat.att_src.grad),
+              (lambda: conv.score.att_dst.grad, lambda: gat.att_dst.grad)]
+    if gat.bias is not None:
+        params.append((lambda: conv.bias.grad, lambda: gat.bias.grad))
+    if config.get('edge_dim'):
+        params.append((lambda: conv.lin_edge.weight.grad,
+                       lambda: gat.lin_edge.weight.grad))
+    assert_twin(lambda *a: conv(a[0], edge_index, *a[1:]),
+                lambda *a: gat(a[0], edge_index, *a[1:]), inputs, params)
+
+
+@pytest.mark.parametrize('dtype', dtypes())
+def test_gat_twin_bipartite(dtype):
+    gat = GATConv((5, 3), 4, heads=2, add_self_loops=False).to(dtype)
+    conv = AttentionConv.from_module(gat)
+    edge_index = torch.stack([torch.randint(0, 6, (15, )),
+                              torch.randint(0, 4, (15, ))])
+    inputs = [torch.randn(6, 5, dtype=dtype), torch.randn(4, 3, dtype=dtype)]
+    params = [(lambda: conv.lin_src.weight.grad,
+               lambda: gat.lin_src.weight.grad),
+              (lambda: conv.lin_dst.weight.grad,
+               lambda: gat.lin_dst.weight.grad)]
+    assert_twin(lambda xs, xd: conv((xs, xd), edge_index),
+                lambda xs, xd: gat((xs, xd), edge_index), inputs, params)
+
+
+def test_gat_attention_weights_match():
+    gat = GATConv(5, 4, heads=2).double()
+    conv = AttentionConv.from_module(gat)
+    x, edge_index = torch.randn(6, 5).double(), torch.randint(0, 6, (2, 12))
+    _, (ei_a, alpha_a) = conv(x, edge_index, return_attention_weights=True)
+    _, (ei_b, alpha_b) = gat(x, edge_index, return_attention_weights=True)
+    assert torch.equal(ei_a, ei_b)
+    assert_close(alpha_a, alpha_b)
+
+
+# --- score functions against their formulas --------------------------------
+
+
+def _dense_logit(name, score, q, k, t):
+    """Logit of one edge from the formulas in the module docstring: q [H, C_q],
+    k [H, C_k], t the edge type."""
+    if name == 'dot':
+        return (q * k).sum(-1)
+    if name == 'scaled_dot':
+        return (q * k).sum(-1) / math.sqrt(k.size(-1))
+    if name == 'general':
+        return torch.stack([q[h] @ score.weight[h] @ k[h]
+                            for h in range(q.size(0))])
+    if name == 'additive':
+        return torch.stack([
+            score.att[h] @ torch.tanh(q[h] @ score.weight_query[h] +
+                                      k[h] @ score.weight_key[h])
+            for h in range(q.size(0))
+        ])
+    if name in ('concat', 'gat'):
+        a = torch.cat([score.att_dst[0], score.att_src[0]], dim=-1)  # [H, 2C]
+        return F.leaky_relu((a * torch.cat([q, k], -1)).sum(-1), 0.2)
+    if name == 'location':
+        return torch.stack([(q[h] @ score.weight[h] + score.bias[h])[t]
+                            for h in range(q.size(0))])
+    raise AssertionError(name)
+
+
+@pytest.mark.parametrize('name', SCORE_NAMES)
+def test_score_matches_formula(name):
+    kwargs = {'num_types': 4} if name == 'location' else {}
+    score = attention_score(name, 2, 3, 3, **kwargs).double()
+    q, k = torch.randn(4, 2, 3).double(), torch.randn(5, 2, 3).double()
+    edge_index = bipartite_graph(5, 4)
+    edge_type = edge_index[0] % 4
+    logits = score(q, k, edge_index, edge_type)
+    assert logits.shape == (20, 2)
+    for e in range(20):
+        j, i = edge_index[:, e].tolist()
+        assert_close(logits[e], _dense_logit(name, score, q[i], k[j],
+                                             int(edge_type[e])))
+
+
+def test_score_registry_and_repr():
+    assert set(SCORE_NAMES) == set(SCORES)
+    assert SCORES['gat'] is SCORES['concat']
+    assert repr(attention_score('dot', 2, 3, 3)) == \
+        'DotScore(heads=2, query_channels=3, key_channels=3)'
+
+
+def test_edge_softmax_large_logits_and_empty():
+    index = torch.tensor([0, 0, 1, 1, 1])
+    logits = torch.tensor([1e4, -1e4, 3e4, 3e4, 0.])
+    alpha = edge_softmax(logits, index, num_nodes=3)  # target 2: no edges
+    assert torch.isfinite(alpha).all()
+    assert_close(alpha, torch.tensor([1., 0., .5, .5, 0.]))
+    empty = edge_softmax(torch.empty(0, 2), torch.empty(0, dtype=torch.long),
+                         num_nodes=4)
+    assert empty.shape == (0, 2)
+
+
+# --- AttentionConv properties, every score ---------------------------------
+
+
+@pytest.mark.parametrize('dtype', dtypes())
+@pytest.mark.parametrize('score', SCORE_NAMES)
+def test_attention_conv_against_dense(score, dtype):
+    """out_i = || sum_j softmax_j(score(W_Q x_i, W_K x_j)) W_V x_j + b,
+    computed densely per target."""
+    conv = _conv(score).to(dtype)
+    x = torch.randn(6, 5, dtype=dtype)
+    edge_index = torch.randint(0, 6, (2, 14))
+    edge_type = _types(score, edge_index)
+    out, (_, alpha) = conv(x, edge_index, edge_type=edge_type,
+                           return_attention_weights=True)
+    q, k, v = conv._project(x, x)
+    H, C = 2, 3
+    for i in range(6):
+        mask = edge_index[1] == i
+        if not mask.any():
+            assert_close(out[i], conv.bias)
+            continue
+        src = edge_index[0, mask]
+        t = edge_type[mask] if edge_type is not None else [0] * len(src)
+        logits = torch.stack([
+            _dense_logit(score, conv.score, q[i], k[j], int(tt))
+            for j, tt in zip(src.tolist(), t)
+        ])  # [deg, H]
+        a = torch.softmax(logits, dim=0)
+        assert_close(alpha[mask], a)
+        expected = (a.unsqueeze(-1) * v[src]).sum(0).reshape(H * C)
+        assert_close(out[i], expected + conv.bias)
+
+
+@pytest.mark.parametrize('score', SCORE_NAMES)
+def test_attention_conv_edge_order_invariant(score):
+    conv = _conv(score)
+    x = torch.randn(6, 5)
+    edge_index = torch.randint(0, 6, (2, 20))
+    assert_edge_order_invariant(
+        lambda ei, et: conv(x, ei, edge_type=et), edge_index,
+        _types(score, edge_index))
+
+
+@pytest.mark.parametrize('score', SCORE_NAMES)
+def test_attention_conv_permutation_equivariant(score):
+    """Complete graph: permuting the nodes permutes the output."""
+    conv = _conv(score).double()
+    x = torch.randn(7, 5).double()
+    edge_index = complete_graph(7)
+    perm = torch.randperm(7)
+    inverse = torch.empty_like(perm)
+    inverse[perm] = torch.arange(7)
+    # location reads the edge type; the source's identity moves with it.
+    types = (lambda ei, relabel: relabel[ei[0]] % 7) \
+        if score == 'location' else (lambda ei, relabel: None)
+    out = conv(x, edge_index, edge_type=types(edge_index, torch.arange(7)))
+    # node n of the permuted graph is old node perm[n]
+    out_perm = conv(x[perm], edge_index,
+                    edge_type=types(edge_index, perm))
+    assert_close(out_perm, out[perm])
+
+
+@pytest.mark.parametrize('score', SCORE_NAMES)
+def test_attention_conv_empty_and_isolated(score):
+    conv = _conv(score, bias=False)
+    # 0 nodes, 0 edges
+    out = conv(torch.randn(0, 5), empty_graph(),
+               edge_type=torch.empty(0, dtype=torch.long)
+               if score == 'location' else None)
+    assert out.shape == (0, 6)
+    # nodes without incoming edges: zeros, never NaN; gradients finite
+    x = torch.randn(4, 5, requires_grad=True)
+    edge_index = torch.tensor([[0, 1], [1, 1]])
+    out = conv(x, edge_index, edge_type=_types(score, edge_index))
+    assert torch.equal(out[[0, 2, 3]], torch.zeros(3, 6))
+    out.sum().backward()
+    assert torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize('score', ['dot', 'scaled_dot', 'gat'])
+def test_attention_conv_large_logits_finite(score):
+    conv = _conv(score)
+    x = 1e4 * torch.randn(5, 5)
+    with torch.no_grad():  # make the logits ~1e4 and above
+        for p in conv.parameters():
+            p.mul_(10.)
+    out, (_, alpha) = conv(x, complete_graph(5),
+                           return_attention_weights=True)
+    assert torch.isfinite(out).all() and torch.isfinite(alpha).all()
+    sums = torch.zeros(5, 2).index_add_(0, complete_graph(5)[1], alpha)
+    assert_close(sums, torch.ones(5, 2))
+
+
+@pytest.mark.parametrize('score', SCORE_NAMES)
+def test_attention_conv_batch_equals_separate_graphs(score):
+    conv = _conv(score, concat=False)
+    x = torch.randn(7, 5)
+    edge_index = complete_graph([4, 3])
+    edge_type = _types(score, edge_index)
+    out = conv(x, edge_index, edge_type=edge_type)
+    first = complete_graph(4)
+    assert_close(out[:4], conv(x[:4], first, edge_type=_types(score, first)))
+    second = complete_graph(3)
+    types2 = None if edge_type is None else (second[0] + 4) % 7
+    assert_close(out[4:], conv(x[4:], second, edge_type=types2))
+
+
+def test_attention_conv_bipartite_and_edge_features():
+    conv = AttentionConv((5, 3), 4, heads=2, score='additive', edge_dim=2)
+    x_src, x_dst = torch.randn(6, 5), torch.randn(3, 3)
+    edge_index = bipartite_graph(6, 3)
+    out = conv((x_src, x_dst), edge_index, torch.randn(18, 2))
+    assert out.shape == (3, 8)
+    # the edge features change the weights
+    out2 = conv((x_src, x_dst), edge_index, torch.randn(18, 2))
+    assert not torch.allclose(out, out2)
+
+
+def test_attention_conv_dropout():
+    conv = _conv('scaled_dot', dropout=0.5)
+    x, edge_index = torch.randn(6, 5), complete_graph(6)
+    conv.eval()
+    assert torch.equal(conv(x, edge_index), conv(x, edge_index))
+    conv.train()
+    _, (_, alpha) = conv(x, edge_index, return_attention_weights=True)
+    assert (alpha == 0).any()
+
+
+def test_attention_conv_repr():
+    assert repr(AttentionConv(8, 4, heads=2, score='gat')) == \
+        "AttentionConv(8, 4, heads=2, score='gat')"
+    assert repr(AttentionConv((8, 3), 4)) == \
+        "AttentionConv((8, 3), 4, heads=1, score='gat')"
+
+
+@pytest.mark.parametrize('make, call, match', [
+    (lambda: AttentionConv(5, 3, score='cosine'), None, "Unknown score"),
+    (lambda: AttentionConv(5, 3, score='gat', num_edge_types=3), None,
+     'linear in the key'),
+    (lambda: AttentionConv(5, 3, score='location'), None, 'num_types'),
+    (lambda: attention_score('dot', 1, 3, 4), None, 'query_channels =='),
+    (lambda: _conv('gat'), lambda c: c(torch.randn(4, 6), complete_graph(4)),
+     "'x' must have 5 features"),
+    (lambda: _conv('gat'), lambda c: c(torch.randn(4, 5), complete_graph(4).t()),
+     r'shape \[2, E\]'),
+    (lambda: _conv('gat'), lambda c: c(torch.randn(4, 5), complete_graph(4)
+                                        .float()), 'torch.long'),
+    (lambda: _conv('gat'), lambda c: c(torch.randn(4, 5), torch.tensor(
+        [[-1], [0]])), 'negative node index'),
+    (lambda: _conv('location'), lambda c: c(torch.randn(4, 5),
+                                            complete_graph(4)), 'edge_type'),
+    (lambda: _conv('location'), lambda c: c(
+        torch.randn(4, 5), complete_graph(4),
+        edge_type=torch.full((16, ), 9)), r'\[0, 7\)'),
+    (lambda: _conv('gat'), lambda c: c(torch.randn(4, 5), complete_graph(4),
+                                       torch.randn(16, 2)), 'edge_dim'),
+    (lambda: _conv('gat'), lambda c: c(torch.randn(4, 5), complete_graph(4),
+                                       edge_type=torch.zeros(16).long()),
+     'does not use it'),
+    (lambda: _conv('gat', edge_dim=2), lambda c: c(
+        torch.randn(4, 5), complete_graph(4), torch.randn(15, 2)),
+     '15 rows but there are 16 edges'),
+    (lambda: attention_score('dot', 2, 3, 3),
+     lambda s: s(torch.randn(4, 3), torch.randn(4, 2, 3), complete_graph(4)),
+     r"'query' of DotScore must have shape \[N, 2, 3\]"),
+    (lambda: AttentionConv, lambda c: c.from_module(torch.nn.Linear(2, 2)),
+     'expects a torch_geometric.nn.GATConv'),
+])
+def test_attention_conv_bad_input(make, call, match):
+    with pytest.raises((ValueError, IndexError), match=match):
+        obj = make()
+        call(obj)
+
+
+def test_attention_conv_index_out_of_range():
+    with pytest.raises(IndexError, match='source index 9'):
+        _conv('gat')(torch.randn(4, 5), torch.tensor([[9], [0]]))
+
+
+# --- Bahdanau and Luong against the papers' formulas -----------------------
+
+
+@pytest.mark.parametrize('dtype', dtypes())
+def test_bahdanau_against_paper(dtype):
+    attn = BahdanauAttention(4, 3, attention_channels=5).to(dtype)
+    h = torch.randn(7, 3, dtype=dtype, requires_grad=True)  # encoder
+    s = torch.randn(5, 4, dtype=dtype, requires_grad=True)  # decoder
+    src_sizes, dst_sizes = [4, 3], [2, 3]
+    context, (edge_index, alpha) = attn(s, h,
+                                        bipartite_graph(src_sizes, dst_sizes))
+    W, U = attn.score.weight_query[0], attn.score.weight_key[0]
+    v = attn.score.att[0]
+    expected, expected_alpha = [], []
+    for b, (src0, dst0) in enumerate([(0, 0), (4, 2)]):
+        enc = h[src0:src0 + src_sizes[b]]
+        for t in range(dst0, dst0 + dst_sizes[b]):
+            e = torch.tanh(s[t] @ W + enc @ U) @ v  # e_tj = v^T tanh(W s + U h)
+            a = torch.softmax(e, 0)
+            expected_alpha.append(a)
+            expected.append(a @ enc)
+    assert_close(context, torch.stack(expected))
+    assert_close(alpha, torch.cat(expected_alpha))
+    assert repr(attn) == 'BahdanauAttention(4, 3, attention_channels=5)'
+
+
+def _luong_reference(attn, h_dec, h_enc, src_sizes, dst_sizes):
+    """Luong et al. 2015, eq. (7)-(10), per target, written densely."""
+    D = attn.window
+    out, src0, dst0 = [], 0, 0
+    for S, T in zip(src_sizes, dst_sizes):
+        enc = h_enc[src0:src0 + S]
+        for t in range(T):
+            ht = h_dec[dst0 + t]
+            if attn.score_name == 'dot':
+                score = enc @ ht
+            elif attn.score_name == 'general':
+                score = enc @ (ht @ attn.score.weight[0])
+            elif attn.score_name == 'concat':
+                sc = attn.score
+                score = torch.tanh(ht @ sc.weight_query[0] +
+                                   enc @ sc.weight_key[0]) @ sc.att[0]
+            else:  # location: a_t = softmax(W_a h_t), first S positions
+                sc = attn.score
+                score = (ht @ sc.weight[0] + sc.bias[0])[:S]
+            s = torch.arange(S, dtype=h_enc.dtype)
+            if attn.mode == 'global':
+                keep, gauss, p = torch.ones(S, dtype=torch.bool), 1., None
+            else:
+                if attn.mode == 'local-m':
+                    p = torch.tensor(float(t), dtype=h_enc.dtype)
+                else:
+                    p = S * torch.sigmoid(
+                        attn.att_position @ torch.tanh(
+                            attn.lin_position.weight @ ht))
+                keep = (s - p).abs() <= D + 1e-9 if attn.mode == 'local-p' \
+                    else (s - p).abs() <= D
+                gauss = torch.exp(-(s - p)**2 / (2 * (D / 2)**2)) \
+                    if attn.mode == 'local-p' else 1.
+            if not keep.any():
+                out.append(torch.zeros_like(enc[0]))
+                continue
+            a = torch.zeros(S, dtype=h_enc.dtype)
+            a[keep] = torch.softmax(score[keep], 0)
+            a = a * gauss
+            out.append(a @ enc)
+        src0, dst0 = src0 + S, dst0 + T
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize('mode', ['global', 'local-m', 'local-p'])
+@pytest.mark.parametrize('score', ['dot', 'general', 'concat', 'location'])
+def test_luong_against_paper(score, mode):
+    attn = LuongAttention(4, score=score, mode=mode,
+                          window=None if mode == 'global' else 2,
+                          max_source_length=8).double()
+    h_enc, h_dec = torch.randn(13, 4).double(), torch.randn(6, 4).double()
+    src_sizes, dst_sizes = [8, 5], [4, 2]
+    context, (edge_index, alpha) = attn(h_dec, h_enc, src_sizes, dst_sizes)
+    assert alpha.shape == (edge_index.size(1), )
+    assert_close(context, _luong_reference(attn, h_dec, h_enc, src_sizes,
+                                           dst_sizes))
+
+
+def test_luong_local_p_learns_position():
+    attn = LuongAttention(4, score='dot', mode='local-p', window=2)
+    h_dec = torch.randn(3, 4)
+    context, _ = attn(h_dec, torch.randn(6, 4), 6, 3)
+    context.sum().backward()
+    assert attn.att_position.grad is not None
+    assert attn.att_position.grad.abs().sum() > 0
+    assert repr(attn) == \
+        "LuongAttention(4, 4, score='dot', mode='local-p', window=2)"
+
+
+def test_luong_local_m_is_window_graph():
+    attn = LuongAttention(4, score='dot', mode='local-m', window=1)
+    _, (edge_index, _) = attn(torch.randn(3, 4), torch.randn(5, 4), 5, 3)
+    assert torch.equal(edge_index, window_graph(5, 3, radius=1))
+
+
+@pytest.mark.parametrize('make, call, match', [
+    (lambda: LuongAttention(4, score='cosine'), None, 'Unknown score'),
+    (lambda: LuongAttention(4, mode='local'), None, 'Unknown mode'),
+    (lambda: LuongAttention(4, mode='local-m'), None, "needs 'window'"),
+    (lambda: LuongAttention(4, score='location'), None, 'max_source_length'),
+    (lambda: LuongAttention(4, score='location', max_source_length=3),
+     lambda a: a(torch.randn(2, 4), torch.randn(5, 4), 5, 2),
+     'exceeds max_source_length=3'),
+    (lambda: LuongAttention(4), lambda a: a(torch.randn(2, 4),
+                                            torch.randn(5, 4), 4, 2),
+     "'src_sizes' adds up to 4 but there are 5"),
+    (lambda: LuongAttention(4), lambda a: a(torch.randn(2, 3),
+                                            torch.randn(5, 4), 5, 2),
+     "'query' must have 4 features"),
+    (lambda: BahdanauAttention(4, 3),
+     lambda a: a(torch.randn(2, 4), torch.randn(5, 3), bipartite_graph(5, 2),
+                 value=torch.randn(4, 3)), "one row per key"),
+    (lambda: BahdanauAttention(4, 3),
+     lambda a: a(torch.randn(2, 4), torch.randn(5, 3), bipartite_graph(6, 2)),
+     'source index 5'),
+])
+def test_luong_bahdanau_bad_input(make, call, match):
+    with pytest.raises((ValueError, IndexError), match=match):
+        obj = make()
+        call(obj)
