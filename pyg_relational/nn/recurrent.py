@@ -1,0 +1,435 @@
+r"""Recurrence as message passing in topological order over a DAG."""
+import math
+from dataclasses import dataclass
+from typing import List, Optional, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.nn import Parameter
+from torch_geometric.nn import MessagePassing
+
+from .._checks import (check_choice, check_edge_index, check_features,
+                       check_int)
+
+__all__ = ['RecurrentConv']
+
+State = Union[Tensor, List[Tensor]]
+
+
+@dataclass
+class _Schedule:
+    r"""The order in which a DAG's nodes are updated (index data only).
+
+    Nodes are sorted by *level* (longest path from a node without
+    predecessors), node id within a level; ``position[v]`` is the place of
+    node ``v`` in that order. ``groups[l]`` lists, for level ``l >= 1``, the
+    incoming edges by source level ``s``: ``(s, src_local, dst_local)``,
+    positions inside levels ``s`` and ``l``; ``direct[l]`` names the source
+    level when each node of level ``l`` has exactly one predecessor and
+    both levels line up one to one (chains), so no gather is needed."""
+    level_sizes: List[int]
+    order: Tensor  # [N] node ids in level order
+    position: Tensor  # [N] place of every node in level order
+    sinks: Tensor  # [S'] places of the nodes without successors, node order
+    groups: List[List[Tuple[int, Tensor, Tensor]]]
+    direct: List[Optional[int]]
+    num_edges: List[int]  # incoming edges per level
+    identity: bool  # level order == node order
+
+
+def _schedule(edge_index: Tensor, num_nodes: int) -> _Schedule:
+    """Topological levels by Kahn's algorithm, one frontier at a time."""
+    device = edge_index.device
+    src, dst = edge_index.cpu()
+    n = num_nodes
+    remaining = torch.bincount(dst, minlength=n)  # in-degree
+    out_degree = torch.bincount(src, minlength=n)
+    by_src = src.argsort(stable=True)
+    dst_by_src = dst[by_src]
+    ptr = torch.cat([out_degree.new_zeros(1), out_degree.cumsum(0)])
+    level = torch.full((n, ), -1, dtype=torch.long)
+    frontier = (remaining == 0).nonzero().view(-1)
+    depth = 0
+    while frontier.numel() > 0:
+        level[frontier] = depth
+        counts = out_degree[frontier]
+        total = int(counts.sum())
+        if total == 0:
+            break
+        # ids of the out-edges of the frontier (CSR by source)
+        first = torch.repeat_interleave(ptr[frontier], counts)
+        start = torch.repeat_interleave(counts.cumsum(0) - counts, counts)
+        targets = dst_by_src[first + torch.arange(total) - start]
+        remaining.scatter_add_(0, targets, torch.full_like(targets, -1))
+        frontier = targets[remaining[targets] == 0].unique()
+        depth += 1
+    if n > 0 and int(level.min()) < 0:
+        node = int((level < 0).nonzero()[0])
+        raise ValueError(
+            f"'edge_index' has a cycle (node {node} lies on or after one); "
+            f"RecurrentConv needs a directed acyclic graph such as "
+            f"chain_graph(...): remove self-loops and back edges")
+
+    sizes = torch.bincount(level, minlength=1) if n > 0 else level
+    order = level.argsort(stable=True)
+    position = torch.empty_like(order)
+    position[order] = torch.arange(n)
+    start_of = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)])
+    local = position - start_of[level]
+    level_sizes = sizes.tolist()
+    num_levels = len(level_sizes)
+
+    # incoming edges grouped by (target level, source level)
+    groups: List[List[Tuple[int, Tensor, Tensor]]] = [
+        [] for _ in range(num_levels)]
+    direct: List[Optional[int]] = [None] * num_levels
+    num_edges = [0] * num_levels
+    if src.numel() > 0:
+        key = level[dst] * num_levels + level[src]
+        key, perm = key.sort(stable=True)
+        keys, counts = torch.unique_consecutive(key, return_counts=True)
+        src_local = local[src[perm]].split(counts.tolist())
+        dst_local = local[dst[perm]].split(counts.tolist())
+        for k, s_loc, d_loc in zip(keys.tolist(), src_local, dst_local):
+            target, source = divmod(k, num_levels)
+            groups[target].append((source, s_loc.to(device),
+                                   d_loc.to(device)))
+            num_edges[target] += s_loc.numel()
+        for lev in range(1, num_levels):
+            if len(groups[lev]) == 1:
+                source, s_loc, d_loc = groups[lev][0]
+                m = level_sizes[lev]
+                line = torch.arange(m, device=device)
+                if level_sizes[source] == m and s_loc.numel() == m \
+                        and torch.equal(s_loc, line) \
+                        and torch.equal(d_loc, line):
+                    direct[lev] = source
+    sinks = position[(out_degree == 0).nonzero().view(-1)]
+    identity = bool(torch.equal(order, torch.arange(n)))
+    return _Schedule(level_sizes, order.to(device), position.to(device),
+                     sinks.to(device), groups, direct, num_edges, identity)
+
+
+class RecurrentConv(MessagePassing):
+    r"""Recurrence as message passing in topological order (Elman,
+    `"Finding Structure in Time" <https://doi.org/10.1207/s15516709cog1402_1>`_;
+    GRU: Cho et al., `"Learning Phrase Representations using RNN
+    Encoder-Decoder" <https://arxiv.org/abs/1406.1078>`_; LSTM: Hochreiter
+    and Schmidhuber, `"Long Short-Term Memory"
+    <https://doi.org/10.1162/neco.1997.9.8.1735>`_).
+
+    Every node :math:`i` of a directed acyclic graph receives the states of
+    its predecessors, sums them, and applies a recurrent cell to its own
+    input :math:`\mathbf{x}_i`:
+
+    .. math::
+        \bar{\mathbf{h}}_i = \sum_{j \to i} \mathbf{h}_j, \qquad
+        \mathbf{h}_i = \mathrm{cell}\big(\mathbf{x}_i,
+        \bar{\mathbf{h}}_i\big),
+
+    with the cells of :class:`torch.nn.RNN` (:math:`\mathbf{h}_i =
+    \tanh(\mathbf{W}_{ih}\mathbf{x}_i + \mathbf{b}_{ih} +
+    \mathbf{W}_{hh}\bar{\mathbf{h}}_i + \mathbf{b}_{hh})`),
+    :class:`torch.nn.GRU` and :class:`torch.nn.LSTM` (whose memory cells
+    :math:`\mathbf{c}_j` are summed alike). A node without predecessors
+    starts from the initial state ``h_0`` (zeros by default). Nodes are
+    updated level by level (a node's level is the longest path reaching it),
+    all nodes of one level across the whole batch together: the input
+    projections :math:`\mathbf{W}_{ih}\mathbf{x}` of all nodes are one
+    matrix product up front, and each level costs one hidden-state product,
+    the aggregation of its incoming edges and the cell update.
+
+    On :func:`~pyg_relational.graphs.chain_graph` this is exactly PyTorch's
+    RNN/GRU/LSTM, one sequence per chain, variable lengths included (as with
+    packed sequences); :meth:`from_module` copies the weights. With
+    ``bidirectional=True`` the second direction runs on the reversed graph
+    ``edge_index.flip(0)`` and the outputs are concatenated, as in PyTorch.
+    On a tree with edges from children to parents it is a child-sum
+    tree-RNN.
+
+    Args:
+        input_size (int): input features :math:`F`.
+        hidden_size (int): state size :math:`H`.
+        num_layers (int, optional): stacked layers; layer :math:`l + 1`
+            reads the states of layer :math:`l`. (default: :obj:`1`)
+        cell (str, optional): ``'rnn'``, ``'gru'`` or ``'lstm'``.
+            (default: :obj:`'gru'`)
+        bias (bool, optional): learn :math:`\mathbf{b}_{ih}` and
+            :math:`\mathbf{b}_{hh}`. (default: :obj:`True`)
+        bidirectional (bool, optional): add the reversed graph as a second
+            direction. (default: :obj:`False`)
+        dropout (float, optional): dropout on the outputs of every layer but
+            the last, in training mode. (default: :obj:`0.`)
+        nonlinearity (str, optional): ``'tanh'`` or ``'relu'`` for
+            ``cell='rnn'``. (default: :obj:`'tanh'`)
+
+    Shapes:
+        - **input:** node features :math:`(|\mathcal{V}|, F)`, edge indices
+          :math:`(2, |\mathcal{E}|)` of a DAG, optional initial state
+          :math:`(L \cdot D, S, H)` (a pair ``(h_0, c_0)`` for LSTM) where
+          :math:`S` is the number of nodes without predecessors, in node
+          order (the first step of every chain)
+        - **output:** node states :math:`(|\mathcal{V}|, D \cdot H)` and the
+          final states :math:`(L \cdot D, S', H)` at the nodes without
+          successors, in node order (the last step of every chain; the
+          first one for the reverse direction), a pair for LSTM
+
+    .. note::
+        On trees the predecessor states are *summed* before the cell, also
+        the LSTM memory cells with one shared forget gate (Tai et al.'s
+        Child-Sum Tree-LSTM has one forget gate per child). When the two
+        directions of a bidirectional layer have different numbers of
+        start or end nodes (trees), ``h_0`` and the final states are lists
+        of :math:`L \cdot D` tensors ``[S_d, H]`` instead of one stacked
+        tensor. The topological schedule is computed on the CPU at every
+        call (nothing is cached).
+
+    Example:
+        >>> gru = torch.nn.GRU(3, 4, batch_first=True)
+        >>> layer = RecurrentConv.from_module(gru)
+        >>> layer
+        RecurrentConv(3, 4, cell='gru')
+        >>> x = torch.randn(2, 5, 3)  # two sequences of length 5
+        >>> out, h_n = layer(x.reshape(10, 3), chain_graph([5, 5]))
+        >>> out_ref, h_ref = gru(x)
+        >>> torch.allclose(out.view(2, 5, 4), out_ref, atol=1e-6)
+        True
+        >>> torch.allclose(h_n, h_ref, atol=1e-6)
+        True
+    """
+    GATES = {'rnn': 1, 'gru': 3, 'lstm': 4}
+
+    def __init__(self, input_size: int, hidden_size: int,
+                 num_layers: int = 1, cell: str = 'gru', bias: bool = True,
+                 bidirectional: bool = False, dropout: float = 0.,
+                 nonlinearity: str = 'tanh'):
+        super().__init__(aggr='add')
+        self.input_size = check_int(input_size, 'input_size', 1)
+        self.hidden_size = check_int(hidden_size, 'hidden_size', 1)
+        self.num_layers = check_int(num_layers, 'num_layers', 1)
+        self.cell = check_choice(cell, self.GATES, 'cell')
+        self.nonlinearity = check_choice(nonlinearity, ('tanh', 'relu'),
+                                         'nonlinearity')
+        if not 0. <= float(dropout) <= 1.:
+            raise ValueError(f"'dropout' must lie in [0, 1] (got {dropout})")
+        self.dropout = float(dropout)
+        self.bias = bias
+        self.bidirectional = bidirectional
+        self.num_directions = 2 if bidirectional else 1
+        gates = self.GATES[cell] * hidden_size
+        # Parameters named as in torch.nn.RNN/GRU/LSTM.
+        for layer in range(num_layers):
+            for suffix in self._suffixes():
+                f_in = input_size if layer == 0 \
+                    else hidden_size * self.num_directions
+                self.register_parameter(f'weight_ih_l{layer}{suffix}',
+                                        Parameter(torch.empty(gates, f_in)))
+                self.register_parameter(
+                    f'weight_hh_l{layer}{suffix}',
+                    Parameter(torch.empty(gates, hidden_size)))
+                for kind in ('ih', 'hh'):
+                    self.register_parameter(
+                        f'bias_{kind}_l{layer}{suffix}',
+                        Parameter(torch.empty(gates)) if bias else None)
+        self.reset_parameters()
+
+    def _suffixes(self) -> Tuple[str, ...]:
+        return ('', '_reverse')[:self.num_directions]
+
+    def reset_parameters(self):
+        r"""The initialisation of :class:`torch.nn.RNN`: uniform in
+        :math:`\pm 1/\sqrt{H}`."""
+        super().reset_parameters()
+        bound = 1 / math.sqrt(self.hidden_size)
+        for p in self.parameters():
+            torch.nn.init.uniform_(p, -bound, bound)
+
+    def forward(self, x: Tensor, edge_index: Tensor,
+                h_0: Optional[Union[State, Tuple[State, State]]] = None,
+                ) -> Tuple[Tensor, Union[State, Tuple[State, State]]]:
+        r"""Returns ``(out, h_n)`` (``(out, (h_n, c_n))`` for LSTM)."""
+        check_features(x, self.input_size)
+        num_nodes = x.size(0)
+        check_edge_index(edge_index, num_nodes, num_nodes)
+        schedules = [_schedule(edge_index, num_nodes)]
+        if self.bidirectional:
+            schedules.append(_schedule(edge_index.flip(0), num_nodes))
+        lstm = self.cell == 'lstm'
+        if lstm and h_0 is not None:
+            if not isinstance(h_0, (tuple, list)) or len(h_0) != 2:
+                raise ValueError("'h_0' of an LSTM must be a pair (h_0, c_0)")
+            h_init = self._initial(h_0[0], schedules, 'h_0', x)
+            c_init = self._initial(h_0[1], schedules, 'c_0', x)
+        else:
+            h_init = self._initial(h_0, schedules, 'h_0', x)
+            c_init = [None] * len(h_init)
+
+        h_n, c_n = [], []
+        inp = x
+        for layer in range(self.num_layers):
+            outs = []
+            for d, sched in enumerate(schedules):
+                k = layer * self.num_directions + d
+                params = [
+                    getattr(self, f'{name}_l{layer}{self._suffixes()[d]}')
+                    for name in ('weight_ih', 'weight_hh', 'bias_ih',
+                                 'bias_hh')
+                ]
+                out, h_last, c_last = self._direction(inp, sched, params,
+                                                      h_init[k], c_init[k])
+                outs.append(out)
+                h_n.append(h_last)
+                c_n.append(c_last)
+            inp = outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
+            if self.dropout > 0 and self.training \
+                    and layer < self.num_layers - 1:
+                inp = F.dropout(inp, self.dropout, training=True)
+        h_n = self._stack(h_n)
+        return inp, (h_n, self._stack(c_n)) if lstm else h_n
+
+    def _direction(self, x: Tensor, sched: _Schedule, params: List[Tensor],
+                   h_0: Optional[Tensor], c_0: Optional[Tensor]):
+        """One direction of one layer over the whole batch."""
+        w_ih, w_hh, b_ih, b_hh = params
+        hidden = self.hidden_size
+        if x.size(0) == 0:
+            empty = x.new_zeros(0, hidden)
+            return empty, empty, (empty if self.cell == 'lstm' else None)
+        gi = F.linear(x, w_ih, b_ih)  # [N, G*H]: all inputs in one matmul
+        if not sched.identity:
+            gi = gi.index_select(0, sched.order)  # level order
+        states: List[Tensor] = []
+        cells: List[Tensor] = []
+        for lev, gi_lev in enumerate(gi.split(sched.level_sizes)):
+            if lev == 0:
+                h_agg, c_agg = h_0, c_0
+            else:
+                h_agg, c_agg = self._aggregate_level(sched, lev, states, cells)
+            h, c = self._cell(gi_lev, h_agg, c_agg, w_hh, b_hh)
+            states.append(h)
+            if c is not None:
+                cells.append(c)
+        h_all = torch.cat(states)  # [N, H], level order
+        out = h_all if sched.identity else h_all.index_select(
+            0, sched.position)  # node order
+        h_last = h_all.index_select(0, sched.sinks)
+        c_last = torch.cat(cells).index_select(0, sched.sinks) \
+            if cells else None
+        return out, h_last, c_last
+
+    def _aggregate_level(self, sched: _Schedule, lev: int,
+                         states: List[Tensor], cells: List[Tensor]):
+        r""":math:`\sum_{j \to i}` of the states (and LSTM cells) over the
+        incoming edges of level ``lev``."""
+        source = sched.direct[lev]
+        if source is not None:  # one predecessor each, aligned: no scatter
+            return states[source], cells[source] if cells else None
+        msg = torch.cat([
+            self.message(torch.cat([states[s], cells[s]], dim=-1)
+                         .index_select(0, s_loc) if cells else
+                         states[s].index_select(0, s_loc))
+            for s, s_loc, _ in sched.groups[lev]])  # [E_l, H or 2H]
+        index = torch.cat([d_loc for _, _, d_loc in sched.groups[lev]])
+        agg = self.aggregate(msg, index, dim_size=sched.level_sizes[lev])
+        if cells:
+            h_agg, c_agg = agg.split(self.hidden_size, dim=-1)
+            return h_agg, c_agg
+        return agg, None
+
+    def message(self, h_j: Tensor) -> Tensor:
+        return h_j
+
+    def _cell(self, gi: Tensor, h: Optional[Tensor], c: Optional[Tensor],
+              w_hh: Tensor, b_hh: Optional[Tensor]):
+        """The cell update of one level; ``h is None`` means zero state."""
+        if h is None:  # W_hh 0 + b_hh
+            gh = b_hh.expand_as(gi) if b_hh is not None else None
+        else:
+            gh = F.linear(h, w_hh, b_hh)  # [n, G*H]
+        if self.cell == 'rnn':
+            pre = gi if gh is None else gi + gh
+            return (torch.tanh(pre) if self.nonlinearity == 'tanh'
+                    else torch.relu(pre)), None
+        hidden = self.hidden_size
+        if self.cell == 'gru':
+            if gh is None:
+                gh = torch.zeros_like(gi)
+            rz = torch.sigmoid(gi[:, :2 * hidden] + gh[:, :2 * hidden])
+            r, z = rz[:, :hidden], rz[:, hidden:]
+            n = torch.tanh(gi[:, 2 * hidden:] + r * gh[:, 2 * hidden:])
+            if h is None:
+                return n - z * n, None
+            return n + z * (h - n), None  # (1 - z) n + z h
+        gates = gi if gh is None else gi + gh  # [n, 4H]: i, f, g, o
+        ifo = torch.sigmoid(gates)
+        i, f, o = (ifo[:, :hidden], ifo[:, hidden:2 * hidden],
+                   ifo[:, 3 * hidden:])
+        g = torch.tanh(gates[:, 2 * hidden:3 * hidden])
+        c = i * g if c is None else f * c + i * g
+        return o * torch.tanh(c), c
+
+    def _initial(self, h_0: Optional[State], schedules: List[_Schedule],
+                 name: str, x: Tensor) -> List[Optional[Tensor]]:
+        """Per (layer, direction): the state of the nodes without
+        predecessors, ``[S_d, H]`` or ``None`` (zeros)."""
+        count = self.num_layers * self.num_directions
+        if h_0 is None:
+            return [None] * count
+        parts = list(h_0.unbind(0)) if isinstance(h_0, Tensor) \
+            and h_0.dim() == 3 else h_0
+        if not isinstance(parts, (list, tuple)) or len(parts) != count:
+            shape = tuple(h_0.shape) if isinstance(h_0, Tensor) else h_0
+            raise ValueError(
+                f"'{name}' must have shape [num_layers * num_directions "
+                f"({count}), S, {self.hidden_size}] (got {shape})")
+        for k, p in enumerate(parts):
+            starts = schedules[k % self.num_directions].level_sizes[:1]
+            s = starts[0] if starts else 0
+            if not isinstance(p, Tensor) or p.shape != (s, self.hidden_size):
+                raise ValueError(
+                    f"'{name}'[{k}] must have shape [{s}, {self.hidden_size}]"
+                    f": one row per node without predecessors, in node "
+                    f"order (got {tuple(getattr(p, 'shape', ()))})")
+        return list(parts)
+
+    @staticmethod
+    def _stack(states: List[Optional[Tensor]]) -> State:
+        if any(s is None for s in states):
+            return None
+        if len({s.size(0) for s in states}) == 1:
+            return torch.stack(states)  # [L*D, S, H]
+        return states
+
+    @classmethod
+    def from_module(cls, module: torch.nn.RNNBase) -> 'RecurrentConv':
+        r"""The graph twin of a :class:`torch.nn.RNN`, :class:`torch.nn.GRU`
+        or :class:`torch.nn.LSTM`, weights copied."""
+        cells = {torch.nn.RNN: 'rnn', torch.nn.GRU: 'gru',
+                 torch.nn.LSTM: 'lstm'}
+        cell = cells.get(type(module))
+        if cell is None:
+            raise ValueError(f"RecurrentConv.from_module expects an nn.RNN, "
+                             f"nn.GRU or nn.LSTM (got "
+                             f"{type(module).__name__})")
+        if getattr(module, 'proj_size', 0) > 0:
+            raise ValueError(f"LSTM with proj_size={module.proj_size} is not "
+                             f"supported; use proj_size=0")
+        nonlinearity = getattr(module, 'nonlinearity', 'tanh')
+        layer = cls(module.input_size, module.hidden_size, module.num_layers,
+                    cell=cell, bias=module.bias,
+                    bidirectional=module.bidirectional,
+                    dropout=module.dropout, nonlinearity=nonlinearity)
+        weight = next(module.parameters())
+        layer = layer.to(weight.device, weight.dtype)
+        layer.load_state_dict(module.state_dict())
+        return layer
+
+    def __repr__(self) -> str:
+        extra = ''
+        if self.num_layers != 1:
+            extra += f', num_layers={self.num_layers}'
+        if self.bidirectional:
+            extra += ', bidirectional=True'
+        return (f'{self.__class__.__name__}({self.input_size}, '
+                f'{self.hidden_size}, cell={self.cell!r}{extra})')

@@ -1,0 +1,157 @@
+import pytest
+import torch
+
+from pyg_relational.graphs import grid_graph
+from pyg_relational.nn.lattice import LatticeConv
+from pyg_relational.nn.typed import (gather_typed, typed_aggregate,
+                                     typed_transform)
+from pyg_relational.transforms import image_to_nodes, nodes_to_image
+
+from .helpers import (assert_close, assert_edge_order_invariant, assert_twin,
+                      empty_graph)
+
+CONVS = {
+    '1d': lambda: torch.nn.Conv1d(3, 4, 3),
+    '1d-stride-pad-dil': lambda: torch.nn.Conv1d(3, 4, 3, stride=2,
+                                                 padding=1, dilation=2),
+    '1d-groups-same': lambda: torch.nn.Conv1d(4, 6, 2, padding='same',
+                                              groups=2, bias=False),
+    '2d-3x3-pad': lambda: torch.nn.Conv2d(3, 5, 3, padding=1),
+    '2d-strided-dilated-groups': lambda: torch.nn.Conv2d(
+        4, 6, (3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 2),
+        groups=2),
+    '2d-same-nobias': lambda: torch.nn.Conv2d(2, 3, (2, 3), padding='same',
+                                              bias=False),
+    '2d-valid-stride': lambda: torch.nn.Conv2d(2, 3, 2, stride=3,
+                                               padding='valid'),
+}
+
+
+def graph_conv(layer, spatial, batch_size):
+    """The graph layer in the twin's layout: images/sequences in and out."""
+    edge_index, edge_type, out_size = layer.grid_graph(
+        spatial if len(spatial) > 1 else spatial[0], batch_size)
+    out_spatial = out_size if isinstance(out_size, tuple) else (out_size, )
+    num_in = batch_size * int(torch.tensor(spatial).prod())
+    num_out = batch_size * int(torch.tensor(out_spatial).prod())
+
+    def run(image):
+        x = image_to_nodes(image)
+        out = layer(x, edge_index, edge_type, size=(num_in, num_out))
+        return nodes_to_image(out, batch_size, *out_spatial)
+
+    return run
+
+
+@pytest.mark.filterwarnings('ignore:Using padding=.same')
+@pytest.mark.parametrize('name', list(CONVS))
+@pytest.mark.parametrize('fused', [True, False])
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+def test_twin_conv(name, fused, dtype):
+    conv = CONVS[name]().to(dtype)
+    layer = LatticeConv.from_module(conv, fused=fused)
+    spatial = (7, ) if isinstance(conv, torch.nn.Conv1d) else (5, 6)
+    image = torch.randn(3, conv.in_channels, *spatial, dtype=dtype)
+    params = [(lambda: layer.weight.grad,
+               lambda: conv.weight.grad.flatten(2).permute(2, 1, 0))]
+    if conv.bias is not None:
+        params.append((lambda: layer.bias.grad, lambda: conv.bias.grad))
+    assert_twin(graph_conv(layer, spatial, 3), conv, [image], params=params)
+
+
+def random_typed_graph(num_src, num_dst, num_edges, num_types, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    edge_index = torch.stack([
+        torch.randint(num_src, (num_edges, ), generator=gen),
+        torch.randint(num_dst, (num_edges, ), generator=gen)])
+    return edge_index, torch.randint(num_types, (num_edges, ), generator=gen)
+
+
+@pytest.mark.parametrize('groups', [1, 2])
+def test_fused_equals_reference_path(groups):
+    # Any typed bipartite graph (repeated edges, missing types, isolated
+    # targets): the fused path and message() agree, forward and backward.
+    edge_index, edge_type = random_typed_graph(9, 6, 40, 5)
+    edge_type[edge_type == 3] = 4  # type 3 unused
+    fused = LatticeConv(4, 6, (5, ), groups=groups).double()
+    slow = LatticeConv(4, 6, (5, ), groups=groups, fused=False).double()
+    slow.load_state_dict(fused.state_dict())
+    x = torch.randn(9, 4, dtype=torch.double)
+    params = [(lambda: fused.weight.grad, lambda: slow.weight.grad),
+              (lambda: fused.bias.grad, lambda: slow.bias.grad)]
+    assert_twin(lambda x: fused(x, edge_index, edge_type, size=(9, 6)),
+                lambda x: slow(x, edge_index, edge_type, size=(9, 6)), [x],
+                params=params)
+
+
+def test_typed_aggregate_matches_gather_typed():
+    edge_index, edge_type = random_typed_graph(7, 5, 30, 3, seed=1)
+    x = torch.randn(7, 4, dtype=torch.double)
+    weight = torch.randn(3, 4, 2, dtype=torch.double)
+    per_edge = gather_typed(typed_transform(x, weight), edge_index[0],
+                            edge_type)  # [E, 2]
+    expected = torch.zeros(5, 2, dtype=torch.double).index_add_(
+        0, edge_index[1], per_edge)
+    assert_close(typed_aggregate(x, weight, edge_index, edge_type, 5),
+                 expected)
+
+
+def test_edge_order_invariant():
+    layer = LatticeConv(3, 4, (3, 3)).double()
+    x = torch.randn(2 * 25, 3, dtype=torch.double)
+    edge_index, edge_type, _ = layer.grid_graph((5, 5), 2)
+    assert_edge_order_invariant(
+        lambda ei, et: layer(x, ei, et, size=(50, 18)), edge_index, edge_type)
+
+
+@pytest.mark.parametrize('fused', [True, False])
+def test_empty_and_isolated(fused):
+    layer = LatticeConv(3, 4, 3, fused=fused)
+    # 0 nodes, 0 edges
+    out = layer(torch.randn(0, 3), empty_graph(), torch.empty(0).long())
+    assert out.shape == (0, 4)
+    # nodes without incoming edges get the bias (no bias: zeros), no NaN
+    x = torch.randn(5, 3)
+    out = layer(x, empty_graph(), torch.empty(0).long())
+    assert_close(out, layer.bias.expand(5, 4))
+    layer = LatticeConv(3, 4, 3, bias=False, fused=fused)
+    out = layer(x, empty_graph(), torch.empty(0).long(), size=(5, 2))
+    assert torch.equal(out, torch.zeros(2, 4))
+    out.sum().backward()
+    assert not torch.isnan(layer.weight.grad).any()
+    # an empty batch of images
+    edge_index, edge_type, _ = layer.grid_graph(4, batch_size=0)
+    assert layer(torch.randn(0, 3), edge_index, edge_type).shape == (0, 4)
+
+
+def test_repr():
+    assert repr(LatticeConv(3, 8, (3, 3))) == \
+        'LatticeConv(3, 8, kernel_size=(3, 3))'
+    assert repr(LatticeConv(4, 8, 5, groups=2)) == \
+        'LatticeConv(4, 8, kernel_size=(5,), groups=2)'
+
+
+def test_bad_input():
+    layer = LatticeConv(3, 4, (3, 3))
+    edge_index, edge_type, _ = layer.grid_graph((4, 4))
+    x = torch.randn(16, 3)
+    with pytest.raises(ValueError, match='3 features'):
+        layer(torch.randn(16, 2), edge_index, edge_type)
+    with pytest.raises(IndexError, match=r"'edge_type' values must lie in "
+                       r"\[0, 9\)"):
+        layer(x, edge_index, edge_type + 1)
+    with pytest.raises(ValueError, match="'edge_type' has 3 entries"):
+        layer(x, edge_index, edge_type[:3])
+    with pytest.raises(IndexError, match='target index'):
+        layer(x, edge_index, edge_type, size=(16, 2))
+    with pytest.raises(ValueError, match="'size' says 9 source nodes"):
+        layer(x, edge_index, edge_type, size=(9, 4))
+    with pytest.raises(ValueError, match=r"'size' must be \(H, W\)"):
+        layer.grid_graph(4)
+    with pytest.raises(ValueError, match='divisible'):
+        LatticeConv(3, 4, 3, groups=2)
+    with pytest.raises(ValueError, match='nn.Conv1d or nn.Conv2d'):
+        LatticeConv.from_module(torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="padding_mode='zeros'"):
+        LatticeConv.from_module(torch.nn.Conv2d(2, 2, 3, padding=1,
+                                                padding_mode='circular'))
