@@ -183,6 +183,12 @@ class EdgeBlock(MessagePassing):
             (default: :obj:`True`)
         use_globals (bool, optional): feed :math:`\mathbf{u}_{g(r_k)}`.
             (default: :obj:`True`)
+        node_first (bool, optional): when the only input is one side's
+            nodes (senders or receivers), apply ``edge_model`` to the nodes
+            and gather the rows per edge (:math:`|\mathcal{V}|` instead of
+            :math:`|\mathcal{E}|` evaluations; same numbers for a row-wise
+            ``edge_model``, which excludes e.g. batch norm in training).
+            (default: :obj:`False`)
 
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, F_v)` or
@@ -204,7 +210,8 @@ class EdgeBlock(MessagePassing):
     """
     def __init__(self, edge_model: Module, use_edges: bool = True,
                  use_sender_nodes: bool = True,
-                 use_receiver_nodes: bool = True, use_globals: bool = True):
+                 use_receiver_nodes: bool = True, use_globals: bool = True,
+                 node_first: bool = False):
         super().__init__(aggr=None)
         if not any((use_edges, use_sender_nodes, use_receiver_nodes,
                     use_globals)):
@@ -216,6 +223,7 @@ class EdgeBlock(MessagePassing):
         self.use_sender_nodes = use_sender_nodes
         self.use_receiver_nodes = use_receiver_nodes
         self.use_globals = use_globals
+        self.node_first = node_first
         self.reset_parameters()
 
     @classmethod
@@ -253,6 +261,13 @@ class EdgeBlock(MessagePassing):
             _check_batch(batch_src, size[0], 'batch')
             _check_batch(batch_dst, size[1], 'batch')
         _check_globals(u, self.use_globals, 'use_globals', batch_dst)
+        one_side = self.use_sender_nodes != self.use_receiver_nodes
+        if self.node_first and one_side and not (self.use_edges
+                                                 or self.use_globals):
+            # Fast path: phi^e on the nodes, then one row per edge.
+            side = 0 if self.use_sender_nodes else 1
+            h = self.edge_model(_split_pair(x, 'x')[side])  # [N_side, F_e']
+            return h.index_select(0, edge_index[side])  # [E, F_e']
         edge_batch = None  # graph of every edge's receiver, [E]
         if self.use_globals and batch_dst is not None:
             edge_batch = batch_dst.index_select(0, edge_index[1])

@@ -1,0 +1,203 @@
+r"""Message passing neural network with a GRU update (Gilmer et al., 2017),
+as a rewiring of the Graph Network blocks: the message function is an
+:class:`~pyg_relational.nn.EdgeBlock` (senders [+ edges]) and the GRU update a
+:class:`~pyg_relational.nn.NodeBlock` (received messages + node state)."""
+from typing import Optional
+
+import torch
+from torch import Tensor
+from torch.nn import GRUCell, Linear, Module, ModuleList
+
+from .._checks import check_choice, check_features, check_int
+from .graph_network import EdgeBlock, NodeBlock, mlp
+
+__all__ = ['MPNNConv']
+
+
+class _GRUUpdate(Module):
+    r"""``node_model`` of the update block: splits
+    ``cat([m_i, h_i], -1)`` and returns ``GRU(m_i, h_i)``."""
+    def __init__(self, channels: int, bias: bool = True):
+        super().__init__()
+        self.channels = channels
+        self.gru = GRUCell(channels, channels, bias=bias)
+
+    def reset_parameters(self):
+        self.gru.reset_parameters()
+
+    def forward(self, z: Tensor) -> Tensor:
+        m, h = z.split(self.channels, dim=-1)  # [N, C], [N, C]
+        return self.gru(m, h)
+
+
+class _EdgeNetwork(Module):
+    r"""``edge_model`` of the NNConv-style message: splits
+    ``cat([e_ji, h_j], -1)`` and returns ``A(e_ji) h_j`` with
+    ``A(e) = nn(e).view(C, C)``."""
+    def __init__(self, edge_dim: int, channels: int, nn: Module):
+        super().__init__()
+        self.edge_dim, self.channels, self.nn = edge_dim, channels, nn
+
+    def reset_parameters(self):
+        from torch_geometric.nn.inits import reset
+        reset(self.nn)
+
+    def forward(self, z: Tensor) -> Tensor:
+        e, h = z.split([self.edge_dim, self.channels], dim=-1)
+        C = self.channels
+        A = self.nn(e).view(-1, C, C)  # [E, C_in, C_out]
+        return torch.bmm(h.unsqueeze(1), A).squeeze(1)  # [E, C]
+
+
+class MPNNConv(Module):
+    r"""The message passing neural network with a GRU update from the
+    `"Neural Message Passing for Quantum Chemistry"
+    <https://arxiv.org/abs/1704.01212>`_ paper
+
+    .. math::
+        \mathbf{m}^{(t+1)}_i &= \bigoplus_{j \to i}
+        M_t\left(\mathbf{h}^{(t)}_j, \mathbf{e}_{ji}\right) \\
+        \mathbf{h}^{(t+1)}_i &= \mathrm{GRU}\left(\mathbf{m}^{(t+1)}_i,
+        \mathbf{h}^{(t)}_i\right)
+
+    for :math:`t = 0, \dots, T-1`, with :math:`\mathbf{h}^{(0)}_i` the input
+    features zero-padded to ``out_channels`` and :math:`\bigoplus` = ``aggr``.
+    The message is either linear, :math:`M_t(\mathbf{h}_j) =
+    \mathbf{W}_t^{\top} \mathbf{h}_j` (``message='linear'``; then the layer
+    is :class:`torch_geometric.nn.GatedGraphConv`, Li et al. 2016), or an
+    edge network, :math:`M_t(\mathbf{h}_j, \mathbf{e}_{ji}) =
+    A(\mathbf{e}_{ji}) \mathbf{h}_j` with :math:`A` an MLP to
+    :math:`C \times C` matrices (``message='edge_network'``, as in
+    :class:`torch_geometric.nn.NNConv`).
+
+    It is a rewiring of the GN blocks: each :math:`M_t` is an
+    :class:`~pyg_relational.nn.EdgeBlock` on the senders (and edges), the
+    GRU a :class:`~pyg_relational.nn.NodeBlock` on the aggregated messages
+    and the node state.
+
+    .. note::
+        Gilmer et al. tie the message weights across steps; that is the
+        default (``share_weights=True``). ``share_weights=False`` learns one
+        :math:`M_t` per step, as PyG's ``GatedGraphConv`` does (used by
+        :meth:`from_module`). The readout of the paper is not part of this
+        layer (use a PyG aggregation or :class:`GlobalBlock`). A node with
+        no incoming edge receives the message :math:`\mathbf{0}`.
+
+    Args:
+        in_channels (int): input size (at most ``out_channels``).
+        out_channels (int): hidden/output size :math:`C`.
+        num_steps (int, optional): :math:`T`. (default: :obj:`3`)
+        message (str, optional): :obj:`'linear'` or
+            :obj:`'edge_network'`. (default: :obj:`'linear'`)
+        edge_dim (int, optional): edge-feature size, required by
+            ``'edge_network'``. (default: :obj:`None`)
+        edge_hidden_channels (int, optional): hidden size of the edge
+            network MLP. (default: :obj:`64`)
+        aggr (str, optional): :math:`\bigoplus`. (default: :obj:`'add'`)
+        share_weights (bool, optional): one message function for all steps.
+            (default: :obj:`True`)
+        bias (bool, optional): GRU biases. (default: :obj:`True`)
+
+    Shapes:
+        - **input:** node features :math:`(|\mathcal{V}|, F_{in})`,
+          edge indices :math:`(2, |\mathcal{E}|)`, edge features
+          :math:`(|\mathcal{E}|, D)` *(edge network only)*
+        - **output:** node features :math:`(|\mathcal{V}|, C)`
+
+    Example:
+        >>> conv = MPNNConv(3, 8, num_steps=2)
+        >>> conv
+        MPNNConv(3, 8, num_steps=2, message='linear')
+        >>> edge_index = torch.tensor([[0, 1, 2], [1, 2, 0]])
+        >>> conv(torch.randn(3, 3), edge_index).shape
+        torch.Size([3, 8])
+    """
+    def __init__(self, in_channels: int, out_channels: int,
+                 num_steps: int = 3, message: str = 'linear',
+                 edge_dim: Optional[int] = None,
+                 edge_hidden_channels: int = 64, aggr: str = 'add',
+                 share_weights: bool = True, bias: bool = True):
+        super().__init__()
+        self.in_channels = check_int(in_channels, 'in_channels', 1)
+        self.out_channels = C = check_int(out_channels, 'out_channels', 1)
+        if in_channels > out_channels:
+            raise ValueError(f"'in_channels' ({in_channels}) must be <= "
+                             f"'out_channels' ({out_channels}); the input is "
+                             f"zero-padded to the state size")
+        self.num_steps = check_int(num_steps, 'num_steps', 1)
+        self.message = check_choice(message, ('linear', 'edge_network'),
+                                    'message')
+        if message == 'edge_network':
+            edge_dim = check_int(edge_dim, 'edge_dim', 1) if edge_dim \
+                is not None else None
+            if edge_dim is None:
+                raise ValueError("message='edge_network' needs 'edge_dim' "
+                                 "(the edge-feature size)")
+        self.edge_dim = edge_dim
+        self.aggr = aggr
+        self.share_weights = share_weights
+
+        def message_block() -> EdgeBlock:
+            if message == 'linear':  # M_t(h_j) = W_t^T h_j, on nodes first
+                return EdgeBlock(Linear(C, C, bias=False), use_edges=False,
+                                 use_receiver_nodes=False, use_globals=False,
+                                 node_first=True)
+            nn = mlp(edge_dim, C * C, edge_hidden_channels, num_layers=2)
+            return EdgeBlock(_EdgeNetwork(edge_dim, C, nn),
+                             use_receiver_nodes=False, use_globals=False)
+
+        count = 1 if share_weights else self.num_steps
+        self.message_blocks = ModuleList(message_block()
+                                         for _ in range(count))
+        self.update_block = NodeBlock(_GRUUpdate(C, bias), aggr=aggr,
+                                      use_globals=False)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        for block in self.message_blocks:
+            block.reset_parameters()
+        self.update_block.reset_parameters()
+
+    @classmethod
+    def from_module(cls, module) -> 'MPNNConv':
+        """An :class:`MPNNConv` computing what the PyG
+        :class:`~torch_geometric.nn.GatedGraphConv` ``module`` computes
+        (weights copied; ``share_weights=False``)."""
+        from torch_geometric.nn import GatedGraphConv
+        if not isinstance(module, GatedGraphConv):
+            raise ValueError(f"from_module expects a GatedGraphConv (got "
+                             f"{type(module).__name__})")
+        C, T = module.out_channels, module.num_layers
+        out = cls(C, C, num_steps=T, aggr=module.aggr, share_weights=False,
+                  bias=module.rnn.bias)
+        with torch.no_grad():
+            for t, block in enumerate(out.message_blocks):
+                block.edge_model.weight.copy_(module.weight[t].t())
+            out.update_block.node_model.gru.load_state_dict(
+                module.rnn.state_dict())
+        return out.to(module.weight.device, module.weight.dtype)
+
+    def forward(self, x: Tensor, edge_index: Tensor,
+                edge_attr: Optional[Tensor] = None) -> Tensor:
+        check_features(x, self.in_channels, 'x')
+        if self.message == 'edge_network':
+            if edge_attr is None:
+                raise ValueError("message='edge_network' needs 'edge_attr' "
+                                 f"[E, {self.edge_dim}]")
+            check_features(edge_attr, self.edge_dim, 'edge_attr')
+        else:
+            edge_attr = None  # the linear message ignores edge features
+        h = x
+        if x.size(-1) < self.out_channels:  # zero-pad to the state size
+            pad = x.new_zeros(x.size(0), self.out_channels - x.size(-1))
+            h = torch.cat([x, pad], dim=-1)  # [N, C]
+        for t in range(self.num_steps):
+            block = self.message_blocks[0 if self.share_weights else t]
+            m = block(h, edge_index, edge_attr)  # [E, C]
+            h = self.update_block(h, edge_index, m)  # [N, C]
+        return h
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}({self.in_channels}, '
+                f'{self.out_channels}, num_steps={self.num_steps}, '
+                f'message={self.message!r})')
