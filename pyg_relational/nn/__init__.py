@@ -26,6 +26,8 @@ __all__ += ['NonLocalBlock']
 from .graph_network import (EdgeBlock, GlobalBlock, GraphNetwork,  # noqa: E402
                             NodeBlock)
 __all__ += ['EdgeBlock', 'NodeBlock', 'GlobalBlock', 'GraphNetwork']
-# from .interaction import InteractionNetwork
-# from .mpnn import MPNNConv
+from .interaction import InteractionNetwork  # noqa: E402
+__all__ += ['InteractionNetwork']
+from .mpnn import MPNNConv  # noqa: E402
+__all__ += ['MPNNConv']
 # from .nri import NRI, NRIDecoder, NRIEncoder, NRIRNNDecoder
