@@ -1,0 +1,393 @@
+r"""Benchmarks of the attention layers (issue 4).
+
+* :func:`twin_cases`: ``AttentionConv(score='gat')`` vs PyG ``GATConv``,
+  ``MultiheadAttentionConv`` vs ``nn.MultiheadAttention`` (complete, causal
+  and padded graphs), Transformer encoder/decoder layers vs ``torch.nn``
+  (post- and pre-norm): largest output and gradient differences.
+* :func:`speed_cases`: forward+backward of ``MultiheadAttentionConv`` on
+  complete graphs vs ``nn.MultiheadAttention``, PyG ``TransformerConv`` and
+  ``GATConv`` on the same graphs, and on a window graph (radius 16) vs dense
+  full attention.
+* :func:`run_seq2seq`: a GRU encoder-decoder without attention, with
+  Bahdanau attention and with Luong global / local-p attention on sequence
+  reversal, accuracy per sequence length.
+
+Everything returns data; nothing prints.
+"""
+import time
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..graphs import bipartite_graph, complete_graph, window_graph
+from ..nn.attention import AttentionConv, BahdanauAttention, LuongAttention
+from ..nn.transformer import (MultiheadAttentionConv, TransformerDecoderLayer,
+                              TransformerEncoderLayer)
+from .results import SpeedResult, TwinResult
+from .timing import measure
+
+__all__ = ['twin_cases', 'speed_cases', 'run_seq2seq']
+
+Progress = Optional[Callable[[str], None]]
+TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
+
+
+def _report(progress: Progress, text: str):
+    if progress is not None:
+        progress(text)
+
+
+# --- twins -----------------------------------------------------------------
+
+
+def _compare(graph_fn, twin_fn, inputs: Sequence[Tensor],
+             params: Sequence) -> (float, float):
+    """Largest |difference| of the outputs and of the input and parameter
+    gradients (one shared random cotangent)."""
+    def leaves():
+        return [t.detach().clone().requires_grad_() for t in inputs]
+
+    a_in, b_in = leaves(), leaves()
+    a, b = graph_fn(*a_in), twin_fn(*b_in)
+    err = (a - b).abs().max().item() if a.numel() else 0.
+    gen = torch.Generator().manual_seed(0)
+    g = torch.randn(b.shape, generator=gen, dtype=b.dtype).to(b.device)
+    (a * g).sum().backward()
+    (b * g).sum().backward()
+    grad_err = 0.
+    pairs = [(x.grad, y.grad) for x, y in zip(a_in, b_in)]
+    pairs += [(ga(), gb()) for ga, gb in params]
+    for ga, gb in pairs:
+        grad_err = max(grad_err, (ga - gb).abs().max().item())
+    return err, grad_err
+
+
+def _mha_grads(conv, mha):
+    def cat(name):
+        return lambda: torch.cat([
+            getattr(lin, name).grad
+            for lin in (conv.lin_query, conv.lin_key, conv.lin_value)
+        ])
+    return [(cat('weight'), lambda: mha.in_proj_weight.grad),
+            (cat('bias'), lambda: mha.in_proj_bias.grad),
+            (lambda: conv.out_proj.weight.grad,
+             lambda: mha.out_proj.weight.grad)]
+
+
+def twin_cases(quick: bool = True, device='cpu',
+               progress: Progress = None) -> List[TwinResult]:
+    """Graph layers vs their PyTorch / PyG twins on random inputs, float32
+    and float64, forward and backward."""
+    from torch_geometric.nn import GATConv
+    device = torch.device(device)
+    B, T, S, E, H = (2, 5, 6, 16, 4) if quick else (4, 32, 40, 64, 8)
+    N, C = (12, 8) if quick else (200, 16)
+    gen = torch.Generator().manual_seed(0)
+    results = []
+    for dtype in (torch.float32, torch.float64):
+        name = str(dtype).replace('torch.', '')
+
+        def rand(*shape):
+            return torch.randn(*shape, generator=gen,
+                               dtype=torch.float64).to(device, dtype)
+
+        # GATConv, PyG's self-loops, two configurations
+        for heads, concat in ((1, True), (4, False)):
+            gat = GATConv(C, C, heads=heads, concat=concat).to(device, dtype)
+            conv = AttentionConv.from_module(gat)
+            edge_index = torch.randint(0, N, (2, 4 * N), generator=gen).to(
+                device)
+            params = [(lambda c=conv: c.lin_src.weight.grad,
+                       lambda g=gat: g.lin.weight.grad)]
+            err = _compare(lambda x, c=conv: c(x, edge_index),
+                           lambda x, g=gat: g(x, edge_index), [rand(N, C)],
+                           params)
+            results.append(TwinResult(
+                'AttentionConv', 'GATConv',
+                f'{C}->{C} heads={heads} concat={concat}, {N} nodes, '
+                f'{4 * N} random edges + self-loops', name, *err, TOL[dtype]))
+            _report(progress, f'twin AttentionConv/GATConv {name}')
+
+        # nn.MultiheadAttention: complete, causal, key padding
+        mha = torch.nn.MultiheadAttention(E, H, batch_first=True).to(
+            device, dtype)
+        conv = MultiheadAttentionConv.from_module(mha)
+        lengths = torch.tensor([T] * B)
+        padded = torch.tensor([T] + [max(1, T - 2 - b) for b in range(B - 1)])
+        causal = torch.nn.Transformer.generate_square_subsequent_mask(
+            T, device=device, dtype=dtype)
+        for kind, lens, kwargs in (
+            ('complete graph', lengths, {}),
+            ('causal graph = attn_mask', lengths, {'attn_mask': causal}),
+            ('graph without padding = key_padding_mask', padded, None),
+        ):
+            valid = (torch.arange(T).view(1, -1) < lens.view(-1, 1)).to(device)
+            if kwargs is None:
+                kwargs = {'key_padding_mask': ~valid}
+            edge_index = complete_graph(lens, causal='causal' in kind).to(
+                device)
+            err = _compare(
+                lambda x: conv(x[valid], edge_index),
+                lambda x: mha(x, x, x, need_weights=False, **kwargs)[0][valid],
+                [rand(B, T, E)], _mha_grads(conv, mha))
+            results.append(TwinResult(
+                'MultiheadAttentionConv', 'nn.MultiheadAttention',
+                f'd={E} heads={H} batch={B} T={T}, {kind}', name, *err,
+                TOL[dtype]))
+            _report(progress, f'twin MultiheadAttentionConv {kind} {name}')
+
+        # Transformer layers, post- and pre-norm
+        self_graph = complete_graph([T] * B).to(device)
+        causal_graph = complete_graph([T] * B, causal=True).to(device)
+        cross_graph = bipartite_graph([S] * B, [T] * B).to(device)
+        for norm_first in (False, True):
+            norm = 'pre-norm' if norm_first else 'post-norm'
+            enc = torch.nn.TransformerEncoderLayer(
+                E, H, 2 * E, dropout=0., batch_first=True,
+                norm_first=norm_first).to(device, dtype)
+            layer = TransformerEncoderLayer.from_module(enc)
+            err = _compare(
+                lambda x: layer(x.reshape(-1, E), self_graph),
+                lambda x: enc(x).reshape(-1, E), [rand(B, T, E)],
+                _mha_grads(layer.self_attn, enc.self_attn) +
+                [(lambda: layer.linear1.weight.grad,
+                  lambda: enc.linear1.weight.grad)])
+            results.append(TwinResult(
+                'TransformerEncoderLayer', 'nn.TransformerEncoderLayer',
+                f'd={E} heads={H} batch={B} T={T} {norm}', name, *err,
+                TOL[dtype]))
+            dec = torch.nn.TransformerDecoderLayer(
+                E, H, 2 * E, dropout=0., batch_first=True,
+                norm_first=norm_first).to(device, dtype)
+            dlayer = TransformerDecoderLayer.from_module(dec)
+            err = _compare(
+                lambda x, m: dlayer(x.reshape(-1, E), m.reshape(-1, E),
+                                    causal_graph, cross_graph),
+                lambda x, m: dec(x, m, tgt_mask=causal).reshape(-1, E),
+                [rand(B, T, E), rand(B, S, E)],
+                _mha_grads(dlayer.multihead_attn, dec.multihead_attn))
+            results.append(TwinResult(
+                'TransformerDecoderLayer', 'nn.TransformerDecoderLayer',
+                f'd={E} heads={H} batch={B} T={T} S={S} causal {norm}', name,
+                *err, TOL[dtype]))
+            _report(progress, f'twin Transformer layers {norm} {name}')
+    return results
+
+
+# --- speed -----------------------------------------------------------------
+
+
+def _fwd_bwd(fn: Callable[[], Tensor]) -> Callable[[], None]:
+    def run():
+        fn().sum().backward()
+    return run
+
+
+def speed_cases(quick: bool = True, device='cpu', progress: Progress = None,
+                repeat: Optional[int] = None) -> List[SpeedResult]:
+    r"""Forward+backward (sum of the output) of :class:`MultiheadAttentionConv`
+    vs ``nn.MultiheadAttention``, PyG ``TransformerConv`` and ``GATConv`` on
+    complete graphs, and on a window graph (radius 16) vs dense full
+    attention.
+
+    Full sizes: :math:`N = 64, 256, 1024` tokens, batch 8, d = 256, 8 heads;
+    window graph at :math:`N = 4096`. On CPU the batch of the two largest
+    cases is 1 (a complete graph on 8 x 1024 tokens has 8.4M edges, ~8.6 GB
+    per ``[E, 8, 32]`` float32 tensor); ``extra['batch']`` records it.
+    """
+    from torch_geometric.nn import GATConv, TransformerConv
+    device = torch.device(device)
+    cpu = device.type == 'cpu'
+    if quick:
+        d, heads, repeat = 32, 4, repeat or 2
+        complete_cases = [(16, 2), (32, 2)]
+        window_case = (256, 1, 4)
+    else:
+        d, heads, repeat = 256, 8, repeat or 3
+        complete_cases = [(64, 8), (256, 8), (1024, 1 if cpu else 8)]
+        window_case = (4096, 1 if cpu else 8, 16)
+    warmup = 1
+    gen = torch.Generator().manual_seed(0)
+    results = []
+
+    def speed(operator, baseline, config, num_edges, graph_fn, base_fn,
+              extra):
+        mg = measure(_fwd_bwd(graph_fn), repeat, warmup, device)
+        mb = measure(_fwd_bwd(base_fn), repeat, warmup, device)
+        results.append(SpeedResult(operator, baseline, config, str(device),
+                                   num_edges, mg.median_s, mb.median_s,
+                                   mg.peak_bytes, mb.peak_bytes, extra))
+        _report(progress, f'speed {operator} vs {baseline} {config}')
+
+    for n, batch in complete_cases:
+        mha = torch.nn.MultiheadAttention(d, heads, batch_first=True).to(
+            device)
+        conv = MultiheadAttentionConv.from_module(mha)
+        x = torch.randn(batch, n, d, generator=gen).to(device)
+        x.requires_grad_()
+        x_nodes = x.detach().reshape(-1, d).requires_grad_()
+        edge_index = complete_graph([n] * batch).to(device)
+        E = edge_index.size(1)
+        config = f'complete graph N={n} batch={batch} d={d} heads={heads}'
+        extra = {'tokens': n, 'batch': batch, 'graph': 'complete',
+                 'repeat': repeat}
+        graph_fn = lambda: conv(x_nodes, edge_index)  # noqa: E731
+        speed('MultiheadAttentionConv', 'nn.MultiheadAttention', config, E,
+              graph_fn, lambda: mha(x, x, x, need_weights=False)[0], extra)
+        tconv = TransformerConv(d, d // heads, heads=heads).to(device)
+        speed('MultiheadAttentionConv', 'TransformerConv', config, E,
+              graph_fn, lambda: tconv(x_nodes, edge_index), extra)
+        gat = GATConv(d, d // heads, heads=heads, add_self_loops=False).to(
+            device)
+        speed('MultiheadAttentionConv', 'GATConv', config, E, graph_fn,
+              lambda: gat(x_nodes, edge_index), extra)
+        del x, x_nodes, edge_index
+
+    n, batch, radius = window_case
+    mha = torch.nn.MultiheadAttention(d, heads, batch_first=True).to(device)
+    conv = MultiheadAttentionConv.from_module(mha)
+    x = torch.randn(batch, n, d, generator=gen).to(device).requires_grad_()
+    x_nodes = x.detach().reshape(-1, d).requires_grad_()
+    edge_index = window_graph([n] * batch, [n] * batch, radius).to(device)
+    speed('MultiheadAttentionConv (window graph)',
+          'nn.MultiheadAttention (full)',
+          f'window radius={radius} N={n} batch={batch} d={d} heads={heads}',
+          edge_index.size(1), lambda: conv(x_nodes, edge_index),
+          lambda: mha(x, x, x, need_weights=False)[0],
+          {'tokens': n, 'batch': batch, 'graph': f'window r={radius}',
+           'repeat': repeat})
+    return results
+
+
+# --- seq2seq: attention against forgetting ---------------------------------
+
+MODELS = ('none', 'bahdanau', 'luong-global', 'luong-local-p')
+
+
+class _Seq2Seq(torch.nn.Module):
+    """GRU encoder-decoder over token sequences; ``attention`` is one of
+    :data:`MODELS`. Encoder states attend to decoder steps over a bipartite
+    (global) or window (local-p) graph built per batch."""
+    def __init__(self, vocab: int, hidden: int, attention: str,
+                 window: int):
+        super().__init__()
+        self.attention = attention
+        self.vocab = vocab
+        self.embed = torch.nn.Embedding(vocab + 1, hidden)  # + BOS
+        self.encoder = torch.nn.GRU(hidden, hidden, batch_first=True)
+        ctx = hidden if attention != 'none' else 0
+        in_dec = hidden + (hidden if attention == 'bahdanau' else 0)
+        self.decoder = torch.nn.GRUCell(in_dec, hidden)
+        if attention == 'bahdanau':
+            self.attn = BahdanauAttention(hidden, hidden)
+        elif attention == 'luong-global':
+            self.attn = LuongAttention(hidden, score='general', mode='global')
+        elif attention == 'luong-local-p':
+            self.attn = LuongAttention(hidden, score='general',
+                                       mode='local-p', window=window)
+        else:
+            self.attn = None
+        if attention.startswith('luong'):  # h~_t = tanh(W_c [c_t; h_t])
+            self.combine = torch.nn.Linear(2 * hidden, hidden)
+            ctx = 0
+        self.out = torch.nn.Linear(hidden + ctx, vocab)
+
+    def forward(self, src: Tensor, target: Optional[Tensor] = None
+                ) -> Tensor:
+        """Logits ``[B, S, vocab]``; teacher forcing with ``target``, greedy
+        decoding without."""
+        B, S = src.shape
+        enc, h = self.encoder(self.embed(src))  # [B, S, h], [1, B, h]
+        keys = enc.reshape(B * S, -1)  # [B*S, h]
+        h = h[0]
+        graph = bipartite_graph([S] * B, [1] * B).to(src.device)
+        prev = torch.full((B, ), self.vocab, dtype=torch.long,
+                          device=src.device)  # BOS
+        logits = []
+        for t in range(S):
+            emb = self.embed(prev)
+            if self.attention == 'bahdanau':  # query: s_{t-1}
+                c, _ = self.attn(h, keys, graph)
+                h = self.decoder(torch.cat([emb, c], -1), h)
+                o = self.out(torch.cat([h, c], -1))
+            elif self.attn is not None:  # Luong: query h_t
+                h = self.decoder(emb, h)
+                c, _ = self.attn(h, keys, [S] * B, [1] * B)
+                o = self.out(torch.tanh(self.combine(torch.cat([c, h], -1))))
+            else:
+                h = self.decoder(emb, h)
+                o = self.out(h)
+            logits.append(o)
+            prev = target[:, t] if target is not None else o.argmax(-1)
+        return torch.stack(logits, 1)
+
+
+def _reverse_batch(batch: int, length: int, vocab: int, gen, device):
+    src = torch.randint(0, vocab, (batch, length), generator=gen)
+    return src.to(device), src.flip(1).to(device)
+
+
+def run_seq2seq(quick: bool = True, device='cpu', progress: Progress = None,
+                lengths: Optional[Sequence[int]] = None,
+                steps: Optional[int] = None, hidden: Optional[int] = None,
+                models: Sequence[str] = MODELS, seed: int = 0,
+                batch_size: int = 32, test_size: Optional[int] = None
+                ) -> List[Dict]:
+    """Sequence reversal with a GRU encoder-decoder, with and without
+    attention: token accuracy (greedy decoding) per test length.
+
+    Each model trains ``steps`` Adam steps on sequences whose length is drawn
+    uniformly from ``[min(lengths), max(lengths)]`` (vocabulary of 10 tokens)
+    and is tested on fresh sequences of every length in ``lengths``.
+
+    Returns one row per (model, length): ``model``, ``length``, ``accuracy``
+    (tokens), ``sequence_accuracy`` (whole sequences), ``steps``,
+    ``train_s``, ``seed``.
+    """
+    device = torch.device(device)
+    lengths = list(lengths or ((4, 8) if quick else (10, 20, 30, 40, 50)))
+    steps = steps or (10 if quick else 1500)
+    hidden = hidden or (16 if quick else 64)
+    test_size = test_size or (16 if quick else 200)
+    vocab, window = 10, 4
+    rows = []
+    for name in models:
+        if name not in MODELS:
+            raise ValueError(f"Unknown model {name!r}; expected one of "
+                             f"{', '.join(MODELS)}")
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        model = _Seq2Seq(vocab, hidden, name, window).to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+        start = time.perf_counter()
+        model.train()
+        lo, hi = min(lengths), max(lengths)
+        for step in range(steps):
+            length = int(torch.randint(lo, hi + 1, (1, ), generator=gen))
+            src, tgt = _reverse_batch(batch_size, length, vocab, gen, device)
+            logits = model(src, tgt)
+            loss = F.cross_entropy(logits.reshape(-1, vocab), tgt.reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+        train_s = time.perf_counter() - start
+        model.eval()
+        test_gen = torch.Generator().manual_seed(seed + 1000)
+        with torch.no_grad():
+            for length in lengths:
+                src, tgt = _reverse_batch(test_size, length, vocab, test_gen,
+                                          device)
+                pred = model(src).argmax(-1)
+                correct = pred == tgt
+                rows.append({
+                    'model': name, 'length': length,
+                    'accuracy': correct.float().mean().item(),
+                    'sequence_accuracy': correct.all(1).float().mean().item(),
+                    'steps': steps, 'train_s': round(train_s, 1),
+                    'seed': seed
+                })
+        _report(progress, f'seq2seq {name} ({train_s:.0f} s)')
+    return rows
