@@ -3,14 +3,17 @@ r"""Graph layers: every classic operator as a
 
 Each family lives in its own module; the public names are exported here.
 """
-from .typed import gather_typed, typed_transform
+from .typed import gather_typed, typed_aggregate, typed_transform
 
-__all__ = ['typed_transform', 'gather_typed']
+__all__ = ['typed_transform', 'gather_typed', 'typed_aggregate']
 
 # One block per module (import + __all__ entry), in the order of DESIGN.md.
-# from .linear import FullyConnectedConv
-# from .lattice import LatticeConv
-# from .recurrent import RecurrentConv
+from .linear import FullyConnectedConv  # noqa: E402
+__all__ += ['FullyConnectedConv']
+from .lattice import LatticeConv  # noqa: E402
+__all__ += ['LatticeConv']
+from .recurrent import RecurrentConv  # noqa: E402
+__all__ += ['RecurrentConv']
 from .attention import (AttentionConv, AttentionScore,  # noqa: E402
                         BahdanauAttention, LuongAttention,
                         attention_score, edge_softmax)

@@ -1,0 +1,176 @@
+import pytest
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from pyg_relational.graphs import chain_graph
+from pyg_relational.nn.recurrent import RecurrentConv
+
+from .helpers import (assert_close, assert_edge_order_invariant, assert_twin,
+                      empty_graph)
+
+MODULES = {'rnn': torch.nn.RNN, 'gru': torch.nn.GRU, 'lstm': torch.nn.LSTM}
+
+
+def param_pairs(layer, module):
+    return [(lambda n=name: getattr(layer, n).grad,
+             lambda p=p: p.grad) for name, p in module.named_parameters()]
+
+
+@pytest.mark.parametrize('cell', list(MODULES))
+@pytest.mark.parametrize('num_layers,bidirectional', [(1, False), (2, True)])
+@pytest.mark.parametrize('lengths,initial', [([4, 4], False),
+                                             ([5, 2, 4, 1], True)])
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+def test_twin_rnn(cell, num_layers, bidirectional, lengths, initial, dtype):
+    extra = {'nonlinearity': 'relu'} if cell == 'rnn' and initial else {}
+    module = MODULES[cell](3, 4, num_layers=num_layers, batch_first=True,
+                           bidirectional=bidirectional, **extra).to(dtype)
+    layer = RecurrentConv.from_module(module)
+    lengths = torch.tensor(lengths)
+    batch, steps = lengths.numel(), int(lengths.max())
+    keep = torch.arange(steps).view(1, -1) < lengths.view(-1, 1)  # [B, T]
+    edge_index = chain_graph(lengths)
+    x = torch.randn(batch, steps, 3, dtype=dtype)
+    states = layer.num_layers * layer.num_directions
+    inputs = [x]
+    if initial:
+        inputs += [torch.randn(states, batch, 4, dtype=dtype)
+                   for _ in range(2 if cell == 'lstm' else 1)]
+
+    def hidden(h):
+        return None if not h else (tuple(h) if cell == 'lstm' else h[0])
+
+    def graph_fn(x, *h):
+        out, h_n = layer(x[keep], edge_index, hidden(h))
+        padded = x.new_zeros(batch, steps, out.size(-1))
+        padded[keep] = out
+        return padded, h_n
+
+    def twin_fn(x, *h):
+        packed = pack_padded_sequence(x, lengths, batch_first=True,
+                                      enforce_sorted=False)
+        out, h_n = module(packed, hidden(h))
+        return pad_packed_sequence(out, batch_first=True)[0], h_n
+
+    assert_twin(graph_fn, twin_fn, inputs,
+                params=param_pairs(layer, module))
+
+
+def tree_reference(layer, x, children):
+    """Child-sum tree-RNN written with torch.nn.*Cell, node by node."""
+    cell_cls = {'rnn': torch.nn.RNNCell, 'gru': torch.nn.GRUCell,
+                'lstm': torch.nn.LSTMCell}[layer.cell]
+    cell = cell_cls(layer.input_size, layer.hidden_size).to(x.dtype)
+    cell.load_state_dict({k[:-3]: v for k, v in layer.state_dict().items()})
+    h, c = {}, {}
+    zeros = x.new_zeros(layer.hidden_size)
+    for i in sorted(children, key=lambda i: depth(i, children)):
+        h_sum = sum((h[j] for j in children[i]), zeros)
+        if layer.cell == 'lstm':
+            c_sum = sum((c[j] for j in children[i]), zeros)
+            h[i], c[i] = cell(x[i:i + 1], (h_sum[None], c_sum[None]))
+        else:
+            h[i] = cell(x[i:i + 1], h_sum[None])
+        h[i] = h[i][0]
+        if layer.cell == 'lstm':
+            c[i] = c[i][0]
+    return torch.stack([h[i] for i in range(x.size(0))])
+
+
+def depth(i, children):
+    return 1 + max((depth(j, children) for j in children[i]), default=0)
+
+
+# Two trees in one batch: 0 <- (1, 2), 2 <- (3, 4, 5), 4 <- 6 ; 7 <- 8.
+TREE = torch.tensor([[1, 2, 3, 4, 5, 6, 8], [0, 0, 2, 2, 2, 4, 7]])
+
+
+@pytest.mark.parametrize('cell', list(MODULES))
+def test_tree_rnn(cell):
+    layer = RecurrentConv(3, 4, cell=cell).double()
+    x = torch.randn(9, 3, dtype=torch.double)
+    children = {i: TREE[0][TREE[1] == i].tolist() for i in range(9)}
+    out, h_n = layer(x, TREE)
+    assert_close(out, tree_reference(layer, x, children))
+    h_n = h_n[0] if cell == 'lstm' else h_n
+    assert_close(h_n[0], out[[0, 7]])  # roots, in node order
+
+
+def test_tree_bidirectional_lists_states():
+    # Leaves (5) and roots (2) differ: per-direction states come as lists.
+    layer = RecurrentConv(3, 4, cell='gru', bidirectional=True).double()
+    x = torch.randn(9, 3, dtype=torch.double)
+    h_0 = [torch.randn(5, 4, dtype=torch.double),
+           torch.randn(2, 4, dtype=torch.double)]
+    out, h_n = layer(x, TREE, h_0)
+    assert out.shape == (9, 8)
+    assert [h.shape for h in h_n] == [(2, 4), (5, 4)]
+    assert_close(h_n[0], out[[0, 7], :4])  # forward ends at the roots
+    assert_close(h_n[1], out[[1, 3, 5, 6, 8], 4:])  # reverse at the leaves
+
+
+def test_edge_order_invariant():
+    layer = RecurrentConv(3, 4, cell='lstm', num_layers=2,
+                          bidirectional=True).double()
+    x = torch.randn(12, 3, dtype=torch.double)
+    dag = torch.cat([TREE, torch.tensor([[1, 9, 10, 3], [9, 10, 11, 11]])],
+                    dim=1)  # extra node 9..11: paths of different lengths
+    assert_edge_order_invariant(lambda ei: layer(x, ei)[0], dag)
+
+
+@pytest.mark.parametrize('cell', list(MODULES))
+def test_empty_and_isolated(cell):
+    layer = RecurrentConv(3, 4, cell=cell, num_layers=2)
+    out, h_n = layer(torch.randn(0, 3), empty_graph())
+    assert out.shape == (0, 4)
+    h_n = h_n[0] if cell == 'lstm' else h_n
+    assert h_n.shape == (2, 0, 4)
+    # no edges: every node is a sequence of length 1
+    module = MODULES[cell](3, 4, num_layers=2, batch_first=True)
+    layer = RecurrentConv.from_module(module)
+    x = torch.randn(5, 3)
+    out, _ = layer(x, empty_graph())
+    assert not torch.isnan(out).any()
+    assert_close(out, module(x.view(5, 1, 3))[0].view(5, 4))
+
+
+def test_repr():
+    assert repr(RecurrentConv(3, 4)) == "RecurrentConv(3, 4, cell='gru')"
+    assert repr(RecurrentConv(3, 4, 2, 'lstm', bidirectional=True)) == \
+        "RecurrentConv(3, 4, cell='lstm', num_layers=2, bidirectional=True)"
+
+
+def test_dropout_only_in_training():
+    layer = RecurrentConv(3, 4, num_layers=2, dropout=0.5)
+    x, edge_index = torch.randn(6, 3), chain_graph([3, 3])
+    layer.eval()
+    assert torch.equal(layer(x, edge_index)[0], layer(x, edge_index)[0])
+    layer.train()
+    assert not torch.equal(layer(x, edge_index)[0], layer(x, edge_index)[0])
+
+
+def test_bad_input():
+    layer = RecurrentConv(3, 4)
+    x = torch.randn(4, 3)
+    with pytest.raises(ValueError, match='has a cycle'):
+        layer(x, torch.tensor([[0, 1, 2], [1, 2, 0]]))
+    with pytest.raises(ValueError, match='has a cycle'):
+        layer(x, torch.tensor([[0, 2], [1, 2]]))  # self-loop
+    with pytest.raises(ValueError, match='3 features'):
+        layer(torch.randn(4, 2), chain_graph(4))
+    with pytest.raises(IndexError, match='index 4'):
+        layer(x, torch.tensor([[0], [4]]))
+    with pytest.raises(ValueError, match=r"'h_0'\[0\] must have shape "
+                       r"\[2, 4\]"):
+        layer(x, chain_graph([2, 2]), torch.zeros(1, 3, 4))
+    with pytest.raises(ValueError, match='num_layers'):
+        layer(x, chain_graph([2, 2]), torch.zeros(2, 2, 4))
+    with pytest.raises(ValueError, match='pair'):
+        RecurrentConv(3, 4, cell='lstm')(x, chain_graph(4), torch.zeros(
+            1, 1, 4))
+    with pytest.raises(ValueError, match="Unknown cell='transformer'"):
+        RecurrentConv(3, 4, cell='transformer')
+    with pytest.raises(ValueError, match='proj_size'):
+        RecurrentConv.from_module(torch.nn.LSTM(3, 4, proj_size=2))
+    with pytest.raises(ValueError, match='nn.RNN, nn.GRU or nn.LSTM'):
+        RecurrentConv.from_module(torch.nn.Linear(3, 4))
