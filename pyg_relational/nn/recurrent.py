@@ -3,6 +3,7 @@ import math
 from dataclasses import dataclass
 from typing import List, Optional, Tuple, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -23,92 +24,110 @@ class _Schedule:
 
     Nodes are sorted by *level* (longest path from a node without
     predecessors), node id within a level; ``position[v]`` is the place of
-    node ``v`` in that order. ``groups[l]`` lists, for level ``l >= 1``, the
-    incoming edges by source level ``s``: ``(s, src_local, dst_local)``,
-    positions inside levels ``s`` and ``l``; ``direct[l]`` names the source
-    level when each node of level ``l`` has exactly one predecessor and
-    both levels line up one to one (chains), so no gather is needed."""
+    node ``v`` in that order. For a level ``l >= 1``, ``direct[l]`` is
+    :obj:`True` when every node has exactly one predecessor, in level
+    ``l - 1`` at the same place (chains): its states are used as they are.
+    Otherwise ``groups[l]`` lists the incoming edges by source level,
+    ``(s, place inside level s)``, and ``index[l]`` their targets' places
+    inside level ``l``."""
     level_sizes: List[int]
     order: Tensor  # [N] node ids in level order
     position: Tensor  # [N] place of every node in level order
     sinks: Tensor  # [S'] places of the nodes without successors, node order
-    groups: List[List[Tuple[int, Tensor, Tensor]]]
-    direct: List[Optional[int]]
-    num_edges: List[int]  # incoming edges per level
+    direct: List[bool]
+    groups: List[List[Tuple[int, Tensor]]]
+    index: List[Optional[Tensor]]
     identity: bool  # level order == node order
 
 
-def _schedule(edge_index: Tensor, num_nodes: int) -> _Schedule:
-    """Topological levels by Kahn's algorithm, one frontier at a time."""
-    device = edge_index.device
-    src, dst = edge_index.cpu()
-    n = num_nodes
-    remaining = torch.bincount(dst, minlength=n)  # in-degree
-    out_degree = torch.bincount(src, minlength=n)
-    by_src = src.argsort(stable=True)
-    dst_by_src = dst[by_src]
-    ptr = torch.cat([out_degree.new_zeros(1), out_degree.cumsum(0)])
-    level = torch.full((n, ), -1, dtype=torch.long)
-    frontier = (remaining == 0).nonzero().view(-1)
+def _levels(src: np.ndarray, dst: np.ndarray, n: int) -> np.ndarray:
+    """Longest-path level of every node by Kahn's algorithm, one frontier at
+    a time (NumPy: these are many tiny operations)."""
+    remaining = np.bincount(dst, minlength=n)  # in-degree
+    out_degree = np.bincount(src, minlength=n)
+    dst_by_src = dst[np.argsort(src, kind='stable')]
+    ptr = np.concatenate([[0], np.cumsum(out_degree)])
+    level = np.full(n, -1, dtype=np.int64)
+    frontier = np.flatnonzero(remaining == 0)
     depth = 0
-    while frontier.numel() > 0:
+    while frontier.size > 0:
         level[frontier] = depth
         counts = out_degree[frontier]
         total = int(counts.sum())
         if total == 0:
             break
         # ids of the out-edges of the frontier (CSR by source)
-        first = torch.repeat_interleave(ptr[frontier], counts)
-        start = torch.repeat_interleave(counts.cumsum(0) - counts, counts)
-        targets = dst_by_src[first + torch.arange(total) - start]
-        remaining.scatter_add_(0, targets, torch.full_like(targets, -1))
-        frontier = targets[remaining[targets] == 0].unique()
+        offset = np.repeat(ptr[frontier] - (np.cumsum(counts) - counts),
+                           counts)
+        targets = dst_by_src[offset + np.arange(total)]
+        np.subtract.at(remaining, targets, 1)
+        frontier = np.unique(targets[remaining[targets] == 0])
         depth += 1
-    if n > 0 and int(level.min()) < 0:
-        node = int((level < 0).nonzero()[0])
+    if n > 0 and level.min() < 0:
+        node = int(np.flatnonzero(level < 0)[0])
         raise ValueError(
             f"'edge_index' has a cycle (node {node} lies on or after one); "
             f"RecurrentConv needs a directed acyclic graph such as "
             f"chain_graph(...): remove self-loops and back edges")
+    return level
 
-    sizes = torch.bincount(level, minlength=1) if n > 0 else level
-    order = level.argsort(stable=True)
-    position = torch.empty_like(order)
-    position[order] = torch.arange(n)
-    start_of = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)])
-    local = position - start_of[level]
-    level_sizes = sizes.tolist()
-    num_levels = len(level_sizes)
 
-    # incoming edges grouped by (target level, source level)
-    groups: List[List[Tuple[int, Tensor, Tensor]]] = [
-        [] for _ in range(num_levels)]
-    direct: List[Optional[int]] = [None] * num_levels
-    num_edges = [0] * num_levels
-    if src.numel() > 0:
-        key = level[dst] * num_levels + level[src]
-        key, perm = key.sort(stable=True)
-        keys, counts = torch.unique_consecutive(key, return_counts=True)
-        src_local = local[src[perm]].split(counts.tolist())
-        dst_local = local[dst[perm]].split(counts.tolist())
-        for k, s_loc, d_loc in zip(keys.tolist(), src_local, dst_local):
+def _schedule(edge_index: Tensor, num_nodes: int) -> _Schedule:
+    """Levels, level order and per-level gathers of a DAG (on the CPU)."""
+    device = edge_index.device
+    src, dst = edge_index.detach().cpu().numpy()
+    n = num_nodes
+    level = _levels(src, dst, n)
+    sizes = np.bincount(level, minlength=1) if n > 0 else np.zeros(
+        0, dtype=np.int64)
+    order = np.argsort(level, kind='stable')
+    position = np.empty(n, dtype=np.int64)
+    position[order] = np.arange(n)
+    local = position - np.concatenate([[0], np.cumsum(sizes)])[level]
+    num_levels = sizes.size
+
+    # Levels whose nodes each take the state at the same place one level
+    # up (chains) need no gather and no scatter.
+    src_level, dst_level = level[src], level[dst]
+    aligned = (src_level == dst_level - 1) & (local[src] == local[dst])
+    per_level = np.bincount(dst_level, minlength=num_levels)
+    per_level_aligned = np.bincount(dst_level[aligned],
+                                    minlength=num_levels)
+    direct = [False] + [
+        bool(per_level_aligned[lev] == per_level[lev] == sizes[lev]
+             == sizes[lev - 1]) for lev in range(1, num_levels)]
+
+    groups: List[List[Tuple[int, Tensor]]] = [[] for _ in range(num_levels)]
+    index: List[Optional[Tensor]] = [None] * num_levels
+    keep = ~np.asarray(direct, dtype=bool)[dst_level] if src.size \
+        else np.zeros(0, dtype=bool)
+    if keep.any():
+        # the remaining edges grouped by (target level, source level)
+        key = dst_level[keep] * num_levels + src_level[keep]
+        perm = np.argsort(key, kind='stable')
+        key = key[perm]
+        src_local = local[src[keep][perm]]
+        dst_local = local[dst[keep][perm]]
+        keys, starts = np.unique(key, return_index=True)
+        bounds = list(starts) + [key.size]
+        for k, (a, b) in zip(keys.tolist(), zip(bounds[:-1], bounds[1:])):
             target, source = divmod(k, num_levels)
-            groups[target].append((source, s_loc.to(device),
-                                   d_loc.to(device)))
-            num_edges[target] += s_loc.numel()
-        for lev in range(1, num_levels):
-            if len(groups[lev]) == 1:
-                source, s_loc, d_loc = groups[lev][0]
-                m = level_sizes[lev]
-                line = torch.arange(m, device=device)
-                if level_sizes[source] == m and s_loc.numel() == m \
-                        and torch.equal(s_loc, line) \
-                        and torch.equal(d_loc, line):
-                    direct[lev] = source
-    sinks = position[(out_degree == 0).nonzero().view(-1)]
-    identity = bool(torch.equal(order, torch.arange(n)))
-    return _Schedule(level_sizes, order.to(device), position.to(device),
-                     sinks.to(device), groups, direct, num_edges, identity)
+            groups[target].append(
+                (source, torch.from_numpy(src_local[a:b]).to(device)))
+        dst_bounds = np.searchsorted(key // num_levels,
+                                     np.arange(num_levels + 1))
+        for lev in range(num_levels):
+            a, b = dst_bounds[lev], dst_bounds[lev + 1]
+            if b > a:
+                index[lev] = torch.from_numpy(dst_local[a:b]).to(device)
+    sinks = position[np.flatnonzero(np.bincount(src, minlength=n) == 0)]
+
+    def to_torch(a: np.ndarray) -> Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a)).to(device)
+
+    return _Schedule(sizes.tolist(), to_torch(order), to_torch(position),
+                     to_torch(sinks), direct, groups, index,
+                     bool(np.array_equal(order, np.arange(n))))
 
 
 class RecurrentConv(MessagePassing):
@@ -322,16 +341,15 @@ class RecurrentConv(MessagePassing):
                          states: List[Tensor], cells: List[Tensor]):
         r""":math:`\sum_{j \to i}` of the states (and LSTM cells) over the
         incoming edges of level ``lev``."""
-        source = sched.direct[lev]
-        if source is not None:  # one predecessor each, aligned: no scatter
-            return states[source], cells[source] if cells else None
+        if sched.direct[lev]:  # one predecessor each, aligned: no scatter
+            return states[lev - 1], cells[lev - 1] if cells else None
         msg = torch.cat([
             self.message(torch.cat([states[s], cells[s]], dim=-1)
                          .index_select(0, s_loc) if cells else
                          states[s].index_select(0, s_loc))
-            for s, s_loc, _ in sched.groups[lev]])  # [E_l, H or 2H]
-        index = torch.cat([d_loc for _, _, d_loc in sched.groups[lev]])
-        agg = self.aggregate(msg, index, dim_size=sched.level_sizes[lev])
+            for s, s_loc in sched.groups[lev]])  # [E_l, H or 2H]
+        agg = self.aggregate(msg, sched.index[lev],
+                             dim_size=sched.level_sizes[lev])
         if cells:
             h_agg, c_agg = agg.split(self.hidden_size, dim=-1)
             return h_agg, c_agg
