@@ -3,3 +3,9 @@ deterministic given its seed."""
 from .base import SimulatedDataset
 
 __all__ = ['SimulatedDataset']
+from .interaction_physics import (BouncingBallsDataset,  # noqa: E402
+                                  NBodyDataset, StringDataset,
+                                  simulate_bouncing_balls, simulate_nbody,
+                                  simulate_string)
+__all__ += ['simulate_nbody', 'simulate_bouncing_balls', 'simulate_string',
+            'NBodyDataset', 'BouncingBallsDataset', 'StringDataset']
