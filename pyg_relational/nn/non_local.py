@@ -1,6 +1,7 @@
 r"""The non-local block (Wang et al., 2018) as message passing on the
 complete graph over positions."""
 import math
+import warnings
 from typing import Optional, Tuple, Union
 
 import torch
@@ -18,6 +19,118 @@ from .attention import attention_score, edge_softmax
 __all__ = ['NonLocalBlock']
 
 PairTensor = Tuple[Tensor, Tensor]
+
+
+class _EdgePattern:
+    r"""The edges as a CSR sparsity pattern ``[N_dst, N_src]`` (rows =
+    targets, columns = sources, sorted) and, built on first use (backward),
+    its transpose. Per-edge values live in CSR order; ``perm`` maps it to
+    the order of ``edge_index`` (``values_in_edge_order[perm] = values``).
+    Build it with :meth:`build`."""
+
+    def __init__(self, src: Tensor, dst: Tensor, perm: Optional[Tensor],
+                 num_src: int, num_dst: int):
+        self.perm = perm
+        self.target = dst
+        self.col = src
+        self.shape = (num_dst, num_src)
+        self.ptr = _ptr(dst, num_dst)
+        self._transpose = None
+
+    @classmethod
+    def build(cls, edge_index: Tensor, num_src: int,
+              num_dst: int) -> Optional['_EdgePattern']:
+        """The pattern, or :obj:`None` when CSR does not apply (no edge, or
+        a repeated edge ``j -> i``)."""
+        if edge_index.size(1) == 0:
+            return None
+        src, dst = edge_index
+        key = dst * num_src + src
+        if bool((key[1:] > key[:-1]).all()):  # the builders' order
+            return cls(src, dst, None, num_src, num_dst)
+        key, perm = key.sort()
+        if bool((key[1:] == key[:-1]).any()):
+            return None
+        return cls(src[perm], dst[perm], perm, num_src, num_dst)
+
+    def transpose(self) -> Tuple[Tensor, Tensor, Tensor]:
+        """``(perm_t, ptr_t, col_t)``: CSR order -> sorted by source."""
+        if self._transpose is None:
+            col = self.col.int() if self.shape[1] < 2**31 else self.col
+            perm_t = torch.sort(col, stable=True).indices  # rows stay sorted
+            self._transpose = (perm_t, _ptr(self.col, self.shape[1]),
+                               self.target[perm_t])
+        return self._transpose
+
+    def matrix(self, values: Tensor) -> Tensor:  # [N_dst, N_src]
+        return _csr(self.ptr, self.col, values, self.shape)
+
+    def matrix_t(self, values: Tensor) -> Tensor:  # [N_src, N_dst]
+        perm_t, ptr_t, col_t = self.transpose()
+        return _csr(ptr_t, col_t, values[perm_t], self.shape[::-1])
+
+    def sddmm(self, a: Tensor, b: Tensor) -> Tensor:
+        """``(a @ b.T)[i, j]`` for every edge ``j -> i`` (CSR order)."""
+        pattern = self.matrix(a.new_zeros(self.col.numel()))
+        return torch.sparse.sampled_addmm(pattern, a, b.t(), beta=0.).values()
+
+
+def _csr(ptr: Tensor, col: Tensor, values: Tensor, shape) -> Tensor:
+    with warnings.catch_warnings():  # "CSR support is in beta state"
+        warnings.simplefilter('ignore', UserWarning)
+        return torch.sparse_csr_tensor(ptr, col, values, shape,
+                                       check_invariants=False)
+
+
+def _ptr(index: Tensor, num: int) -> Tensor:
+    count = torch.bincount(index, minlength=num)
+    return torch.cat([count.new_zeros(1), count.cumsum(0)])
+
+
+class _EdgeDot(torch.autograd.Function):
+    r""":math:`q_i^\top k_j` for every edge (CSR order) without gathering
+    ``[E, C]`` rows: a sampled dense-dense product (SDDMM); backward is
+    two sparse-dense products."""
+
+    @staticmethod
+    def forward(ctx, pattern: _EdgePattern, query: Tensor, key: Tensor):
+        ctx.pattern = pattern
+        ctx.save_for_backward(query, key)
+        return pattern.sddmm(query, key)  # [E]
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        query, key = ctx.saved_tensors
+        pattern = ctx.pattern
+        grad = grad.contiguous()
+        grad_query = pattern.matrix(grad) @ key \
+            if ctx.needs_input_grad[1] else None
+        grad_key = pattern.matrix_t(grad) @ query \
+            if ctx.needs_input_grad[2] else None
+        return None, grad_query, grad_key
+
+
+class _EdgeSum(torch.autograd.Function):
+    r""":math:`\sum_j \alpha_{ji} v_j` (``alpha`` in CSR order) as one
+    sparse-dense product (SpMM) instead of ``[E, C]`` messages; the gradient
+    of ``alpha`` is an SDDMM."""
+
+    @staticmethod
+    def forward(ctx, pattern: _EdgePattern, alpha: Tensor, value: Tensor):
+        ctx.pattern = pattern
+        ctx.save_for_backward(alpha, value)
+        return pattern.matrix(alpha) @ value  # [N_dst, C]
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        alpha, value = ctx.saved_tensors
+        pattern = ctx.pattern
+        grad = grad.contiguous()
+        grad_alpha = pattern.sddmm(grad, value) \
+            if ctx.needs_input_grad[1] else None
+        grad_value = pattern.matrix_t(alpha) @ grad \
+            if ctx.needs_input_grad[2] else None
+        return None, grad_alpha, grad_value
 
 
 class NonLocalBlock(MessagePassing):
@@ -125,7 +238,7 @@ class NonLocalBlock(MessagePassing):
     def __init__(self, in_channels: int, inter_channels: Optional[int] = None,
                  pairwise: str = 'embedded_gaussian', sub_sample: bool = False,
                  output_projection: bool = True, batch_norm: bool = True,
-                 **kwargs):
+                 fused: bool = True, **kwargs):
         kwargs.setdefault('aggr', 'add')
         super().__init__(node_dim=0, **kwargs)
         self.in_channels = check_int(in_channels, 'in_channels', minimum=1)
@@ -137,6 +250,8 @@ class NonLocalBlock(MessagePassing):
         self.sub_sample = bool(sub_sample)
         self.output_projection = bool(output_projection)
         self.batch_norm = bool(batch_norm)
+        self.fused = bool(fused)
+        self._graph_cache = None  # (shape key, edge_index, CSR pattern)
 
         self.g = Linear(in_channels, inter_channels)
         if pairwise == 'gaussian':
@@ -250,21 +365,37 @@ class NonLocalBlock(MessagePassing):
         num_src = num_dst
         if self.sub_sample:
             key, value, num_src = self._pool(key, value, batch_size, spatial)
+        pattern = None
         if edge_index is None:
+            edge_index, pattern = self._dense_graph(batch_size, num_src,
+                                                    num_dst, x.device)
+        else:
+            check_edge_index(edge_index, batch_size * num_src,
+                             batch_size * num_dst)
+        out, alpha = self._attend(x_dst, key, value, edge_index, pattern)
+        out = nodes_to_image(out, batch_size, *spatial)  # [B, C', *S]
+        if return_attention_weights:
+            return out, (edge_index, alpha)
+        return out
+
+    def _dense_graph(self, batch_size: int, num_src: int, num_dst: int,
+                     device) -> Tuple[Tensor, Optional[_EdgePattern]]:
+        """The complete (or pooled-to-all bipartite) graph of a dense batch
+        and its CSR pattern, reused while the input shape stays the same."""
+        key = (batch_size, num_src, num_dst, self.sub_sample, self.fused,
+               str(device))
+        if self._graph_cache is None or self._graph_cache[0] != key:
             if self.sub_sample:
                 edge_index = bipartite_graph([num_src] * batch_size,
                                              [num_dst] * batch_size)
             else:
                 edge_index = complete_graph([num_dst] * batch_size)
-            edge_index = edge_index.to(x.device)
-        else:
-            check_edge_index(edge_index, batch_size * num_src,
-                             batch_size * num_dst)
-        out, alpha = self._attend(x_dst, key, value, edge_index)
-        out = nodes_to_image(out, batch_size, *spatial)  # [B, C', *S]
-        if return_attention_weights:
-            return out, (edge_index, alpha)
-        return out
+            edge_index = edge_index.to(device)
+            pattern = _EdgePattern.build(
+                edge_index, batch_size * num_src,
+                batch_size * num_dst) if self.fused else None
+            self._graph_cache = (key, edge_index, pattern)
+        return self._graph_cache[1], self._graph_cache[2]
 
     def _key(self, x: Tensor) -> Tensor:
         r"""The key of every source: :math:`\phi(x_j)` (``x_j`` itself for
@@ -292,19 +423,25 @@ class NonLocalBlock(MessagePassing):
         return pooled_nodes(key), pooled_nodes(value), math.prod(pooled)
 
     def _attend(self, x_dst: Tensor, key: Tensor, value: Tensor,
-                edge_index: Tensor) -> PairTensor:
+                edge_index: Tensor,
+                pattern: Optional[_EdgePattern] = None) -> PairTensor:
         """``z`` (or ``y``) of the targets and the weights of the edges, from
         the targets' features and the sources' keys and values."""
         query = x_dst if self.theta is None else self.theta(x_dst)
         size = (key.size(0), query.size(0))
         # one head: [N, 1, C'] -> per-node part of f ([N, 1] for 'concat')
         query, key = self.score.project(query.unsqueeze(1), key.unsqueeze(1))
-
-        # edge_updater_type: (query: Tensor, key: Tensor)
-        alpha = self.edge_updater(edge_index, query=query, key=key,
-                                  size=size)
-        # propagate_type: (value: Tensor, alpha: Tensor)
-        y = self.propagate(edge_index, value=value, alpha=alpha, size=size)
+        if self.fused and pattern is None:
+            pattern = _EdgePattern.build(edge_index, *size)
+        if self.fused and pattern is not None:
+            y, alpha = self._fused(query, key, value, pattern, size)
+        else:
+            # edge_updater_type: (query: Tensor, key: Tensor)
+            alpha = self.edge_updater(edge_index, query=query, key=key,
+                                      size=size)
+            # propagate_type: (value: Tensor, alpha: Tensor)
+            y = self.propagate(edge_index, value=value, alpha=alpha,
+                               size=size)
         if self.W_z is None:
             return y, alpha
         z = self.W_z(y)
@@ -312,14 +449,39 @@ class NonLocalBlock(MessagePassing):
             z = self.bn(z)
         return z + x_dst, alpha
 
+    def _fused(self, query: Tensor, key: Tensor, value: Tensor,
+               pattern: _EdgePattern, size: Tuple[int, int]) -> PairTensor:
+        """The same ``y`` and ``alpha`` as :meth:`edge_update` +
+        :meth:`message`, with sparse CSR products instead of per-edge
+        ``[E, C']`` rows."""
+        if self.pairwise == 'concat':  # per-node scalars: gather is cheap
+            f = self.score.edge(query.index_select(0, pattern.target),
+                                key.index_select(0, pattern.col))
+        else:  # the dot score q_i^T k_j / scale as an SDDMM
+            f = _EdgeDot.apply(pattern, query.view(size[1], -1),
+                               key.view(size[0], -1)) / self.score.scale
+        alpha = self._normalise(f.view(-1), pattern.target, pattern.ptr,
+                                size[1])  # [E], CSR order
+        y = _EdgeSum.apply(pattern, alpha, value)  # [N_dst, C']
+        if pattern.perm is not None:  # back to the order of edge_index
+            alpha = alpha.new_zeros(alpha.shape).index_copy(
+                0, pattern.perm, alpha)
+        return y, alpha
+
+    def _normalise(self, f: Tensor, index: Tensor, ptr: Optional[Tensor],
+                   num_nodes: Optional[int]) -> Tensor:
+        """``f / C_i``: softmax over the incoming edges (Gaussian forms) or
+        division by their number (dot, concat)."""
+        if self.pairwise in ('gaussian', 'embedded_gaussian'):
+            # exp(f) / sum_j exp(f)
+            return edge_softmax(f, index, num_nodes=num_nodes, ptr=ptr)
+        count = degree(index, num_nodes, dtype=f.dtype)  # C_i = |N(i)|
+        return f / count.index_select(0, index)
+
     def edge_update(self, query_i: Tensor, key_j: Tensor, index: Tensor,
                     ptr: Optional[Tensor], size_i: Optional[int]) -> Tensor:
         f = self.score.edge(query_i, key_j).view(-1)  # [E, 1] -> [E]
-        if self.pairwise in ('gaussian', 'embedded_gaussian'):
-            # exp(f) / sum_j exp(f)
-            return edge_softmax(f, index, num_nodes=size_i, ptr=ptr)
-        count = degree(index, size_i, dtype=f.dtype)  # C_i = |N(i)|
-        return f / count.index_select(0, index)
+        return self._normalise(f, index, ptr, size_i)
 
     def message(self, value_j: Tensor, alpha: Tensor) -> Tensor:
         return alpha.unsqueeze(-1) * value_j
@@ -332,6 +494,8 @@ class NonLocalBlock(MessagePassing):
             extra += ', output_projection=False'
         elif not self.batch_norm:
             extra += ', batch_norm=False'
+        if not self.fused:
+            extra += ', fused=False'
         return (f'{self.__class__.__name__}({self.in_channels}, '
                 f'inter_channels={self.inter_channels}, '
                 f'pairwise={self.pairwise!r}{extra})')
