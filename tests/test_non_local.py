@@ -367,3 +367,18 @@ def test_repr():
 def test_bad_input(make, call, error, match):
     with pytest.raises(error, match=match):
         call(make()) if call is not None else make()
+
+
+def test_bench_cases():
+    """The benchmark functions run quickly and report passing twins."""
+    from pyg_relational.bench.non_local import (run_digits, speed_cases,
+                                                twin_cases)
+    twins = twin_cases(quick=True)
+    assert len(twins) == 16 and all(t.passed for t in twins)
+    speed = speed_cases(quick=True)
+    assert len(speed) == 2 and all(s.graph_s > 0 and s.baseline_s > 0
+                                   for s in speed)
+    rows = run_digits(quick=True, seeds=1, epochs=1)
+    assert [r['model'].endswith('NonLocalBlock(embedded_gaussian)')
+            for r in rows] == [False, True]
+    assert all(0 <= r['test_acc'] <= 1 for r in rows)

@@ -24,7 +24,7 @@ from .results import SpeedResult, TwinResult
 from .timing import measure
 
 __all__ = ['dense_non_local', 'twin_cases', 'speed_cases', 'run_digits',
-           'DigitsNet']
+           'DigitsNet', 'digits_data', 'fit_digits']
 
 Progress = Optional[Callable[[str], None]]
 _TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
@@ -205,7 +205,9 @@ def _conv_layer():
 class DigitsNet(torch.nn.Module):
     r"""conv 3×3 (1→16) – ReLU – conv 3×3 stride 2 (16→32) – ReLU –
     [``NonLocalBlock(32)`` on the 4×4 map] – conv 3×3 (32→32) – ReLU –
-    global average pool – linear (32→10).
+    global average pool – linear (32→10). With ``at=1`` the block sits
+    after the first convolution instead (``NonLocalBlock(16)`` on the 8×8
+    map).
 
     The convolutions are :class:`~pyg_relational.nn.LatticeConv` on
     grid graphs when that layer is available (``lattice=None``: auto), else
@@ -216,11 +218,13 @@ class DigitsNet(torch.nn.Module):
             or :obj:`None` for the plain CNN. (default: :obj:`None`)
         lattice (bool, optional): force the convolution kind.
             (default: :obj:`None`)
+        at (int, optional): the block follows convolution ``at`` (1 or 2).
+            (default: :obj:`2`)
     """
     SPECS = ((1, 16, 1), (16, 32, 2), (32, 32, 1))  # (in, out, stride)
 
     def __init__(self, non_local: Optional[str] = None,
-                 lattice: Optional[bool] = None):
+                 lattice: Optional[bool] = None, at: int = 2):
         super().__init__()
         cls, name = _conv_layer()
         if lattice is None:
@@ -238,8 +242,11 @@ class DigitsNet(torch.nn.Module):
             self.convs = torch.nn.ModuleList(
                 torch.nn.Conv2d(i, o, 3, stride=s, padding=1)
                 for i, o, s in self.SPECS)
+        if at not in (1, 2):
+            raise ValueError(f"'at' must be 1 or 2 (got {at!r})")
+        self.at = at
         self.block = None if non_local is None else NonLocalBlock(
-            32, pairwise=non_local)
+            self.SPECS[at - 1][1], pairwise=non_local)
         self.lin = torch.nn.Linear(32, 10)
 
     def _conv(self, k: int, x: Tensor) -> Tensor:
@@ -255,15 +262,17 @@ class DigitsNet(torch.nn.Module):
         return nodes_to_image(out, b, *out_size)  # [B, C_out, H', W']
 
     def forward(self, x: Tensor) -> Tensor:  # x: [B, 1, 8, 8]
-        x = F.relu(self._conv(0, x))
-        x = F.relu(self._conv(1, x))  # [B, 32, 4, 4]
-        if self.block is not None:
-            x = self.block(x)  # complete graph over the 16 positions
-        x = F.relu(self._conv(2, x))
+        for k in range(3):
+            x = F.relu(self._conv(k, x))  # [B, 16, 8, 8], [B, 32, 4, 4], ..
+            if k + 1 == self.at and self.block is not None:
+                x = self.block(x)  # complete graph over the positions
         return self.lin(x.mean(dim=(2, 3)))
 
 
-def _digits_data(device):
+def digits_data(device='cpu'):
+    """scikit-learn's 8×8 digits scaled to [0, 1], fixed stratified 70/30
+    split: ``(x_train [1257, 1, 8, 8], y_train, x_test [540, 1, 8, 8],
+    y_test)``."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
     digits = load_digits()
@@ -276,6 +285,23 @@ def _digits_data(device):
     images = images.unsqueeze(1).to(device)  # [G, 1, 8, 8]
     labels = labels.to(device)
     return images[train], labels[train], images[test], labels[test]
+
+
+def fit_digits(model: torch.nn.Module, x: Tensor, y: Tensor, epochs: int,
+               seed: int = 0, lr: float = 3e-3, batch_size: int = 64):
+    """Adam on the cross-entropy, shuffled mini-batches (order from
+    ``seed``); returns the model."""
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(epochs):
+        for batch in torch.randperm(len(y), generator=gen).split(batch_size):
+            batch = batch.to(x.device)
+            loss = F.cross_entropy(model(x[batch]), y[batch])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    return model
 
 
 def run_digits(quick: bool = True,
@@ -304,7 +330,7 @@ def run_digits(quick: bool = True,
     """
     if isinstance(seeds, int):
         seeds = tuple(range(seeds))
-    x_train, y_train, x_test, y_test = _digits_data(device)
+    x_train, y_train, x_test, y_test = digits_data(device)
     if quick:
         x_train, y_train = x_train[:300], y_train[:300]
     epochs = epochs if epochs is not None else (5 if quick else 30)
@@ -313,19 +339,8 @@ def run_digits(quick: bool = True,
         for non_local in (None, pairwise):
             torch.manual_seed(seed)
             model = DigitsNet(non_local).to(device)
-            optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
-            gen = torch.Generator().manual_seed(seed)
             start = time.perf_counter()
-            for _ in range(epochs):
-                model.train()
-                perm = torch.randperm(len(y_train), generator=gen)
-                for batch in perm.split(64):
-                    batch = batch.to(device)
-                    loss = F.cross_entropy(model(x_train[batch]),
-                                           y_train[batch])
-                    optimiser.zero_grad()
-                    loss.backward()
-                    optimiser.step()
+            fit_digits(model, x_train, y_train, epochs, seed)
             train_s = time.perf_counter() - start
             model.eval()
             with torch.no_grad():
