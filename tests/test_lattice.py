@@ -3,8 +3,8 @@ import torch
 
 from pyg_relational.graphs import grid_graph
 from pyg_relational.nn.lattice import LatticeConv
-from pyg_relational.nn.typed import (gather_typed, typed_aggregate,
-                                     typed_transform)
+from pyg_relational.nn.typed import (_plan, _TypedAggregate, gather_typed,
+                                     typed_aggregate, typed_transform)
 from pyg_relational.transforms import image_to_nodes, nodes_to_image
 
 from .helpers import (assert_close, assert_edge_order_invariant, assert_twin,
@@ -94,6 +94,30 @@ def test_typed_aggregate_matches_gather_typed():
         0, edge_index[1], per_edge)
     assert_close(typed_aggregate(x, weight, edge_index, edge_type, 5),
                  expected)
+
+
+@pytest.mark.parametrize('groups', [1, 3])
+def test_shift_path_equals_gather_path(groups):
+    # Stride-1 'same' grids: every offset is a translation with holes at
+    # the borders, so no gather or scatter is needed; same numbers.
+    edge_index, edge_type, _ = grid_graph((4, 5), 3, padding=1, batch_size=2)
+    plan = _plan(edge_index, edge_type, 9)
+    assert [step[0] for step in plan] == ['shift'] * 9
+    assert plan[4][4] is None and plan[0][4] is not None  # centre: no holes
+    assert all(step[0] == 'gather'
+               for step in _plan(edge_index, edge_type, 9, shifts=False))
+    x = torch.randn(40, 6, dtype=torch.double)
+    weight = torch.randn(9, 6 // groups, 9, dtype=torch.double)
+
+    def run(plan):
+        return lambda x, w: _TypedAggregate.apply(x, w, plan, 40, groups)
+
+    assert_twin(run(plan), run(_plan(edge_index, edge_type, 9, False)),
+                [x, weight])
+    # a strided graph is not a translation: gathered
+    edge_index, edge_type, _ = grid_graph((4, 5), 3, stride=2)
+    assert {step[0] for step in _plan(edge_index, edge_type, 9)} == \
+        {'gather'}
 
 
 def test_edge_order_invariant():

@@ -8,7 +8,7 @@ are never materialised per edge: :func:`typed_transform` applies every type's
 weight to every *node* once (one matmul), and :func:`gather_typed` picks, per
 edge, the row of its source and type.
 """
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -67,10 +67,18 @@ def typed_aggregate(x: Tensor, weight: Tensor, edge_index: Tensor,
     Equal to ``scatter(gather_typed(typed_transform(x, weight),
     edge_index[0], edge_type), edge_index[1], reduce='sum')`` but never
     stores ``[N, T, F_out]`` or per-edge tensors for backward: edges are
-    sorted by type once, then per type the source rows are gathered,
+    grouped by type once, then per type the source rows are gathered,
     multiplied by :math:`\mathbf{W}_t` and added to their targets; backward
     recomputes the gathers. Peak memory is a few ``[E_t, F]`` buffers of
     the largest type instead of ``[E, F]`` plus ``[N, T, F]``.
+
+    A type whose edges are a *translation* — ``src = dst + delta_t`` with
+    one ``delta_t`` and each target at most once, e.g. every kernel offset
+    of a stride-1 ``'same'``-padded :func:`~pyg_relational.graphs.grid_graph`
+    — needs no gather or scatter: its targets form a range of rows, so the
+    shifted slice of ``x`` (rows without that edge masked to zero) is
+    multiplied straight into that range. Both paths give the same numbers;
+    the choice is made per type and per call from the indices.
 
     Args:
         x (Tensor): source node features ``[N_src, F_in]``.
@@ -88,7 +96,15 @@ def typed_aggregate(x: Tensor, weight: Tensor, edge_index: Tensor,
     .. note::
         Differentiable once (no double backward).
     """
-    num_types = weight.size(0)
+    return _TypedAggregate.apply(x, weight,
+                                 _plan(edge_index, edge_type,
+                                       weight.size(0)), num_dst, groups)
+
+
+def _plan(edge_index: Tensor, edge_type: Tensor, num_types: int,
+          shifts: bool = True) -> List[Tuple]:
+    """Per type: ``('shift', lo, hi, delta, mask or None)`` or
+    ``('gather', src, dst)`` (see :func:`typed_aggregate`)."""
     # Sorting small integers is several times faster in a narrow dtype.
     key = edge_type
     if num_types <= 256:
@@ -96,12 +112,32 @@ def typed_aggregate(x: Tensor, weight: Tensor, edge_index: Tensor,
     elif num_types <= 32768:
         key = edge_type.to(torch.int16)
     key, perm = key.sort(stable=True)  # edges grouped by type, order kept
-    edge_type = key.long()
-    counts: List[int] = torch.bincount(edge_type,
+    counts: List[int] = torch.bincount(key.long(),
                                        minlength=num_types).tolist()
     src = edge_index[0].index_select(0, perm)
     dst = edge_index[1].index_select(0, perm)
-    return _TypedAggregate.apply(x, weight, src, dst, counts, num_dst, groups)
+    plan, start = [], 0
+    for t, n in enumerate(counts):
+        s, d = src[start:start + n], dst[start:start + n]
+        start += n
+        if n == 0:
+            plan.append(None)
+            continue
+        if shifts:
+            delta = s - d
+            lo, hi = int(d[0]), int(d[-1]) + 1
+            # one offset, targets strictly increasing (each at most once)
+            if int(delta.min()) == int(delta.max()) and (
+                    n == 1 or bool((d[1:] > d[:-1]).all())):
+                mask = None
+                if hi - lo != n:  # holes: rows of the range without edge
+                    mask = torch.zeros(hi - lo, 1, dtype=torch.bool,
+                                       device=d.device)
+                    mask[d - lo] = True
+                plan.append(('shift', lo, hi, int(delta[0]), mask))
+                continue
+        plan.append(('gather', s, d))
+    return plan
 
 
 def _group_mm(a: Tensor, w: Tensor, groups: int) -> Tensor:
@@ -138,40 +174,61 @@ def _group_mm_tn(a: Tensor, g: Tensor, groups: int) -> Tensor:
 
 
 class _TypedAggregate(torch.autograd.Function):
-    # Edges arrive sorted by type; ``counts[t]`` edges of type t.
 
     @staticmethod
-    def forward(ctx, x, weight, src, dst, counts, num_dst, groups):
+    def forward(ctx, x, weight, plan, num_dst, groups):
         out = x.new_zeros(num_dst, weight.size(-1))
-        start = 0
-        for t, n in enumerate(counts):
-            if n == 0:
+        for t, step in enumerate(plan):
+            if step is None:
                 continue
-            s, d = src[start:start + n], dst[start:start + n]
-            out.index_add_(0, d, _group_mm(x.index_select(0, s), weight[t],
-                                           groups))  # [n, F_out]
-            start += n
-        ctx.save_for_backward(x, weight, src, dst)
-        ctx.counts, ctx.groups = counts, groups
+            if step[0] == 'shift':
+                _, lo, hi, delta, mask = step
+                xs = x[lo + delta:hi + delta]  # [hi - lo, F_in]
+                if mask is not None:
+                    xs = xs * mask
+                if groups == 1:
+                    out[lo:hi].addmm_(xs, weight[t])
+                else:
+                    out[lo:hi] += _group_mm(xs, weight[t], groups)
+            else:
+                _, s, d = step
+                out.index_add_(0, d, _group_mm(x.index_select(0, s),
+                                               weight[t], groups))
+        ctx.save_for_backward(x, weight)
+        ctx.plan, ctx.groups = plan, groups
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):
-        x, weight, src, dst = ctx.saved_tensors
+        x, weight = ctx.saved_tensors
+        groups = ctx.groups
         need_x, need_w = ctx.needs_input_grad[:2]
         grad_x = torch.zeros_like(x) if need_x else None
         grad_w = torch.zeros_like(weight) if need_w else None
-        start = 0
-        for t, n in enumerate(ctx.counts):
-            if n == 0:
+        for t, step in enumerate(ctx.plan):
+            if step is None:
                 continue
-            s, d = src[start:start + n], dst[start:start + n]
-            g = grad_out.index_select(0, d)  # [n, F_out]
-            if need_w:
-                grad_w[t] = _group_mm_tn(x.index_select(0, s), g, ctx.groups)
-            if need_x:
-                grad_x.index_add_(0, s, _group_mm_nt(g, weight[t],
-                                                     ctx.groups))
-            start += n
-        return grad_x, grad_w, None, None, None, None, None
+            if step[0] == 'shift':
+                _, lo, hi, delta, mask = step
+                g = grad_out[lo:hi]  # [hi - lo, F_out]
+                if mask is not None:
+                    g = g * mask
+                if need_w:
+                    grad_w[t] = _group_mm_tn(x[lo + delta:hi + delta], g,
+                                             groups)
+                if need_x:
+                    if groups == 1:
+                        grad_x[lo + delta:hi + delta].addmm_(g, weight[t].t())
+                    else:
+                        grad_x[lo + delta:hi + delta] += _group_mm_nt(
+                            g, weight[t], groups)
+            else:
+                _, s, d = step
+                g = grad_out.index_select(0, d)  # [E_t, F_out]
+                if need_w:
+                    grad_w[t] = _group_mm_tn(x.index_select(0, s), g, groups)
+                if need_x:
+                    grad_x.index_add_(0, s, _group_mm_nt(g, weight[t],
+                                                         groups))
+        return grad_x, grad_w, None, None, None
