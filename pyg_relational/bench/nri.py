@@ -81,7 +81,8 @@ class DenseNRIEncoder(torch.nn.Module):
 def make_datasets(system: str = 'springs', num_particles: int = 5,
                   num_train: int = 10000, num_valid: int = 500,
                   num_test: int = 1000, root: Optional[str] = None,
-                  seed: int = 0, test_steps: int = 10000):
+                  seed: int = 0, num_steps: int = 5000,
+                  test_steps: int = 10000):
     r"""Train / valid / test sets of one system; the test trajectories are
     ``test_steps`` long (99 frames by default, as in the paper) and every set
     is normalised with the training set's statistics."""
@@ -89,8 +90,8 @@ def make_datasets(system: str = 'springs', num_particles: int = 5,
         raise ValueError(f"Unknown system={system!r}; expected one of "
                          f"{', '.join(map(repr, DATASETS))}")
     cls = DATASETS[system]
-    train = cls(root, num_train, num_particles, seed=seed)
-    valid = cls(root, num_valid, num_particles, seed=seed + 1,
+    train = cls(root, num_train, num_particles, num_steps, seed=seed)
+    valid = cls(root, num_valid, num_particles, num_steps, seed=seed + 1,
                 stats=train.stats)
     test = cls(root, num_test, num_particles, num_steps=test_steps,
                seed=seed + 2, stats=train.stats)
@@ -265,7 +266,7 @@ def run_nri(quick: bool = True, device='cpu', progress: Progress = None,
         if quick:
             train, valid, test = make_datasets(
                 system, num_particles, num_train or 64, 16, 16, root, seed,
-                test_steps=1000)
+                num_steps=1000, test_steps=2000)
             model = build_model(9, encoder_hidden=16, decoder_hidden=16,
                                 skip_first=True)
             n_epochs, frames, steps = epochs or 2, 9, 4

@@ -33,4 +33,5 @@ from .interaction import InteractionNetwork  # noqa: E402
 __all__ += ['InteractionNetwork']
 from .mpnn import MPNNConv  # noqa: E402
 __all__ += ['MPNNConv']
-# from .nri import NRI, NRIDecoder, NRIEncoder, NRIRNNDecoder
+from .nri import NRI, NRIDecoder, NRIEncoder, NRIRNNDecoder  # noqa: E402
+__all__ += ['NRIEncoder', 'NRIDecoder', 'NRIRNNDecoder', 'NRI']

@@ -297,7 +297,7 @@ class NRIEncoder(torch.nn.Module):
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         """Return the edge-type logits ``[E, K]``."""
         _check_graph(x, edge_index)
-        x = x.reshape(x.size(0), -1)  # [N, T*F]
+        x = x.flatten(1)  # [N, T*F]
         check_features(x, self.in_channels, 'x (flattened to [N, T*F])')
         h = self.node_mlp1(x)  # [N, H]
         e_skip = self.node_to_edge1(h, edge_index)  # [E, H]
