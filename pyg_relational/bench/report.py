@@ -20,6 +20,7 @@ import math
 import os
 import os.path as osp
 import platform
+import textwrap
 from dataclasses import asdict, dataclass, field, is_dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -345,7 +346,8 @@ def render_summary(runs: Sequence[SuiteRun], meta: Dict[str, Any],
         out.append(f'[{r.status:>10}] {r.name} ({len(r.rows)} rows, '
                    f'{r.seconds:.1f} s)')
         if r.error:
-            out.append(f'    {r.error}'[:width])
+            out += textwrap.wrap(r.error, width, initial_indent='    ',
+                                 subsequent_indent='    ')[:4]
         out += ['    ' + line for line in _summary_lines(r, width - 4)]
     if out_dir:
         out.append(f'report: {osp.join(out_dir, "report.md")}')

@@ -1,0 +1,336 @@
+"""The `pyg-relational bench` command: registry, CLI, report, and the
+inductive-bias suite on tiny sizes."""
+import functools
+import json
+import os.path as osp
+import re
+import subprocess
+import sys
+import types
+
+import pytest
+import torch
+
+from pyg_relational.bench import cli, report, suites
+from pyg_relational.bench.__main__ import main
+from pyg_relational.bench.inductive_bias import (TASKS, load_task,
+                                                 run_inductive_bias,
+                                                 task_graphs)
+from pyg_relational.bench.results import SpeedResult, TwinResult
+from pyg_relational.bench.suites import LinePlot, Suite
+
+TINY = dict(train_sizes=(8, ), steps=3, test_size=16, seeds=(0, ),
+            hidden=8, heads=2, layers=1)
+
+
+def _run(argv, capsys):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _results(path):
+    with open(osp.join(path, 'results.json')) as f:
+        return json.load(f)
+
+
+def _table(markdown, section):
+    """The rows of the first table under ``## section`` as dicts."""
+    body = markdown.split(f'## {section}\n', 1)[1].split('\n## ', 1)[0]
+    lines = [l for l in body.splitlines() if l.startswith('|')]
+    head = [c.strip() for c in lines[0].strip('|').split('|')]
+    return [dict(zip(head, (c.strip() for c in l.strip('|').split('|'))))
+            for l in lines[2:]]
+
+
+def _fake_rows(quick=True, device='cpu', progress=None, seeds=None):
+    seeds = seeds or 1
+    rows = []
+    for k in range(2):
+        rows.append({'graph': f'g{k}', 'train_size': 10 * (k + 1),
+                     'score': 0.25 * seeds + 0.125 * k, 'quick': quick})
+        if progress is not None:
+            progress(f'g{k}')
+    return rows
+
+
+def _fake_twins(quick=True, device='cpu'):
+    return [
+        TwinResult('FakeConv', 'nn.Fake', 'tiny', 'float64', 1e-12, 2e-12,
+                   1e-10),
+        TwinResult('BadConv', 'nn.Bad', 'tiny', 'float32', 0.5, 0.0, 1e-5),
+    ]
+
+
+def _fake_speed(quick=True, device='cpu'):
+    return [SpeedResult('FakeConv', 'nn.Fake', f'n={n}', device, 10 * n,
+                        1e-3 * n, 5e-4 * n, 1024 * n, 512 * n)
+            for n in (1, 4, 16)]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Training on 2 threads of a shared 2-core machine is much slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    """A registry holding only the fake suites given to it."""
+
+    def install(*entries):
+        table = {s.name: s for s in entries}
+        monkeypatch.setattr(suites, 'SUITES', table)
+        monkeypatch.setattr(cli, 'SUITES', table)
+        return table
+
+    return install
+
+
+@pytest.fixture
+def providers(monkeypatch):
+    """Fake provider modules for the gathering suites."""
+    mod = types.ModuleType('fake_bench_provider')
+    mod.twin_cases = _fake_twins
+    mod.speed_cases = _fake_speed
+    monkeypatch.setitem(sys.modules, 'fake_bench_provider', mod)
+    monkeypatch.setattr(suites, 'TWIN_PROVIDERS', ['fake_bench_provider'])
+    monkeypatch.setattr(suites, 'SPEED_PROVIDERS', ['fake_bench_provider'])
+
+
+# --- registry ------------------------------------------------------------------
+
+def test_registry_names_every_suite_of_the_issue():
+    for name in ('twins', 'speed', 'inductive-bias', 'citation', 'nri',
+                 'physics', 'seq2seq'):
+        assert suites.get_suite(name).name == name
+    with pytest.raises(suites.BenchError, match="unknown suite 'nope'"):
+        suites.get_suite('nope')
+    with pytest.raises(ValueError, match='already registered'):
+        suites.register(suites.get_suite('twins'))
+
+
+def test_suite_passes_only_the_options_it_accepts():
+    s = Suite('x', 'x', _fake_rows)
+    assert s.accepts() == ('seeds', )
+    rows = s.run(quick=False, seeds=2, data_root='/nowhere')
+    assert rows[0]['score'] == 0.5 and rows[0]['quick'] is False
+
+
+# --- CLI and report ---------------------------------------------------------------
+
+def test_report_figures_come_from_the_run(registry, tmp_path, capsys):
+    registry(Suite('fake', 'a fake suite', _fake_rows,
+                   plot=LinePlot('train_size', ('score', ), ('graph', )),))
+    seen = {}
+    for seeds in (1, 3):
+        out = str(tmp_path / f's{seeds}')
+        code, stdout, err = _run(['fake', '--quick', '--seeds', str(seeds),
+                                  '--out', out], capsys)
+        assert code == 0, err
+        data = _results(out)
+        assert data['meta']['torch'] == torch.__version__
+        assert data['meta']['quick'] is True
+        run = data['suites']['fake']
+        assert run['status'] == 'ok'
+        assert [r['score'] for r in run['rows']] == \
+            [0.25 * seeds, 0.25 * seeds + 0.125]
+        md = open(osp.join(out, 'report.md')).read()
+        assert f'torch {torch.__version__}' in md and 'device `cpu`' in md
+        table = _table(md, 'fake')
+        assert [float(r['score']) for r in table] == \
+            [r['score'] for r in run['rows']]
+        assert osp.getsize(osp.join(out, 'fake.png')) > 0
+        assert '![fake](fake.png)' in md
+        assert 'fake' in stdout and 'report:' in stdout
+        seen[seeds] = table[0]['score']
+    assert seen[1] != seen[3]  # the input changed, so did the figure
+
+
+def test_default_runs_every_suite_quick(registry, tmp_path, capsys):
+    registry(Suite('a', 'first', _fake_rows), Suite('b', 'second',
+                                                     _fake_rows))
+    code, stdout, err = _run(['bench', '--out', str(tmp_path),
+                              '--no-plots'], capsys)
+    assert code == 0, err
+    data = _results(tmp_path)
+    assert list(data['suites']) == ['a', 'b']
+    assert data['meta']['quick'] is True
+    assert all(r['quick'] for r in data['suites']['a']['rows'])
+    assert len(stdout.splitlines()) < 40  # one screen
+
+
+def test_twins_and_speed_gather_providers(providers, tmp_path, capsys):
+    code, stdout, err = _run(['twins', 'speed', '--quick', '--out',
+                              str(tmp_path)], capsys)
+    assert code == 0, err
+    data = _results(tmp_path)
+    twins = data['suites']['twins']['rows']
+    assert [r['passed'] for r in twins] == [True, False]
+    speed = data['suites']['speed']['rows']
+    assert [r['num_edges'] for r in speed] == [10, 40, 160]
+    assert speed[1]['time_ratio'] == pytest.approx(2.0)
+    assert speed[1]['memory_ratio'] == pytest.approx(2.0)
+    md = open(tmp_path / 'report.md').read()
+    assert '1/2 twins within tolerance.' in md
+    table = _table(md, 'speed')
+    assert table[1]['graph_s (ms)'] == '4'  # 4e-3 s shown in ms
+    assert osp.getsize(tmp_path / 'speed.png') > 0
+    assert 'FAIL BadConv vs nn.Bad' in stdout
+    assert 'FakeConv vs nn.Fake: 2.00× time at 160 edges' in stdout
+
+
+def test_missing_provider_is_a_clear_error(providers, monkeypatch, tmp_path,
+                                           capsys):
+    monkeypatch.setattr(suites, 'TWIN_PROVIDERS',
+                        ['fake_bench_provider', 'pyg_relational.bench.nope'])
+    code, stdout, err = _run(['twins', '--out', str(tmp_path)], capsys)
+    assert code == 1
+    assert 'Traceback' not in err + stdout
+    assert 'provider(s) missing: pyg_relational.bench.nope' in stdout
+    run = _results(tmp_path)['suites']['twins']
+    assert run['status'] == 'incomplete' and len(run['rows']) == 2
+    # a reproduction suite whose provider is missing
+    fn = suites._provider('pyg_relational.bench.nope', 'run_nope')
+    with pytest.raises(suites.ProviderMissing, match='bench.nope'):
+        fn(quick=True)
+
+
+def test_failing_suite_is_reported_not_raised(registry, tmp_path, capsys):
+    def broken(quick=True, device='cpu', progress=None):
+        raise RuntimeError('simulated failure')
+
+    registry(Suite('broken', 'fails', broken), Suite('ok', 'works',
+                                                     _fake_rows))
+    code, stdout, err = _run(['broken', 'ok', '--out', str(tmp_path)],
+                             capsys)
+    assert code == 1
+    assert 'RuntimeError: simulated failure' in stdout
+    assert 'Traceback' not in err + stdout
+    data = _results(tmp_path)
+    assert data['suites']['broken']['status'] == 'failed'
+    assert data['suites']['ok']['status'] == 'ok'  # the others still ran
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['nope'], "unknown suite 'nope'"),
+    (['twins', '--device', 'tpu'], "--device 'tpu' is not"),
+    (['twins', '--data-root', '/no/such/folder'], 'does not exist'),
+    (['twins', '--seeds', '0'], '--seeds must be >= 1'),
+    (['twins', '--threads', '0'], '--threads must be >= 1'),
+    (['twins', '--seeds', 'two'], "invalid int value: 'two'"),
+    (['twins', '--quick', '--full'], 'not allowed with argument'),
+])
+def test_bad_input_exits_nonzero_with_a_message(argv, message, tmp_path,
+                                                capsys):
+    code, stdout, err = _run(argv + ['--out', str(tmp_path)], capsys)
+    assert code == 2
+    assert message in err
+    assert 'Traceback' not in err
+    assert not osp.exists(tmp_path / 'report.md')
+
+
+def test_cuda_without_cuda(tmp_path, capsys):
+    argv = ['twins', '--device', 'cuda:99', '--out', str(tmp_path)]
+    code, _, err = _run(argv, capsys)
+    assert code == 2
+    assert ('CUDA is not available' in err) or ('CUDA device(s)' in err)
+
+
+def test_module_entry_point_lists_suites():
+    out = subprocess.run([sys.executable, '-m', 'pyg_relational.bench',
+                          '--list'], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert re.search(r'^inductive-bias\s', out.stdout, re.M)
+
+
+def test_format_value_units():
+    assert report.format_value('graph_s', 0.0125) == '12.5'
+    assert report.format_value('graph_peak_bytes', 3 * 2**20) == '3'
+    assert report.format_value('max_abs_err', 1.5e-12) == '1.50e-12'
+    assert report.format_value('passed', False) == 'NO'
+    assert report.format_value('x', None) == '–'
+
+
+# --- inductive bias -----------------------------------------------------------------
+
+def test_order_task_needs_order():
+    data = load_task('order', test_size=64)
+    tokens, labels = data.tokens, data.labels
+    # same multiset of tokens 1 and 2 in every sequence ...
+    assert ((tokens == 1).sum(1) == 2).all() and \
+        ((tokens == 2).sum(1) == 2).all()
+    # ... and exactly one adjacent (1, 2) or (2, 1) pair giving the label
+    a, b = tokens[:, :-1], tokens[:, 1:]
+    assert (((a == 1) & (b == 2)) | ((a == 2) & (b == 1))).sum(1).eq(1).all()
+    assert ((a == 2) & (b == 1)).any(1).long().equal(labels)
+    assert 0.3 < labels.float().mean() < 0.7
+    torch.testing.assert_close(load_task('order', 64).tokens, tokens)
+
+
+def test_inductive_bias_graphs():
+    from pyg_relational.bench.inductive_bias import _Graphs
+    data = load_task('digits', test_size=16)
+    edges = {g: _Graphs(data, g).batch(data.test[:2]) for g in
+             task_graphs('digits')}
+    n = 64
+    assert edges['none'].size(1) == 2 * n
+    assert edges['complete'].size(1) == 2 * n * n
+    assert edges['grid'].size(1) == 2 * (36 * 9 + 24 * 6 + 4 * 4)
+    assert edges['chain'].size(1) == 2 * (n + n - 1)
+    for g, ei in edges.items():  # every node keeps its self-loop, no more
+        loops = ei[0] == ei[1]
+        assert loops.sum() == 2 * n, g
+        assert ei.max() < 2 * n and ei.min() >= 0
+        assert ((ei[0] < n) == (ei[1] < n)).all()  # no edge across images
+    ink = data.values[data.test[:2], :, 0] > 0
+    src, dst = edges['ink'][:, edges['ink'][0] != edges['ink'][1]]
+    assert ink.view(-1)[src].all() and ink.view(-1)[dst].all()
+    with pytest.raises(ValueError, match="Unknown task='cifar'"):
+        task_graphs('cifar')
+
+
+def test_inductive_bias_rows_tiny():
+    rows = run_inductive_bias(**TINY)
+    assert [(r['task'], r['graph']) for r in rows] == \
+        [(t, g) for t in TASKS for g in task_graphs(t)]
+    for r in rows:
+        assert 0.0 <= r['test_acc'] <= 1.0
+        assert r['test_acc_per_seed'] == [r['test_acc']]
+        assert r['train_size'] == 8 and r['steps'] == 3
+    again = run_inductive_bias(tasks=('order', ), graphs=('chain', ), **TINY)
+    assert again[0]['test_acc'] == rows[-1]['test_acc']  # deterministic
+
+
+def test_inductive_bias_learns_order_on_the_chain():
+    """The experiment measures something: on the order task the chain
+    graph learns what the bag of tokens (self-loops only) cannot."""
+    kw = dict(TINY, train_sizes=(200, ), steps=100, test_size=100, hidden=16,
+              layers=2, lr=1e-2)
+    rows = run_inductive_bias(tasks=('order', ), graphs=('none', 'chain'),
+                              **kw)
+    acc = {r['graph']: r['test_acc'] for r in rows}
+    assert acc['chain'] >= 0.9
+    assert acc['none'] <= 0.7
+
+
+def test_inductive_bias_suite_report(registry, tmp_path, capsys):
+    real = suites.get_suite('inductive-bias')
+    registry(Suite(real.name, real.description,
+                   functools.partial(run_inductive_bias, **TINY),
+                   plot=real.plot))
+    code, stdout, err = _run(['inductive-bias', '--quick', '--out',
+                              str(tmp_path)], capsys)
+    assert code == 0, err
+    rows = _results(tmp_path)['suites']['inductive-bias']['rows']
+    assert len(rows) == sum(len(task_graphs(t)) for t in TASKS)
+    table = _table(open(tmp_path / 'report.md').read(), 'inductive-bias')
+    for r, t in zip(rows, table):
+        assert (t['task'], t['graph']) == (r['task'], r['graph'])
+        assert t['test_acc'] == f"{r['test_acc']:.4f}"
+    assert osp.getsize(tmp_path / 'inductive-bias.png') > 0
+    assert 'digits (n=8):' in stdout and 'order (n=8):' in stdout
