@@ -111,3 +111,16 @@ def test_bad_input():
         FullyConnectedConv.from_module(torch.nn.Conv1d(1, 1, 1))
     with pytest.raises(ValueError, match="'in_features' must be >= 1"):
         FullyConnectedConv(0, 2)
+
+
+def test_classic_bench_quick():
+    # The benchmark suite of all three classic layers (bench/classic.py).
+    from pyg_relational.bench.classic import speed_cases, twin_cases
+    twins = twin_cases(quick=True)
+    assert {r.layer for r in twins} == {'FullyConnectedConv', 'LatticeConv',
+                                        'RecurrentConv'}
+    assert all(r.passed for r in twins), [r for r in twins if not r.passed]
+    speeds = speed_cases(quick=True, repeat=1)
+    assert [r.baseline for r in speeds] == ['nn.Linear', 'nn.Conv2d',
+                                            'nn.GRU']
+    assert all(r.graph_s > 0 and r.baseline_s > 0 for r in speeds)

@@ -13,6 +13,7 @@ r"""Benchmarks of the classic operators against their PyTorch twins:
 Both return plain records (:class:`~pyg_relational.bench.results.TwinResult`,
 :class:`~pyg_relational.bench.results.SpeedResult`) and never print.
 """
+import statistics
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
@@ -25,7 +26,7 @@ from ..nn.linear import FullyConnectedConv
 from ..nn.recurrent import RecurrentConv
 from ..transforms import image_to_nodes, nodes_to_image
 from .results import SpeedResult, TwinResult
-from .timing import measure
+from .timing import measure, peak_memory
 
 __all__ = ['twin_cases', 'speed_cases']
 
@@ -195,7 +196,9 @@ def _fwd_bwd(fn: Callable[[], object], cotangents: Sequence[Tensor]):
 def speed_cases(quick: bool = True, device='cpu', progress: Progress = None,
                 repeat: Optional[int] = None) -> List[SpeedResult]:
     r"""Forward+backward (one random cotangent per output) of each graph
-    layer against its twin on the same data, float32. ``quick=False`` uses
+    layer against its twin on the same data, float32, the two timed in
+    alternation (median of ``repeat`` rounds after one warm-up round) so
+    that both see the same machine load. ``quick=False`` uses
     Linear 1024→1024 batch 256, Conv2d 64→64 3×3 (padding 1) on 32×32
     batch 32 and GRU 256→256, length 128, batch 32; it also times
     :class:`LatticeConv`'s reference path (``fused=False``)."""
@@ -212,15 +215,26 @@ def speed_cases(quick: bool = True, device='cpu', progress: Progress = None,
         cot = [torch.randn_like(o) for o in _flat(twin_fn(*twin_in))]
         graph_in = [t.detach().requires_grad_() for t in graph_in]
         twin_in = [t.detach().requires_grad_() for t in twin_in]
-        g = measure(_fwd_bwd(lambda: graph_fn(*graph_in), cot), repeat,
-                    warmup=1, device=device)
-        t = measure(_fwd_bwd(lambda: twin_fn(*twin_in), cot), repeat,
-                    warmup=1, device=device)
-        info = {'threads': torch.get_num_threads(), 'repeat': repeat}
+        run_graph = _fwd_bwd(lambda: graph_fn(*graph_in), cot)
+        run_twin = _fwd_bwd(lambda: twin_fn(*twin_in), cot)
+        # Interleaved, so both sides see the same machine load.
+        times = {run_graph: [], run_twin: []}
+        for k in range(repeat + 1):
+            for fn in (run_graph, run_twin):
+                m = measure(fn, repeat=1, warmup=0, device=device,
+                            memory=False)
+                if k > 0:  # the first round is the warm-up
+                    times[fn].append(m.median_s)
+        info = {'threads': torch.get_num_threads(), 'repeat': repeat,
+                'graph_times_s': times[run_graph],
+                'baseline_times_s': times[run_twin]}
         info.update(extra or {})
-        results.append(SpeedResult(operator, baseline, config, str(device),
-                                   num_edges, g.median_s, t.median_s,
-                                   g.peak_bytes, t.peak_bytes, info))
+        results.append(SpeedResult(
+            operator, baseline, config, str(device), num_edges,
+            statistics.median(times[run_graph]),
+            statistics.median(times[run_twin]),
+            peak_memory(run_graph, device), peak_memory(run_twin, device),
+            info))
         if progress is not None:
             progress(f'{operator} vs {baseline}: {config}')
 

@@ -41,7 +41,11 @@ class LatticeConv(MessagePassing):
     (:func:`~pyg_relational.nn.typed.typed_aggregate`) loops over offsets:
     gather the sources of that offset, multiply by :math:`\mathbf{W}_t`,
     add to the targets, and recomputes the gathers in backward, so memory
-    stays near a dense convolution's. ``fused=False`` runs the reference
+    stays near a dense convolution's. Offsets that are translations of the
+    node numbering (every offset of a stride-1 grid whose output grid is
+    its input grid, e.g. ``padding='same'``) skip the gather and scatter:
+    a shifted, border-masked slice of the input is multiplied straight into
+    the output rows. ``fused=False`` runs the reference
     path through :meth:`message`: every node is transformed by every offset
     (:func:`~pyg_relational.nn.typed.typed_transform`, ``[N, T, C_out]``)
     and each edge picks its row (:func:`~pyg_relational.nn.typed.gather_typed`).
