@@ -245,3 +245,18 @@ def test_bad_input_errors():
     glob = GlobalBlock(torch.nn.Identity(), use_globals=False)
     with pytest.raises(ValueError, match="'num_graphs' must be >= 1"):
         glob(x, edge_index, e, batch=batch, num_graphs=0)
+
+
+def test_equals_pyg_meta_layer_and_speed_cases():
+    from pyg_relational.bench.graph import _meta_layer, speed_cases
+    x, edge_index, e, u, batch = _batched_graph()
+    gn = _gn()
+    meta = _meta_layer(gn)
+    params = [(lambda p=p: p.grad, lambda q=q: q.grad)
+              for p, q in zip(gn.parameters(), meta.parameters())]
+    assert_twin(lambda x, e, u: gn(x, edge_index, e, u, batch),
+                lambda x, e, u: meta(x, edge_index, e, u, batch), [x, e, u],
+                params=params)
+    results = speed_cases(quick=True)
+    assert [r.operator for r in results] == ['MPNNConv', 'GraphNetwork']
+    assert all(r.graph_s > 0 and r.baseline_s > 0 for r in results)

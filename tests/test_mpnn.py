@@ -144,3 +144,11 @@ def test_bad_input_errors():
         conv(x, EDGE_INDEX, torch.randn(7, 5))
     with pytest.raises(IndexError, match="source index 7"):
         MPNNConv(3, 4)(x, torch.tensor([[7], [0]]))
+
+
+def test_bench_twin_cases_quick():
+    from pyg_relational.bench.graph import twin_cases
+    results = twin_cases(quick=True)
+    assert len(results) == 6
+    assert all(r.passed for r in results), [r for r in results
+                                            if not r.passed]
