@@ -376,7 +376,7 @@ def test_bench_cases():
     twins = twin_cases(quick=True)
     assert len(twins) == 16 and all(t.passed for t in twins)
     speed = speed_cases(quick=True)
-    assert len(speed) == 2 and all(s.graph_s > 0 and s.baseline_s > 0
+    assert len(speed) == 3 and all(s.graph_s > 0 and s.baseline_s > 0
                                    for s in speed)
     rows = run_digits(quick=True, seeds=1, epochs=1)
     assert [r['model'].endswith('NonLocalBlock(embedded_gaussian)')

@@ -163,6 +163,13 @@ class NonLocalBlock(MessagePassing):
       [\theta(\mathbf{x}_i) \,\|\, \phi(\mathbf{x}_j)])`,
       :math:`\mathcal{C}_i = |\mathcal{N}(i)|`.
 
+    :math:`f` is computed by the score functions of
+    :mod:`~pyg_relational.nn.attention` with one head (``'dot'`` for the
+    first three, ``'concat'`` with ``negative_slope=0`` for the last, whose
+    :math:`\mathbf{w}_f` is ``[score.att_dst, score.att_src]``) and the
+    Gaussian forms are normalised by its
+    :func:`~pyg_relational.nn.attention.edge_softmax`.
+
     The input is either node features ``[N, C]`` with an ``edge_index`` (any
     graph: the complete graph is the paper's block, a
     :func:`~pyg_relational.graphs.window_graph` or
@@ -193,6 +200,20 @@ class NonLocalBlock(MessagePassing):
         ``output_projection`` the layer returns :math:`\mathbf{y}` itself
         (the non-local operation, no residual).
 
+    .. note::
+        By default (``fused=True``) the edges are handled as a sparse CSR
+        matrix: :math:`\theta_i^{\top}\phi_j` of every edge is one sampled
+        dense-dense product (SDDMM) and :math:`\sum_j \alpha_{ji} g_j` one
+        sparse-dense product (SpMM), so no ``[E, inter_channels]`` tensor is
+        built (forward+backward on an 8×64×16×16 batch: about 15× faster
+        and 17× less memory than :meth:`message`). Graphs with a repeated
+        edge, or no edge, take the :meth:`edge_update` + :meth:`message`
+        path, as does ``fused=False``; both compute the same numbers
+        (tested). The fused
+        path is differentiable once (no double backward). For dense input
+        the graph of the last input shape and its CSR pattern are kept and
+        reused. CUDA is untested.
+
     Args:
         in_channels (int): channels :math:`C` of :math:`\mathbf{x}`.
         inter_channels (int, optional): channels of :math:`\theta`,
@@ -206,6 +227,8 @@ class NonLocalBlock(MessagePassing):
             the residual connection. (default: :obj:`True`)
         batch_norm (bool, optional): BatchNorm after :math:`\mathbf{W}_z`,
             scale initialised to zero. (default: :obj:`True`)
+        fused (bool, optional): sparse CSR products instead of per-edge
+            messages (see the note). (default: :obj:`True`)
         **kwargs (optional): additional arguments of
             :class:`torch_geometric.nn.conv.MessagePassing`.
 
