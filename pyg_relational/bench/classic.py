@@ -53,16 +53,24 @@ def _run_side(fn, inputs: Sequence[Tensor], cotangents=None):
     return outs, [t.grad for t in leaves if t.grad is not None], cotangents
 
 
+def _scaled_err(a: Tensor, b: Tensor) -> float:
+    """``max|a - b|``, divided by ``max|b|`` where that exceeds 1."""
+    if a.numel() == 0:
+        return 0.
+    a, b = a.detach(), b.detach()
+    return float((a - b).abs().max() / b.abs().max().clamp(min=1))
+
+
 def _twin_errors(graph_fn, twin_fn, inputs: Sequence[Tensor],
                  params: Sequence[Tuple[Callable, Callable]]):
-    """Max |graph - twin| of the outputs, and of input + parameter grads."""
+    """Largest difference graph - twin of the outputs, and of the input and
+    parameter gradients, each relative to the twin's largest magnitude
+    where that exceeds 1 (see :func:`twin_cases`)."""
     out_t, grad_t, cot = _run_side(twin_fn, inputs)
     out_g, grad_g, _ = _run_side(graph_fn, inputs, cot)
-    err = max((float((a - b).detach().abs().max())
-               for a, b in zip(out_g, out_t) if a.numel()), default=0.)
+    err = max((_scaled_err(a, b) for a, b in zip(out_g, out_t)), default=0.)
     pairs = list(zip(grad_g, grad_t)) + [(a(), b()) for a, b in params]
-    grad_err = max((float((a - b).detach().abs().max()) for a, b in pairs
-                    if a.numel()), default=0.)
+    grad_err = max((_scaled_err(a, b) for a, b in pairs), default=0.)
     return err, grad_err
 
 
@@ -107,7 +115,13 @@ def _rnn_fns(layer: RecurrentConv, module, lengths: Tensor, device):
 
 def twin_cases(quick: bool = True, device='cpu',
                progress: Progress = None) -> List[TwinResult]:
-    """Every classic layer against its twin in float32 and float64."""
+    """Every classic layer against its twin in float32 and float64.
+
+    ``max_abs_err`` / ``max_abs_grad_err`` are the largest absolute
+    differences of a tensor divided by the twin's largest absolute value
+    where that exceeds 1 (so plain absolute errors for values of order one,
+    relative ones for large weight gradients, which sum over every position
+    of the batch and carry float32 rounding proportional to their size)."""
     device = torch.device(device)
     gen = torch.Generator().manual_seed(0)
     results = []
