@@ -101,7 +101,7 @@ def test_shift_path_equals_gather_path(groups):
     # Stride-1 'same' grids: every offset is a translation with holes at
     # the borders, so no gather or scatter is needed; same numbers.
     edge_index, edge_type, _ = grid_graph((4, 5), 3, padding=1, batch_size=2)
-    plan = _plan(edge_index, edge_type, 9)
+    plan = _plan(edge_index, edge_type, 9, dtype=torch.double)
     assert [step[0] for step in plan] == ['shift'] * 9
     assert plan[4][4] is None and plan[0][4] is not None  # centre: no holes
     assert all(step[0] == 'gather'
