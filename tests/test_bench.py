@@ -193,6 +193,22 @@ def test_missing_provider_is_a_clear_error(providers, monkeypatch, tmp_path,
     assert 'provider(s) missing: pyg_relational.bench.nope' in stdout
     run = _results(tmp_path)['suites']['twins']
     assert run['status'] == 'incomplete' and len(run['rows']) == 2
+    # a provider that raises: the others' rows are kept, the error named
+    broken = types.ModuleType('fake_broken_provider')
+
+    def twin_cases(quick=True, device='cpu'):
+        raise RuntimeError('provider bug')
+
+    broken.twin_cases = twin_cases
+    monkeypatch.setitem(sys.modules, 'fake_broken_provider', broken)
+    monkeypatch.setattr(suites, 'TWIN_PROVIDERS',
+                        ['fake_broken_provider', 'fake_bench_provider'])
+    code, stdout, err = _run(['twins', '--out', str(tmp_path)], capsys)
+    assert code == 1 and 'Traceback' not in err + stdout
+    assert 'fake_broken_provider.twin_cases raised RuntimeError: provider ' \
+        'bug' in stdout
+    run = _results(tmp_path)['suites']['twins']
+    assert run['status'] == 'incomplete' and len(run['rows']) == 2
     # a reproduction suite whose provider is missing
     fn = suites._provider('pyg_relational.bench.nope', 'run_nope')
     with pytest.raises(suites.ProviderMissing, match='bench.nope'):

@@ -18,6 +18,7 @@ cuda`` without CUDA, a missing data folder) — always a one-line message,
 never a traceback (``--traceback`` shows it for debugging).
 """
 import argparse
+import contextlib
 import os
 import os.path as osp
 import sys
@@ -28,7 +29,7 @@ from typing import Callable, List, Optional, Sequence, TextIO
 import torch
 
 from . import report
-from .suites import SUITES, BenchError, ProviderMissing, get_suite
+from .suites import SUITES, BenchError, get_suite
 
 __all__ = ['build_parser', 'run', 'main', 'check_device']
 
@@ -127,6 +128,34 @@ class _Progress:
             self.bar.close()
 
 
+@contextlib.contextmanager
+def _native_stderr(path: str, stream: TextIO):
+    """Send what native code writes to file descriptor 2 (e.g. the torch
+    profiler's per-call log lines) to ``path`` while the suites run, and
+    yield a stream on the terminal's stderr for the progress bars. Only for
+    a real terminal stream; otherwise a no-op."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = None
+    if fd != 2:
+        yield stream
+        return
+    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
+    stream.flush()
+    saved = os.dup(2)
+    terminal = os.fdopen(os.dup(saved), 'w', buffering=1)
+    with open(path, 'ab') as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield terminal
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            terminal.close()
+
+
 def run(names: Sequence[str], quick: bool = True, device: str = 'cpu',
         progress: bool = False, stream: TextIO = sys.stderr,
         show_traceback: bool = False, **options) -> List[report.SuiteRun]:
@@ -149,12 +178,10 @@ def run(names: Sequence[str], quick: bool = True, device: str = 'cpu',
         try:
             record.rows = list(suite.run(quick=quick, device=device,
                                          progress=bar, **options))
-        except ProviderMissing as e:
+        except BenchError as e:  # rows: what ran before the error
             record.rows = e.rows
             record.status = 'incomplete' if e.rows else 'failed'
             record.error = str(e)
-        except BenchError as e:
-            record.status, record.error = 'failed', str(e)
         except Exception as e:  # noqa: BLE001 -- reported, never hidden
             record.status = 'failed'
             record.error = (f'{type(e).__name__}: {e} (rerun with '
@@ -214,10 +241,12 @@ def main(argv: Optional[Sequence[str]] = None,
     meta = report.environment(device, quick)
     meta['command'] = 'pyg-relational bench ' + ' '.join(argv)
     try:
-        runs = run(names, quick=quick, device=device,
-                   progress=not args.no_progress, stream=stderr,
-                   show_traceback=args.traceback, seeds=args.seeds,
-                   data_root=data_root)
+        with _native_stderr(osp.join(args.out, 'native.log'),
+                            stderr) as terminal:
+            runs = run(names, quick=quick, device=device,
+                       progress=not args.no_progress, stream=terminal,
+                       show_traceback=args.traceback, seeds=args.seeds,
+                       data_root=data_root)
     except KeyboardInterrupt:
         stderr.write('pyg-relational bench: interrupted\n')
         return 130

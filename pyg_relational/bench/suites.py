@@ -36,22 +36,22 @@ Progress = Optional[Callable[[str], None]]
 
 class BenchError(Exception):
     """An error the command line reports as one clear line (unknown suite,
-    missing data or provider, unavailable device), never as a traceback."""
+    missing data or provider, unavailable device), never as a traceback.
 
-
-class ProviderMissing(BenchError):
-    """A provider module of a suite cannot be imported.
-
-    ``rows`` holds what the other providers of a gathering suite produced.
-    """
+    ``rows`` holds what a suite produced before the error (the report keeps
+    them and marks the suite ``incomplete``)."""
 
     def __init__(self, message: str, rows: Optional[list] = None):
         super().__init__(message)
         self.rows = list(rows or [])
 
 
+class ProviderMissing(BenchError):
+    """A provider module of a suite cannot be imported."""
+
+
 class SuiteFailed(BenchError):
-    """A suite raised; the message says which suite and why."""
+    """Part of a suite raised; the message says which part and why."""
 
 
 @dataclass(frozen=True)
@@ -152,22 +152,35 @@ def gather_cases(providers: Sequence[str], attribute: str, quick: bool,
     """Concatenate ``provider.attribute(quick=quick, device=device)`` over
     ``providers``. Missing providers are skipped and reported together at
     the end as one :class:`ProviderMissing` carrying the gathered rows."""
-    rows, missing = [], []
+    rows, missing, failed = [], [], []
     for module in providers:
         try:
             fn = import_provider(module, attribute)
         except ProviderMissing:
             missing.append(module)
             continue
-        cases = list(fn(quick=quick, device=device))
+        name = module.rsplit('.', 1)[-1]
+        kwargs = {}
+        if progress is not None and \
+                'progress' in inspect.signature(fn).parameters:
+            kwargs['progress'] = lambda msg, name=name: progress(
+                f'{name}: {msg}')
+        try:
+            cases = list(fn(quick=quick, device=device, **kwargs))
+        except Exception as e:  # noqa: BLE001 -- reported with the others
+            failed.append(f'{module}.{attribute} raised '
+                          f'{type(e).__name__}: {e}')
+            continue
         rows.extend(cases)
-        if progress is not None:
-            progress(f'{module.rsplit(".", 1)[-1]}: {len(cases)} cases')
+        if progress is not None and 'progress' not in kwargs:
+            progress(f'{name}: {len(cases)} cases')
     if missing:
         raise ProviderMissing(
             f"{len(missing)} provider(s) missing: {', '.join(missing)} "
-            f"(no '{attribute}'); the other providers' results are kept",
-            rows)
+            f"(no '{attribute}'); the other providers' results are kept"
+            + ''.join(f'; {f}' for f in failed), rows)
+    if failed:
+        raise SuiteFailed('; '.join(failed), rows)
     return rows
 
 
@@ -196,11 +209,23 @@ def _inductive_bias(quick: bool = True, device: str = 'cpu',
 def _citation(quick: bool = True, device: str = 'cpu',
               progress: Progress = None, seeds: Optional[int] = None,
               data_root: Optional[str] = None) -> list:
+    import os.path as osp
     run = import_provider('pyg_relational.bench.citation', 'run_citation')
-    return run(datasets=('Cora', 'CiteSeer'), models=None,
-               seeds=seeds if seeds is not None else (1 if quick else 10),
-               quick=quick, device=device, data_root=data_root,
-               progress=progress)
+    root = import_provider('pyg_relational.bench.citation',
+                           'default_data_root')
+    data_root = data_root or root()
+    found = osp.isdir(osp.join(data_root, 'planetoid'))
+    try:
+        return run(seeds=range(seeds or (1 if quick else 10)), quick=quick,
+                   device=device, data_root=data_root, progress=progress)
+    except OSError as e:  # no local copy and the download failed
+        if found:
+            raise
+        raise BenchError(
+            f"Planetoid data not found under {data_root!r} (no planetoid/ "
+            f"folder) and PyG could not download it ({e}); pass --data-root "
+            f"DIR or set PYG_RELATIONAL_DATA to the folder holding "
+            f"planetoid/") from None
 
 
 def _digits(quick: bool = True, device: str = 'cpu',
