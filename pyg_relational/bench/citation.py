@@ -13,10 +13,16 @@ improved for ``patience`` epochs.
 * GCN (`Kipf & Welling, 2017 <https://arxiv.org/abs/1609.02907>`_): 16 hidden,
   ReLU, dropout 0.5, lr 0.01, weight decay 5e-4 on the first layer, 200
   epochs, no patience (fixed budget).
-* GAT (`Veličković et al., 2018 <https://arxiv.org/abs/1710.10903>`_): 8 heads
-  x 8 hidden, ELU, dropout 0.6 (inputs and attention), one output head on both
-  Cora and CiteSeer (8 output heads is the PubMed setting), lr 0.005,
-  weight decay 5e-4, patience 100, at most 1000 epochs.
+* GAT (`Veličković et al., 2018 <https://arxiv.org/abs/1710.10903>`_):
+  8 heads x 8 hidden, ELU, dropout 0.6 (inputs and attention), one output
+  head on both Cora and CiteSeer (8 output heads is the PubMed setting), lr 0.005,
+  weight decay 5e-4, patience 100, at most 500 epochs (the paper has no
+  cap; 500 keeps the CPU run short, and runs stopped early by patience are
+  unaffected).
+
+Input dropout draws its mask for the non-zero features only (same
+distribution as ``F.dropout``, much cheaper on the sparse bag-of-words
+features on CPU).
 
 Data: ``data_root`` (a folder holding ``planetoid/<Name>/raw``), else
 ``$PYG_RELATIONAL_DATA``, else ``../shared/data`` beside the checkout. The raw
@@ -51,12 +57,26 @@ PAPER = {
 _HPARAMS = {
     'GCNConv': dict(lr=0.01, weight_decay=5e-4, max_epochs=200,
                     patience=None),
-    'GATConv': dict(lr=0.005, weight_decay=5e-4, max_epochs=1000,
+    'GATConv': dict(lr=0.005, weight_decay=5e-4, max_epochs=500,
                     patience=100),
-    'AttentionConv-gat': dict(lr=0.005, weight_decay=5e-4, max_epochs=1000,
+    'AttentionConv-gat': dict(lr=0.005, weight_decay=5e-4, max_epochs=500,
                               patience=100),
 }
 _CACHE: Dict[tuple, object] = {}
+
+
+def _input_dropout(x, p: float, training: bool, nonzero=None):
+    r"""``F.dropout(x, p)`` for a sparse bag-of-words ``x``: the mask is
+    drawn for the non-zero entries only (zeros stay zero under any mask),
+    which has the same distribution and avoids drawing 3.9M random numbers
+    per epoch on Cora (``bernoulli_`` dominated the CPU epoch time)."""
+    if not training or p == 0.:
+        return x
+    # rows, cols of the non-zero entries (pass them to skip the search)
+    index = x.nonzero(as_tuple=True) if nonzero is None else nonzero
+    keep = torch.rand(index[0].numel(), device=x.device) >= p
+    values = x[index] * keep / (1 - p)
+    return torch.zeros_like(x).index_put_(index, values)
 
 
 def default_data_root() -> str:
@@ -97,8 +117,8 @@ class _GCN(torch.nn.Module):
         self.conv1 = GCNConv(in_channels, 16)
         self.conv2 = GCNConv(16, num_classes)
 
-    def forward(self, x, edge_index):
-        x = F.dropout(x, 0.5, self.training)
+    def forward(self, x, edge_index, nonzero=None):
+        x = _input_dropout(x, 0.5, self.training, nonzero)
         x = F.relu(self.conv1(x, edge_index))
         x = F.dropout(x, 0.5, self.training)
         return self.conv2(x, edge_index)
@@ -128,8 +148,8 @@ class _GAT(torch.nn.Module):
         self.conv1 = conv(in_channels, 8, 8, True)
         self.conv2 = conv(8 * 8, num_classes, 1, False)
 
-    def forward(self, x, edge_index):
-        x = F.dropout(x, 0.6, self.training)
+    def forward(self, x, edge_index, nonzero=None):
+        x = _input_dropout(x, 0.6, self.training, nonzero)
         x = F.elu(self.conv1(x, edge_index))
         x = F.dropout(x, 0.6, self.training)
         return self.conv2(x, edge_index)
@@ -154,10 +174,11 @@ def _train_one(model_name: str, data, num_features: int, num_classes: int,
                            lr=hp['lr'])
     best = dict(val_acc=-1., val_loss=float('inf'), test_acc=0., epoch=0)
     best_acc, best_loss, since = -1., float('inf'), 0
+    nonzero = data.x.nonzero(as_tuple=True)
     for epoch in range(1, max_epochs + 1):
         model.train()
         opt.zero_grad()
-        out = model(data.x, data.edge_index)
+        out = model(data.x, data.edge_index, nonzero)
         F.cross_entropy(out[data.train_mask], data.y[data.train_mask]) \
             .backward()
         opt.step()
