@@ -15,10 +15,10 @@ improved for ``patience`` epochs.
   epochs, no patience (fixed budget).
 * GAT (`Veličković et al., 2018 <https://arxiv.org/abs/1710.10903>`_):
   8 heads x 8 hidden, ELU, dropout 0.6 (inputs and attention), one output
-  head on both Cora and CiteSeer (8 output heads is the PubMed setting), lr 0.005,
-  weight decay 5e-4, patience 100, at most 500 epochs (the paper has no
-  cap; 500 keeps the CPU run short, and runs stopped early by patience are
-  unaffected).
+  head on both Cora and CiteSeer (8 output heads is the PubMed setting),
+  lr 0.005, weight decay 5e-4, patience 100, at most 500 epochs (the paper
+  has no cap; 500 keeps the CPU run short, and runs stopped early by
+  patience are unaffected).
 
 Input dropout draws its mask for the non-zero features only (same
 distribution as ``F.dropout``, much cheaper on the sparse bag-of-words
