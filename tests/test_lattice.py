@@ -161,6 +161,8 @@ def test_bad_input():
     x = torch.randn(16, 3)
     with pytest.raises(ValueError, match='3 features'):
         layer(torch.randn(16, 2), edge_index, edge_type)
+    with pytest.raises(ValueError, match='image_to_nodes'):
+        layer(torch.randn(1, 3, 4, 4), edge_index, edge_type)
     with pytest.raises(IndexError, match=r"'edge_type' values must lie in "
                        r"\[0, 9\)"):
         layer(x, edge_index, edge_type + 1)

@@ -158,6 +158,8 @@ def test_bad_input():
         layer(x, torch.tensor([[0, 2], [1, 2]]))  # self-loop
     with pytest.raises(ValueError, match='3 features'):
         layer(torch.randn(4, 2), chain_graph(4))
+    with pytest.raises(ValueError, match='sequence_to_nodes'):
+        layer(torch.randn(1, 4, 3), chain_graph(4))
     with pytest.raises(IndexError, match='index 4'):
         layer(x, torch.tensor([[0], [4]]))
     with pytest.raises(ValueError, match=r"'h_0'\[0\] must have shape "

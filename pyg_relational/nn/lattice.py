@@ -169,6 +169,11 @@ class LatticeConv(MessagePassing):
                 size: Optional[Tuple[int, int]] = None) -> Tensor:
         if isinstance(x, (tuple, list)):
             x = x[0]
+        if isinstance(x, Tensor) and x.dim() != 2:
+            raise ValueError(f"'x' must be node features [N, "
+                             f"{self.in_channels}] (got shape "
+                             f"{tuple(x.shape)}); turn images into nodes with "
+                             f"image_to_nodes(x)")
         check_features(x, self.in_channels)
         num_src = x.size(0)
         num_dst = num_src if size is None else size[1]

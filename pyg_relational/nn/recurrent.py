@@ -268,6 +268,11 @@ class RecurrentConv(MessagePassing):
                 h_0: Optional[Union[State, Tuple[State, State]]] = None,
                 ) -> Tuple[Tensor, Union[State, Tuple[State, State]]]:
         r"""Returns ``(out, h_n)`` (``(out, (h_n, c_n))`` for LSTM)."""
+        if isinstance(x, Tensor) and x.dim() != 2:
+            raise ValueError(f"'x' must be node features [N, "
+                             f"{self.input_size}] (got shape "
+                             f"{tuple(x.shape)}); turn a batch of sequences "
+                             f"into nodes with sequence_to_nodes(x, lengths)")
         check_features(x, self.input_size)
         num_nodes = x.size(0)
         check_edge_index(edge_index, num_nodes, num_nodes)

@@ -109,13 +109,13 @@ def _plan(edge_index: Tensor, edge_type: Tensor, num_types: int,
     times faster than by a bool one)."""
     # Sorting small integers is several times faster in a narrow dtype.
     key = edge_type
-    if num_types <= 256:
+    if num_types < 256:
         key = edge_type.to(torch.uint8)
-    elif num_types <= 32768:
+    elif num_types < 32767:
         key = edge_type.to(torch.int16)
     key, perm = key.sort(stable=True)  # edges grouped by type, order kept
-    counts: List[int] = torch.bincount(key.long(),
-                                       minlength=num_types).tolist()
+    bounds = torch.arange(num_types + 1, device=key.device).to(key.dtype)
+    counts: List[int] = torch.searchsorted(key, bounds).diff().tolist()
     src = edge_index[0].index_select(0, perm)
     dst = edge_index[1].index_select(0, perm)
     plan, start = [], 0
@@ -126,17 +126,17 @@ def _plan(edge_index: Tensor, edge_type: Tensor, num_types: int,
             plan.append(None)
             continue
         if shifts:
-            delta = s - d
+            low, high = torch.aminmax(s - d)
             lo, hi = int(d[0]), int(d[-1]) + 1
             # one offset, targets strictly increasing (each at most once)
-            if int(delta.min()) == int(delta.max()) and (
+            if int(low) == int(high) and (
                     n == 1 or bool((d[1:] > d[:-1]).all())):
                 mask = None
                 if hi - lo != n:  # holes: rows of the range without edge
                     mask = torch.zeros(hi - lo, 1, dtype=dtype,
                                        device=d.device)
                     mask[d - lo] = 1
-                plan.append(('shift', lo, hi, int(delta[0]), mask))
+                plan.append(('shift', lo, hi, int(low), mask))
                 continue
         plan.append(('gather', s, d))
     return plan
