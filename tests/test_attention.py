@@ -453,3 +453,30 @@ def test_luong_bahdanau_bad_input(make, call, match):
     with pytest.raises((ValueError, IndexError), match=match):
         obj = make()
         call(obj)
+
+
+# --- benchmark functions (quick sizes) -------------------------------------
+
+
+def test_bench_twin_cases_pass():
+    from pyg_relational.bench.attention import twin_cases
+    results = twin_cases(quick=True)
+    assert {r.twin for r in results} >= {
+        'GATConv', 'nn.MultiheadAttention', 'nn.TransformerEncoderLayer',
+        'nn.TransformerDecoderLayer'}
+    assert all(r.passed for r in results), [r for r in results
+                                            if not r.passed]
+
+
+def test_bench_speed_and_seq2seq_rows():
+    from pyg_relational.bench.attention import run_seq2seq, speed_cases
+    seen = []
+    speed = speed_cases(quick=True, progress=seen.append, repeat=1,
+                        memory=False)
+    assert len(speed) == len(seen) == 7
+    assert all(r.graph_s > 0 and r.baseline_s > 0 for r in speed)
+    rows = run_seq2seq(quick=True, steps=1, test_size=2, lengths=(3, 4))
+    assert len(rows) == 4 * 2
+    assert all(0. <= r['accuracy'] <= 1. for r in rows)
+    with pytest.raises(ValueError, match="Unknown model 'lstm'"):
+        run_seq2seq(quick=True, models=['lstm'])

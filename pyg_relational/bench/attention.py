@@ -186,7 +186,8 @@ def _fwd_bwd(fn: Callable[[], Tensor]) -> Callable[[], None]:
 
 
 def speed_cases(quick: bool = True, device='cpu', progress: Progress = None,
-                repeat: Optional[int] = None) -> List[SpeedResult]:
+                repeat: Optional[int] = None,
+                memory: bool = True) -> List[SpeedResult]:
     r"""Forward+backward (sum of the output) of :class:`MultiheadAttentionConv`
     vs ``nn.MultiheadAttention``, PyG ``TransformerConv`` and ``GATConv`` on
     complete graphs, and on a window graph (radius 16) vs dense full
@@ -199,6 +200,7 @@ def speed_cases(quick: bool = True, device='cpu', progress: Progress = None,
     Timing: median of ``repeat`` runs after one warm-up (default 2 quick, 1
     full: the full sizes take minutes per case on two shared CPU cores); the
     graph layer is timed once per graph and reused against each baseline.
+    ``memory=False`` skips the peak-memory run (peaks are then 0).
     """
     from torch_geometric.nn import GATConv, TransformerConv
     device = torch.device(device)
@@ -221,9 +223,9 @@ def speed_cases(quick: bool = True, device='cpu', progress: Progress = None,
               extra):
         if config not in graph_times:
             graph_times[config] = measure(_fwd_bwd(graph_fn), repeat, warmup,
-                                          device)
+                                          device, memory)
         mg = graph_times[config]
-        mb = measure(_fwd_bwd(base_fn), repeat, warmup, device)
+        mb = measure(_fwd_bwd(base_fn), repeat, warmup, device, memory)
         results.append(SpeedResult(operator, baseline, config, str(device),
                                    num_edges, mg.median_s, mb.median_s,
                                    mg.peak_bytes, mb.peak_bytes, extra))
