@@ -48,7 +48,8 @@ class LatticeConv(MessagePassing):
     the output rows. ``fused=False`` runs the reference
     path through :meth:`message`: every node is transformed by every offset
     (:func:`~pyg_relational.nn.typed.typed_transform`, ``[N, T, C_out]``)
-    and each edge picks its row (:func:`~pyg_relational.nn.typed.gather_typed`).
+    and each edge picks its row
+    (:func:`~pyg_relational.nn.typed.gather_typed`).
 
     Args:
         in_channels (int): input channels :math:`C_{in}`.
@@ -142,7 +143,7 @@ class LatticeConv(MessagePassing):
         super().reset_parameters()
         fan_in = self.weight.size(0) * self.weight.size(1)
         bound = 1 / math.sqrt(fan_in)
-        # kaiming_uniform_(a=sqrt(5)) of Conv2d has the same bound 1/sqrt(fan_in)
+        # Conv2d's kaiming_uniform_(a=sqrt(5)) has this bound 1/sqrt(fan_in)
         torch.nn.init.uniform_(self.weight, -bound, bound)
         if self.bias is not None:
             torch.nn.init.uniform_(self.bias, -bound, bound)
@@ -156,9 +157,9 @@ class LatticeConv(MessagePassing):
         if one_d and isinstance(size, (tuple, list)) and len(size) == 1:
             size = size[0]
         if one_d == isinstance(size, (tuple, list)):
-            raise ValueError(f"'size' must be {'an int' if one_d else '(H, W)'}"
-                             f" for kernel_size={self.kernel_size} (got "
-                             f"{size!r})")
+            expected = 'an int' if one_d else '(H, W)'
+            raise ValueError(f"'size' must be {expected} for kernel_size="
+                             f"{self.kernel_size} (got {size!r})")
         kernel = self.kernel_size[0] if one_d else self.kernel_size
         padding = 0 if self.padding == 'valid' else self.padding
         return grid_graph(size, kernel, self.stride, padding,

@@ -132,7 +132,8 @@ def _schedule(edge_index: Tensor, num_nodes: int) -> _Schedule:
 
 class RecurrentConv(MessagePassing):
     r"""Recurrence as message passing in topological order (Elman,
-    `"Finding Structure in Time" <https://doi.org/10.1207/s15516709cog1402_1>`_;
+    `"Finding Structure in Time"
+    <https://doi.org/10.1207/s15516709cog1402_1>`_;
     GRU: Cho et al., `"Learning Phrase Representations using RNN
     Encoder-Decoder" <https://arxiv.org/abs/1406.1078>`_; LSTM: Hochreiter
     and Schmidhuber, `"Long Short-Term Memory"
