@@ -101,7 +101,7 @@ def providers(monkeypatch):
     monkeypatch.setattr(suites, 'SPEED_PROVIDERS', ['fake_bench_provider'])
 
 
-# --- registry ------------------------------------------------------------------
+# --- registry ----------------------------------------------------------------
 
 def test_registry_names_every_suite_of_the_issue():
     for name in ('twins', 'speed', 'inductive-bias', 'citation', 'nri',
@@ -120,7 +120,7 @@ def test_suite_passes_only_the_options_it_accepts():
     assert rows[0]['score'] == 0.5 and rows[0]['quick'] is False
 
 
-# --- CLI and report ---------------------------------------------------------------
+# --- CLI and report ----------------------------------------------------------
 
 def test_report_figures_come_from_the_run(registry, tmp_path, capsys):
     registry(Suite('fake', 'a fake suite', _fake_rows,
@@ -272,7 +272,7 @@ def test_format_value_units():
     assert report.format_value('x', None) == '–'
 
 
-# --- inductive bias -----------------------------------------------------------------
+# --- inductive bias ----------------------------------------------------------
 
 def test_order_task_needs_order():
     data = load_task('order', test_size=64)

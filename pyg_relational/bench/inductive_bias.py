@@ -35,7 +35,7 @@ Example:
 """
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -79,12 +79,13 @@ class TaskData:
     test: Tensor  # held-out indices
 
 
-# --- data ---------------------------------------------------------------------
+# --- data --------------------------------------------------------------------
 
 def _digits(test_size: int) -> TaskData:
     from sklearn.datasets import load_digits
     digits = load_digits()
-    images = torch.tensor(digits.images, dtype=torch.float32) / 16.0  # [G, 8, 8]
+    images = torch.tensor(digits.images,
+                          dtype=torch.float32) / 16.0  # [G, 8, 8]
     labels = torch.tensor(digits.target, dtype=torch.long)
     order = torch.randperm(labels.numel(),
                            generator=torch.Generator().manual_seed(0))
@@ -94,7 +95,8 @@ def _digits(test_size: int) -> TaskData:
                     order[test_size:], order[:test_size])
 
 
-def _order(num_graphs: int, generator: torch.Generator) -> TaskData:
+def _order(num_graphs: int,
+           generator: torch.Generator) -> Tuple[Tensor, Tensor]:
     """Sequences of :data:`_SEQ_LEN` background tokens with a planted pair
     ``1 2`` (label 0) or ``2 1`` (label 1) and a lone ``1`` and ``2`` that
     touch no other ``1``/``2``."""
@@ -124,11 +126,14 @@ def _order(num_graphs: int, generator: torch.Generator) -> TaskData:
 
 
 def _order_task(pool: int, test_size: int) -> TaskData:
+    """A fixed set of ``pool + 1000`` sequences (seed 0); the test set is
+    the first ``test_size`` of the last 1000, so every size sees the same
+    training pool."""
     gen = torch.Generator().manual_seed(0)
-    tokens, labels = _order(pool + test_size, gen)
-    index = torch.arange(pool + test_size)
+    tokens, labels = _order(pool + 1000, gen)
+    index = torch.arange(pool + 1000)
     return TaskData('order', _SEQ_LEN, 2, tokens, None, labels,
-                    index[:pool], index[pool:])
+                    index[:pool], index[pool:pool + min(test_size, 1000)])
 
 
 def load_task(task: str, test_size: int = 597) -> TaskData:
@@ -139,7 +144,7 @@ def load_task(task: str, test_size: int = 597) -> TaskData:
     return _order_task(1200, test_size)
 
 
-# --- graphs ---------------------------------------------------------------------
+# --- graphs ------------------------------------------------------------------
 
 def _with_self_loops(edge_index: Tensor, num_nodes: int) -> Tensor:
     loop = torch.arange(num_nodes).repeat(2, 1)
@@ -205,7 +210,7 @@ class _Graphs:
                           for k, i in enumerate(index.tolist())], dim=1)
 
 
-# --- model ----------------------------------------------------------------------
+# --- model -------------------------------------------------------------------
 
 def _attention_layer(channels: int, heads: int) -> nn.Module:
     from ..nn.attention import AttentionConv
@@ -259,7 +264,7 @@ class GraphClassifier(nn.Module):
         return self.head(torch.cat([h.mean(1), h.amax(1)], dim=-1))
 
 
-# --- training -------------------------------------------------------------------
+# --- training ----------------------------------------------------------------
 
 def _select(data: TaskData, index: Tensor, device):
     tokens = data.tokens[index].to(device) if data.tokens is not None \

@@ -93,7 +93,7 @@ def to_row(record) -> Dict[str, Any]:
                     f'TwinResult, SpeedResult, a dataclass or a dict')
 
 
-# --- formatting ----------------------------------------------------------------
+# --- formatting --------------------------------------------------------------
 
 def _unit(key: str) -> str:
     """Column header with its unit, from the naming convention of the
@@ -300,11 +300,12 @@ def _summary_lines(run: SuiteRun, width: int) -> List[str]:
         return []
     if run.kind == 'twins':
         passed = [r for r in rows if r.get('passed')]
-        worst = max(rows, key=lambda r: max(r['max_abs_err'],
-                                            r['max_abs_grad_err']))
+        def err(r):
+            return max(r['max_abs_err'], r['max_abs_grad_err'])
+
+        worst = max(rows, key=err)
         lines = [f'{len(passed)}/{len(rows)} within tolerance; worst: '
-                 f"{worst['layer']} vs {worst['twin']} "
-                 f"err {max(worst['max_abs_err'], worst['max_abs_grad_err']):.1e}"]
+                 f"{worst['layer']} vs {worst['twin']} err {err(worst):.1e}"]
         lines += [f"FAIL {r['layer']} vs {r['twin']} ({r['config']})"
                   for r in rows if not r.get('passed')][:4]
         return lines
