@@ -363,6 +363,13 @@ def test_repr():
     (lambda: NonLocalBlock(4), lambda m: m(
         (torch.randn(2, 4), ) * 3, complete_graph(2)), ValueError,
      "pair"),
+    (lambda: NonLocalBlock(4), lambda m: m(
+        (torch.randn(2, 4), torch.randn(3, 5)), complete_graph(2)),
+     ValueError, "'x_dst' must have 4 features"),
+    (lambda: NonLocalBlock(4), lambda m: m(torch.randn(4), complete_graph(1)),
+     ValueError, "'x' must be node features"),
+    (lambda: NonLocalBlock(4), lambda m: m(torch.randn(2, 4), torch.tensor(
+        [0, 1])), ValueError, r"'edge_index' must have shape \[2, E\]"),
 ])
 def test_bad_input(make, call, error, match):
     with pytest.raises(error, match=match):
@@ -371,8 +378,8 @@ def test_bad_input(make, call, error, match):
 
 def test_bench_cases():
     """The benchmark functions run quickly and report passing twins."""
-    from pyg_relational.bench.non_local import (run_digits, speed_cases,
-                                                twin_cases)
+    from pyg_relational.bench.non_local import (DigitsNet, run_digits,
+                                                speed_cases, twin_cases)
     twins = twin_cases(quick=True)
     assert len(twins) == 16 and all(t.passed for t in twins)
     speed = speed_cases(quick=True)
@@ -382,3 +389,5 @@ def test_bench_cases():
     assert [r['model'].endswith('NonLocalBlock(embedded_gaussian)')
             for r in rows] == [False, True]
     assert all(0 <= r['test_acc'] <= 1 for r in rows)
+    with pytest.raises(ValueError, match="'at' must be 1 or 2"):
+        DigitsNet(at=3)

@@ -349,18 +349,17 @@ class NonLocalBlock(MessagePassing):
             if len(x) != 2:
                 raise ValueError(f"'x' must be a tensor or a pair (x_src, "
                                  f"x_dst) (got {len(x)} entries)")
-            x_src, x_dst = x
-            check_features(x_src, self.in_channels, 'x_src')
-            check_features(x_dst, self.in_channels, 'x_dst')
+            named = (('x_src', x[0]), ('x_dst', x[1]))
         else:
-            x_src = x_dst = x
-        for name, t in (('x_src', x_src), ('x_dst', x_dst)):
+            named = (('x', x), )
+        for name, t in named:
+            check_features(t, self.in_channels, name)
             if t.dim() != 2:
                 raise ValueError(
                     f"'{name}' must be node features [N, {self.in_channels}] "
                     f"or a dense batch [B, {self.in_channels}, *spatial] (got "
                     f"shape {tuple(t.shape)})")
-        check_features(x_src, self.in_channels, 'x')
+        x_src, x_dst = named[0][1], named[-1][1]
         if self.sub_sample:
             raise ValueError(
                 "sub_sample=True pools the dense layout and needs a batch "
@@ -437,7 +436,7 @@ class NonLocalBlock(MessagePassing):
                 f"sub_sample=True max-pools with window {kernel} but the "
                 f"spatial size is {spatial}; use sub_sample=False for inputs "
                 f"smaller than the window")
-        pool = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[len(spatial)]
+        pool = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[len(spatial) - 1]
 
         def pooled_nodes(h: Tensor) -> Tensor:
             dense = nodes_to_image(h, batch_size, *spatial)  # [B, C', *S]
