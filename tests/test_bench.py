@@ -350,3 +350,45 @@ def test_inductive_bias_suite_report(registry, tmp_path, capsys):
         assert t['test_acc'] == f"{r['test_acc']:.4f}"
     assert osp.getsize(tmp_path / 'inductive-bias.png') > 0
     assert 'digits (n=8):' in stdout and 'order (n=8):' in stdout
+
+
+# --- the real providers ---------------------------------------------------------
+
+@pytest.mark.parametrize('name', ['twins', 'speed', 'citation', 'non-local',
+                                  'seq2seq', 'physics', 'nri'])
+def test_suites_call_providers_with_their_signature(name, monkeypatch):
+    """Each suite calls its provider with arguments the provider's real
+    signature accepts (checked without running the provider)."""
+    import inspect
+    calls, real_import = [], suites.import_provider
+
+    def fake_import(module, attribute):
+        real = real_import(module, attribute)
+
+        def record(*args, **kwargs):
+            calls.append((real, args, kwargs))
+            return '/data' if attribute == 'default_data_root' else []
+
+        return record
+
+    monkeypatch.setattr(suites, 'import_provider', fake_import)
+    try:
+        suites.get_suite(name).run(quick=True, progress=lambda s: None,
+                                   seeds=2)
+    except suites.ProviderMissing as e:
+        pytest.skip(f'provider not in this checkout: {e}')
+    assert calls
+    for real, args, kwargs in calls:
+        inspect.signature(real).bind(*args, **kwargs)
+
+
+def test_twins_suite_real_providers_quick(tmp_path, capsys):
+    code, stdout, err = _run(['twins', '--quick', '--no-plots', '--out',
+                              str(tmp_path)], capsys)
+    run = _results(tmp_path)['suites']['twins']
+    assert run['rows'], run['error']
+    failed = [r for r in run['rows'] if not r['passed']]
+    assert not failed
+    assert code == 0, run['error']
+    assert len(_table(open(tmp_path / 'report.md').read(), 'twins')) == \
+        len(run['rows'])
