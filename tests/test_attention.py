@@ -255,6 +255,48 @@ def test_attention_conv_batch_equals_separate_graphs(score):
     assert_close(out[4:], conv(x[4:], second, edge_type=types2))
 
 
+@pytest.mark.parametrize('dtype', dtypes())
+@pytest.mark.parametrize('score, num_edge_types, graph', [
+    ('dot', None, 'random'), ('scaled_dot', None, 'random'),
+    ('general', None, 'random'), ('scaled_dot', 5, 'random'),
+    ('dot', 5, 'sorted'), ('scaled_dot', None, 'duplicates'),
+    ('scaled_dot', None, 'bipartite'),
+])
+def test_fused_path_equals_message_path(score, num_edge_types, graph, dtype):
+    """The CSR (SDDMM + SpMM) path and the message path: same outputs,
+    weights and gradients (nanoGPT's fast path vs slow path)."""
+    fast = _conv(score, num_edge_types=num_edge_types).to(dtype)
+    if num_edge_types:
+        with torch.no_grad():
+            fast.rel_value.normal_()
+    slow = _conv(score, num_edge_types=num_edge_types, fused=False).to(dtype)
+    slow.load_state_dict(fast.state_dict())
+    x_src, x_dst = torch.randn(7, 5, dtype=dtype), None
+    edge_index = torch.unique(torch.randint(0, 7, (2, 30)), dim=1)
+    if graph == 'random':
+        edge_index = edge_index[:, torch.randperm(edge_index.size(1))]
+    elif graph == 'duplicates':  # no CSR form: both take the message path
+        edge_index = torch.cat([edge_index, edge_index[:, :3]], dim=1)
+    elif graph == 'bipartite':
+        x_dst = torch.randn(4, 5, dtype=dtype)
+        edge_index = bipartite_graph(7, 4)
+    edge_type = None if num_edge_types is None else \
+        torch.randint(0, num_edge_types, (edge_index.size(1), ))
+
+    def run(conv):
+        def fn(*x):
+            return conv(x if len(x) == 2 else x[0], edge_index,
+                        edge_type=edge_type, return_attention_weights=True)
+        return fn
+
+    inputs = [x_src] if x_dst is None else [x_src, x_dst]
+    assert_twin(run(fast), run(slow), inputs,
+                [(lambda: fast.lin_query.weight.grad,
+                  lambda: slow.lin_query.weight.grad),
+                 (lambda: fast.lin_value.weight.grad,
+                  lambda: slow.lin_value.weight.grad)])
+
+
 def test_attention_conv_bipartite_and_edge_features():
     conv = AttentionConv((5, 3), 4, heads=2, score='additive', edge_dim=2)
     x_src, x_dst = torch.randn(6, 5), torch.randn(3, 3)

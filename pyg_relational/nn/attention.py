@@ -118,6 +118,11 @@ class AttentionScore(torch.nn.Module):
     #: per-edge logits are linear in the key (``dot``/``scaled_dot``), so
     #: key offsets such as relative-position embeddings can be scored alone.
     linear_in_key: bool = False
+    #: :meth:`edge` is ``q_i . k_j / scale`` on the projected rows (``dot``,
+    #: ``scaled_dot``, ``general``), so a layer may compute it as a sampled
+    #: matrix product (SDDMM) without gathering per-edge rows.
+    dot_product: bool = False
+    scale: float = 1.0
 
     def __init__(self, heads: int, query_channels: int, key_channels: int):
         super().__init__()
@@ -179,6 +184,7 @@ class AttentionScore(torch.nn.Module):
 class DotScore(AttentionScore):
     r""":math:`e_{ij} = q_i^\top k_j / s` with :math:`s = 1`."""
     linear_in_key = True
+    dot_product = True
 
     def __init__(self, heads: int, query_channels: int, key_channels: int):
         super().__init__(heads, query_channels, key_channels)
@@ -215,6 +221,7 @@ class GeneralScore(AttentionScore):
     r""":math:`e_{ij} = q_i^\top W k_j`, one :math:`W` per head; the query
     side :math:`q_i^\top W` is computed once per node."""
     name = 'general'
+    dot_product = True
 
     def __init__(self, heads: int, query_channels: int, key_channels: int):
         super().__init__(heads, query_channels, key_channels)
@@ -468,6 +475,11 @@ class AttentionConv(MessagePassing):
         num_edge_types (int, optional): learn relative key/value vectors
             :math:`\mathbf{a}^K_t, \mathbf{a}^V_t` per edge type.
             (default: :obj:`None`)
+        fused (bool, optional): for ``'dot'``, ``'scaled_dot'`` and
+            ``'general'`` without edge features, compute the logits and the
+            sum with sparse CSR products per head (SDDMM, SpMM) instead of
+            per-edge ``[E, H, C]`` messages; same numbers, far less memory.
+            ``False`` forces the message path. (default: :obj:`True`)
         **score_kwargs: options of the score (e.g. ``num_types`` for
             ``'location'``, ``attention_channels`` for ``'additive'``).
 
@@ -497,7 +509,8 @@ class AttentionConv(MessagePassing):
                  edge_dim: Optional[int] = None,
                  fill_value: Union[float, Tensor, str] = 'mean',
                  bias: bool = True, qkv_bias: bool = False,
-                 num_edge_types: Optional[int] = None, **score_kwargs):
+                 num_edge_types: Optional[int] = None, fused: bool = True,
+                 **score_kwargs):
         super().__init__(aggr='add', node_dim=0)
         check_choice(score, SCORES, 'score')
         self.in_channels = in_channels
@@ -510,6 +523,7 @@ class AttentionConv(MessagePassing):
         self.edge_dim = edge_dim
         self.fill_value = fill_value
         self.num_edge_types = num_edge_types
+        self.fused = fused
         if isinstance(in_channels, int):
             in_src = in_dst = check_int(in_channels, 'in_channels', 1)
         else:
@@ -665,12 +679,20 @@ class AttentionConv(MessagePassing):
         if self.rel_key is not None:
             rel = torch.einsum('nhc,tc->nth', query, self.rel_key) \
                 / self.score.scale
-        alpha = self.edge_updater(edge_index, q=(None, q_node),
-                                  k=(k_node, None), rel=rel,
-                                  edge_attr=edge_attr, edge_type=edge_type,
-                                  size=size)
-        out = self.propagate(edge_index, v=(value, None), alpha=alpha,
-                             edge_type=edge_type, size=size)  # [N_dst, H, C]
+        fused = None
+        if self.fused and self.score.dot_product and edge_attr is None:
+            fused = self._fused(q_node, k_node, value, rel, edge_index,
+                                edge_type, size)
+        if fused is not None:
+            out, alpha = fused
+        else:
+            alpha = self.edge_updater(edge_index, q=(None, q_node),
+                                      k=(k_node, None), rel=rel,
+                                      edge_attr=edge_attr,
+                                      edge_type=edge_type, size=size)
+            out = self.propagate(edge_index, v=(value, None), alpha=alpha,
+                                 edge_type=edge_type,
+                                 size=size)  # [N_dst, H, C]
         if self.concat:
             out = out.reshape(-1, self.heads * self.out_channels)
         else:
@@ -680,6 +702,48 @@ class AttentionConv(MessagePassing):
         if return_attention_weights:
             return out, (edge_index, alpha)
         return out
+
+    def _fused(self, q_node: Tensor, k_node: Tensor, value: Tensor,
+               rel: Optional[Tensor], edge_index: Tensor,
+               edge_type: Optional[Tensor], size: Tuple[int, int]):
+        r"""The same ``out [N_dst, H, C]`` and ``alpha [E, H]`` as
+        :meth:`edge_update` + :meth:`message` for ``dot_product`` scores,
+        with CSR products per head instead of ``[E, H, C]`` rows: the
+        logits as a sampled dense-dense product (SDDMM), the sum
+        :math:`\sum_j \alpha_{ij} v_j` as a sparse-dense product (SpMM).
+        :obj:`None` when the graph has no CSR form (no edge or a repeated
+        edge); the message path is then taken."""
+        # The CSR helpers of the non-local block (one SDDMM/SpMM for the
+        # package); imported here because non_local imports this module.
+        from .non_local import _EdgeDot, _EdgePattern, _EdgeSum
+        pattern = _EdgePattern.build(edge_index, size[0], size[1])
+        if pattern is None:
+            return None
+        perm = pattern.perm
+        if edge_type is not None and perm is not None:
+            edge_type = edge_type[perm]  # CSR order
+        H = self.heads
+        logits = torch.stack([
+            _EdgeDot.apply(pattern, q_node[:, h].contiguous(),
+                           k_node[:, h].contiguous()) for h in range(H)
+        ], dim=1) / self.score.scale  # [E, H]
+        if rel is not None:  # q_i . a^K_t / scale, per (target, type)
+            logits = logits + gather_typed(rel, pattern.target, edge_type)
+        alpha = edge_softmax(logits, pattern.target, size[1], pattern.ptr)
+        alpha = F.dropout(alpha, p=self.dropout, training=self.training)
+        out = torch.stack([
+            _EdgeSum.apply(pattern, alpha[:, h].contiguous(),
+                           value[:, h].contiguous()) for h in range(H)
+        ], dim=1)  # [N_dst, H, C]
+        if self.rel_value is not None:  # sum_t (sum of alpha of type t) a^V_t
+            T = self.num_edge_types
+            weight = alpha.new_zeros(size[1] * T, H).index_add_(
+                0, pattern.target * T + edge_type, alpha)  # [N_dst*T, H]
+            out = out + torch.einsum('nth,tc->nhc', weight.view(-1, T, H),
+                                     self.rel_value)
+        if perm is not None:  # back to the order of edge_index
+            alpha = alpha.new_zeros(alpha.shape).index_copy(0, perm, alpha)
+        return out, alpha
 
     def edge_update(self, q_i: Tensor, k_j: Tensor, rel: Optional[Tensor],
                     edge_attr: Optional[Tensor], edge_type: Optional[Tensor],
