@@ -3,8 +3,9 @@ import torch
 
 from pyg_relational.graphs import grid_graph
 from pyg_relational.nn.lattice import LatticeConv
-from pyg_relational.nn.typed import (_plan, _TypedAggregate, gather_typed,
-                                     typed_aggregate, typed_transform)
+from pyg_relational.nn.typed import (_plan, _ShiftAggregate, _TypedAggregate,
+                                     gather_typed, typed_aggregate,
+                                     typed_transform)
 from pyg_relational.transforms import image_to_nodes, nodes_to_image
 
 from .helpers import (assert_close, assert_edge_order_invariant, assert_twin,
@@ -97,24 +98,40 @@ def test_typed_aggregate_matches_gather_typed():
 
 
 @pytest.mark.parametrize('groups', [1, 3])
-def test_shift_path_equals_gather_path(groups):
+@pytest.mark.parametrize('variant', ['grid', 'missing-type', 'mixed'])
+def test_shift_paths_equal_gather_path(groups, variant, monkeypatch):
     # Stride-1 'same' grids: every offset is a translation with holes at
-    # the borders, so no gather or scatter is needed; same numbers.
+    # the borders. groups=1 runs the block-wise im2col (_ShiftAggregate,
+    # blocks of 7 rows here), groups=3 and mixed plans the per-type loop;
+    # all equal the gather path, forward and backward.
+    monkeypatch.setattr(_ShiftAggregate, '_rows',
+                        staticmethod(lambda x, weight: 7))
     edge_index, edge_type, _ = grid_graph((4, 5), 3, padding=1, batch_size=2)
+    kinds = ['shift'] * 9
+    if variant == 'missing-type':
+        keep = edge_type != 2
+        edge_index, edge_type = edge_index[:, keep], edge_type[keep]
+        kinds[2] = None
+    elif variant == 'mixed':  # two extra edges of type 0: no translation
+        edge_index = torch.cat([edge_index, torch.tensor([[0, 39], [0, 0]])],
+                               dim=1)
+        edge_type = torch.cat([edge_type, torch.tensor([0, 0])])
+        kinds[0] = 'gather'
     plan = _plan(edge_index, edge_type, 9, dtype=torch.double)
-    assert [step[0] for step in plan] == ['shift'] * 9
-    assert plan[4][4] is None and plan[0][4] is not None  # centre: no holes
-    assert all(step[0] == 'gather'
-               for step in _plan(edge_index, edge_type, 9, shifts=False))
+    assert [step and step[0] for step in plan] == kinds
+    assert plan[4][4] is None and plan[1][4] is not None  # centre: no holes
+    assert all(step is None or step[0] == 'gather' for step in
+               _plan(edge_index, edge_type, 9, shifts=False))
     x = torch.randn(40, 6, dtype=torch.double)
     weight = torch.randn(9, 6 // groups, 9, dtype=torch.double)
+    gather_plan = _plan(edge_index, edge_type, 9, shifts=False)
+    assert_twin(
+        lambda x, w: typed_aggregate(x, w, edge_index, edge_type, 40, groups),
+        lambda x, w: _TypedAggregate.apply(x, w, gather_plan, 40, groups),
+        [x, weight])
 
-    def run(plan):
-        return lambda x, w: _TypedAggregate.apply(x, w, plan, 40, groups)
 
-    assert_twin(run(plan), run(_plan(edge_index, edge_type, 9, False)),
-                [x, weight])
-    # a strided graph is not a translation: gathered
+def test_strided_grid_is_gathered():
     edge_index, edge_type, _ = grid_graph((4, 5), 3, stride=2)
     assert {step[0] for step in _plan(edge_index, edge_type, 9)} == \
         {'gather'}
