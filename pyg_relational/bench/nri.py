@@ -305,12 +305,12 @@ def speed_cases(quick: bool = True, device='cpu', progress: Progress = None,
     the edge-type KL on complete candidate graphs: sparse message passing vs
     the dense one-hot formulation, with the same weights.
 
-    ``quick=False``: 5, 10, 20, 50, 100 particles, batch 32, hidden 256,
+    ``quick=False``: 5, 10, 20, 50, 100 particles, batch 8, hidden 64,
     49 frames; ``quick=True``: 5 and 20 particles, batch 4, hidden 32."""
     device = torch.device(device)
     sizes = sizes or ((5, 20) if quick else (5, 10, 20, 50, 100))
-    batch_size = batch_size or (4 if quick else 32)
-    hidden = hidden_channels or (32 if quick else 256)
+    batch_size = batch_size or (4 if quick else 8)
+    hidden = hidden_channels or (32 if quick else 64)
     frames = 9 if quick else 49
     repeat, warmup = (3, 1) if quick else (5, 1)
     results = []
