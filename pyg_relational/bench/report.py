@@ -216,7 +216,14 @@ def render_markdown(runs: Sequence[SuiteRun], meta: Dict[str, Any],
         out.append('')
         if r.error:
             out += [f'**{r.status}**: {r.error}', '']
-        out += [markdown_table(r.table_rows()), '']
+        rows = r.table_rows()
+        columns = None
+        if r.kind == 'speed' and rows:  # per-run times etc.: results.json
+            columns = [c for c in _columns(rows)
+                       if not c.startswith('extra.') and c != 'device']
+            out += ['Medians of forward+backward; per-run times and extra '
+                    'fields are in results.json.', '']
+        out += [markdown_table(rows, columns), '']
         if r.kind == 'twins' and r.rows:
             passed = sum(bool(row.get('passed')) for row in r.table_rows())
             out += [f'{passed}/{len(r.rows)} twins within tolerance.', '']
@@ -231,10 +238,21 @@ def _series_label(row: Dict[str, Any], keys: Sequence[str]) -> str:
     return ' vs '.join(str(row.get(k)) for k in keys)
 
 
+def _mean_curve(rows: Sequence[Dict[str, Any]], x: str, y: str):
+    """``(xs, ys)`` with the rows sharing an ``x`` averaged (e.g. seeds)."""
+    points: Dict[float, List[float]] = {}
+    for r in rows:
+        if r.get(y) is not None:
+            points.setdefault(float(r[x]), []).append(float(r[y]))
+    xs = sorted(points)
+    return xs, [sum(points[v]) / len(points[v]) for v in xs]
+
+
 def render_plots(runs: Sequence[SuiteRun], out_dir: str) -> Dict[str, str]:
     """One PNG per suite that declares a :class:`~.suites.LinePlot` and has
-    rows. Rows averaging: several rows with the same series and ``x`` (e.g.
-    several seeds) are drawn as their mean. Returns ``{suite: path}``."""
+    rows: one panel per ``panel`` value (at most 4 per row), one line per
+    series and ``y`` key; rows with the same series and ``x`` (e.g. several
+    seeds) are drawn as their mean. Returns ``{suite: path}``."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -248,45 +266,48 @@ def render_plots(runs: Sequence[SuiteRun], out_dir: str) -> Dict[str, str]:
                 and any(r.get(y) is not None for y in spec.y)]
         if not rows:
             continue
-        panels = sorted({str(r.get(spec.panel)) for r in rows}) \
+        panels = list(dict.fromkeys(str(r.get(spec.panel)) for r in rows)) \
             if spec.panel else ['']
-        fig, axes = plt.subplots(1, len(panels), squeeze=False,
-                                 figsize=(5.5 * len(panels), 4.2))
-        for ax, panel in zip(axes[0], panels):
+        ncols = min(len(panels), 4)
+        nrows = (len(panels) + ncols - 1) // ncols
+        fig, axes = plt.subplots(nrows, ncols, squeeze=False,
+                                 figsize=(4.6 * ncols, 3.6 * nrows))
+        for ax in axes.flat[len(panels):]:
+            ax.set_visible(False)
+        for ax, panel in zip(axes.flat, panels):
             sub = [r for r in rows
                    if not spec.panel or str(r.get(spec.panel)) == panel]
-            labels = []
-            for r in sub:
-                lab = _series_label(r, spec.series)
-                if lab not in labels:
-                    labels.append(lab)
-            cmap = plt.get_cmap('tab10' if len(labels) <= 10 else 'tab20')
+            ys = list(spec.y)
+            if spec.shared_first:
+                xs, vals = _mean_curve(sub, spec.x, ys[0])
+                ax.plot(xs, vals, 'o-', ms=3, color='black',
+                        label=f'{panel} ({ys[0]})')
+                ys = ys[1:]
+            labels = list(dict.fromkeys(
+                _series_label(r, spec.series) for r in sub))
+            cmap = plt.get_cmap('tab10')
             for n, lab in enumerate(labels):
                 pts = [r for r in sub if _series_label(r, spec.series) == lab]
-                for k, y in enumerate(spec.y):
-                    means: Dict[float, List[float]] = {}
-                    for r in pts:
-                        if r.get(y) is not None:
-                            means.setdefault(float(r[spec.x]), []).append(
-                                float(r[y]))
-                    xs = sorted(means)
-                    ys = [sum(means[x]) / len(means[x]) for x in xs]
-                    ax.plot(xs, ys, marker='o', ms=3,
-                            linestyle='-' if k == 0 else '--',
+                for k, y in enumerate(ys):
+                    xs, vals = _mean_curve(pts, spec.x, y)
+                    dashed = spec.shared_first or k > 0
+                    ax.plot(xs, vals, marker='o', ms=3,
+                            linestyle='--' if dashed else '-',
                             color=cmap(n % cmap.N),
-                            label=lab if len(spec.y) == 1 else f'{lab}: {y}')
+                            label=lab if len(ys) == 1 else f'{lab}: {y}')
             if spec.logx:
                 ax.set_xscale('log')
             if spec.logy:
                 ax.set_yscale('log')
             ax.set_xlabel(spec.xlabel or spec.x)
             ax.set_ylabel(spec.ylabel or ', '.join(spec.y))
-            ax.set_title(f'{run.name}' + (f': {panel}' if panel else ''))
+            ax.set_title(panel or run.name, fontsize=9)
             ax.grid(True, which='both', alpha=0.3)
-            ax.legend(fontsize=6 if len(labels) > 6 else 8)
+            ax.legend(fontsize=6)
+        fig.suptitle(run.name)
         fig.tight_layout()
         path = osp.join(out_dir, f'{run.name}.png')
-        fig.savefig(path, dpi=110)
+        fig.savefig(path, dpi=100)
         plt.close(fig)
         paths[run.name] = path
     return paths

@@ -59,7 +59,10 @@ class LinePlot:
     """How :mod:`~pyg_relational.bench.report` plots a suite's rows: one
     line per ``series`` value, ``y`` against ``x``, one panel per ``panel``
     value. Several ``y`` keys draw several lines per series (the first solid,
-    the others dashed)."""
+    the others dashed). With ``shared_first=True`` the first ``y`` is the
+    same for every series of a panel (the graph layer's time against
+    several baselines) and is drawn once, in black, labelled with the
+    panel."""
     x: str
     y: Tuple[str, ...]
     series: Tuple[str, ...]
@@ -68,6 +71,7 @@ class LinePlot:
     logy: bool = False
     xlabel: str = ''
     ylabel: str = ''
+    shared_first: bool = False
 
 
 @dataclass(frozen=True)
@@ -283,9 +287,9 @@ register(Suite(
     'layer vs its twin on the same data, across sizes', _speed,
     kind='speed',
     plot=LinePlot(x='num_edges', y=('graph_s', 'baseline_s'),
-                  series=('operator', 'baseline'), logx=True, logy=True,
-                  xlabel='number of edges',
-                  ylabel='forward+backward time (s)')))
+                  series=('baseline', ), panel='operator', logx=True,
+                  logy=True, xlabel='number of edges',
+                  ylabel='forward+backward time (s)', shared_first=True)))
 register(Suite(
     'inductive-bias', 'the same AttentionConv trained on the same data with '
     'different graphs (complete, grid/window, chain, the data\'s own): test '
