@@ -80,7 +80,7 @@ def typed_aggregate(x: Tensor, weight: Tensor, edge_index: Tensor,
     multiplied straight into that range. When every type is a translation
     (and ``groups == 1``) the types are handled together, a block of target
     rows at a time: the shifted, masked slices of the block are laid side
-    by side (``[rows, T * F_in]``, about 1 MB, kept in cache) and multiplied
+    by side (``[rows, T * F_in]``, about 2 MB, kept in cache) and multiplied
     by all weights at once. All paths give the same numbers; the choice is
     made per call from the indices.
 
@@ -284,7 +284,7 @@ class _ShiftAggregate(torch.autograd.Function):
     @staticmethod
     def _rows(x: Tensor, weight: Tensor) -> int:
         row_bytes = weight.size(0) * weight.size(1) * x.element_size()
-        return max(64, min(4096, (1 << 20) // max(row_bytes, 1)))
+        return max(64, min(4096, (1 << 21) // max(row_bytes, 1)))
 
     @staticmethod
     def forward(ctx, x, weight, plan, num_dst):
