@@ -391,3 +391,4 @@ def test_bench_cases():
     assert all(0 <= r['test_acc'] <= 1 for r in rows)
     with pytest.raises(ValueError, match="'at' must be 1 or 2"):
         DigitsNet(at=3)
+

@@ -210,7 +210,8 @@ class NonLocalBlock(MessagePassing):
         edge, or no edge, take the :meth:`edge_update` + :meth:`message`
         path, as does ``fused=False``; both compute the same numbers
         (tested). The fused
-        path is differentiable once (no double backward). For dense input
+        path is differentiable once (no double backward) and runs eagerly
+        under :func:`torch.compile` (a graph break). For dense input
         the graph of the last input shape and its CSR pattern are kept and
         reused. CUDA is untested.
 
@@ -471,6 +472,7 @@ class NonLocalBlock(MessagePassing):
             z = self.bn(z)
         return z + x_dst, alpha
 
+    @torch.compiler.disable  # runs eagerly under torch.compile (CSR ops)
     def _fused(self, query: Tensor, key: Tensor, value: Tensor,
                pattern: _EdgePattern, size: Tuple[int, int]) -> PairTensor:
         """The same ``y`` and ``alpha`` as :meth:`edge_update` +
