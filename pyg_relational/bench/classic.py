@@ -209,13 +209,18 @@ def _fwd_bwd(fn: Callable[[], object], cotangents: Sequence[Tensor]):
 
 def speed_cases(quick: bool = True, device='cpu', progress: Progress = None,
                 repeat: Optional[int] = None) -> List[SpeedResult]:
-    r"""Forward+backward (one random cotangent per output) of each graph
-    layer against its twin on the same data, float32, the two timed in
-    alternation (median of ``repeat`` rounds after one warm-up round) so
-    that both see the same machine load. ``quick=False`` uses
-    Linear 1024→1024 batch 256, Conv2d 64→64 3×3 (padding 1) on 32×32
-    batch 32 and GRU 256→256, length 128, batch 32; it also times
-    :class:`LatticeConv`'s reference path (``fused=False``)."""
+    r"""Forward+backward of each graph layer against its twin on the same
+    data, float32. Each side runs in its own layout (node features for the
+    graph layer, ``[B, C, H, W]`` / ``[B, T, F]`` for the twin; converted
+    beforehand, not timed) with the same random cotangents, and the two are
+    timed in alternation (median of ``repeat`` rounds after one warm-up
+    round) so that both see the same machine load. The graph (and for
+    :class:`LatticeConv` and :class:`RecurrentConv` everything they derive
+    from it per call: type plan, topological schedule) is part of the layer
+    call. ``quick=False`` uses Linear 1024→1024 batch 256, Conv2d 64→64 3×3
+    (padding 1) on 32×32 batch 32 and GRU 256→256, length 128, batch 32;
+    it also times :class:`LatticeConv`'s reference path
+    (``fused=False``)."""
     device = torch.device(device)
     repeat = repeat or (3 if quick else 10)
     gen = torch.Generator().manual_seed(0)
@@ -225,11 +230,12 @@ def speed_cases(quick: bool = True, device='cpu', progress: Progress = None,
         return torch.randn(*shape, generator=gen).to(device)
 
     def time_pair(operator, baseline, config, num_edges, graph_fn, twin_fn,
-                  graph_in, twin_in, extra=None):
-        cot = [torch.randn_like(o) for o in _flat(twin_fn(*twin_in))]
+                  graph_in, twin_in, to_graph=lambda cot: cot):
+        """``to_graph`` maps the twin's cotangents to the graph layout."""
+        cot = [randn(*o.shape) for o in _flat(twin_fn(*twin_in))]
         graph_in = [t.detach().requires_grad_() for t in graph_in]
         twin_in = [t.detach().requires_grad_() for t in twin_in]
-        run_graph = _fwd_bwd(lambda: graph_fn(*graph_in), cot)
+        run_graph = _fwd_bwd(lambda: graph_fn(*graph_in), to_graph(cot))
         run_twin = _fwd_bwd(lambda: twin_fn(*twin_in), cot)
         # Interleaved, so both sides see the same machine load.
         times = {run_graph: [], run_twin: []}
@@ -242,7 +248,6 @@ def speed_cases(quick: bool = True, device='cpu', progress: Progress = None,
         info = {'threads': torch.get_num_threads(), 'repeat': repeat,
                 'graph_times_s': times[run_graph],
                 'baseline_times_s': times[run_twin]}
-        info.update(extra or {})
         results.append(SpeedResult(
             operator, baseline, config, str(device), num_edges,
             statistics.median(times[run_graph]),
@@ -261,26 +266,32 @@ def speed_cases(quick: bool = True, device='cpu', progress: Progress = None,
               f'{n_in}->{n_out} batch {batch}', layer.edge_index.size(1),
               layer, linear, [x], [x])
 
-    # Conv2d
+    # Conv2d: node features [B*H*W, C] vs images [B, C, H, W]
     c, size, batch = (4, 8, 2) if quick else (64, 32, 32)
     conv = torch.nn.Conv2d(c, c, 3, padding=1).to(device)
     image = randn(batch, c, size, size)
+    nodes = image_to_nodes(image).contiguous()  # [B*H*W, C]
     for fused in ((True, ) if quick else (True, False)):
         layer = LatticeConv.from_module(conv, fused=fused)
-        run, num_edges = _conv_graph_fn(layer, (size, size), batch, device)
+        edge_index, edge_type, _ = layer.grid_graph((size, size), batch)
+        edge_index, edge_type = edge_index.to(device), edge_type.to(device)
         name = 'LatticeConv' if fused else 'LatticeConv (reference path)'
         time_pair(name, 'nn.Conv2d',
                   f'{c}->{c} 3x3 padding 1 on {size}x{size} batch {batch}',
-                  num_edges, run, conv, [image], [image])
+                  edge_index.size(1),
+                  lambda x, layer=layer, ei=edge_index, et=edge_type: layer(
+                      x, ei, et), conv, [nodes], [image],
+                  lambda cot: [image_to_nodes(cot[0]).contiguous()])
 
-    # GRU
+    # GRU: nodes [B*T, F] on chain_graph vs [B, T, F] batch first
     hidden, steps, batch = (8, 6, 2) if quick else (256, 128, 32)
     gru = torch.nn.GRU(hidden, hidden, batch_first=True).to(device)
     layer = RecurrentConv.from_module(gru)
-    lengths = torch.full((batch, ), steps)
-    graph_fn, _, num_edges = _rnn_fns(layer, gru, lengths, device)
+    edge_index = chain_graph([steps] * batch).to(device)
     seq = randn(batch, steps, hidden)
     time_pair('RecurrentConv', 'nn.GRU',
-              f'{hidden}->{hidden} length {steps} batch {batch}', num_edges,
-              graph_fn, gru, [seq], [seq])
+              f'{hidden}->{hidden} length {steps} batch {batch}',
+              edge_index.size(1), lambda x: layer(x, edge_index), gru,
+              [seq.reshape(batch * steps, hidden)], [seq],
+              lambda cot: [cot[0].reshape(batch * steps, hidden), cot[1]])
     return results
