@@ -107,6 +107,17 @@ def _unit(key: str) -> str:
     return key
 
 
+def _suffix(key: str, value) -> str:
+    """The unit :func:`format_value` implies, for inline text."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return ''
+    if key.endswith('_bytes'):
+        return ' MiB'
+    if key.endswith('_s') and isinstance(value, float):
+        return ' ms'
+    return ''
+
+
 def format_value(key: str, value) -> str:
     """One table cell. Floats keep 4 significant figures (errors in
     scientific notation), times are shown in ms and bytes in MiB."""
@@ -352,7 +363,8 @@ def _summary_lines(run: SuiteRun, width: int) -> List[str]:
         return lines
     lines = []
     for r in rows[:4]:
-        text = ', '.join(f'{k}={format_value(k, v)}' for k, v in r.items())
+        text = ', '.join(f'{k}={format_value(k, v)}{_suffix(k, v)}'
+                         for k, v in r.items())
         lines.append(text if len(text) <= width else text[:width - 1] + '…')
     if len(rows) > 4:
         lines.append(f'… {len(rows) - 4} more rows in report.md')
