@@ -61,6 +61,9 @@ class MultiheadAttentionConv(AttentionConv):
         :math:`p_j - p_i` of the given positions (the same on sequences).
         ``bias_k``/``bias_v``/``add_zero_attn`` and different ``kdim``/
         ``vdim`` of :class:`torch.nn.MultiheadAttention` are not supported.
+        The logits and the weighted sum run as sparse CSR products per head
+        (``fused=True`` of :class:`AttentionConv`; set ``conv.fused =
+        False`` for the per-edge message path, same numbers).
 
     Args:
         embed_dim (int): model size :math:`H \cdot d`.
