@@ -249,6 +249,14 @@ def test_bad_input_exits_nonzero_with_a_message(argv, message, tmp_path,
     assert not osp.exists(tmp_path / 'report.md')
 
 
+def test_unwritable_out_folder(tmp_path, capsys):
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('x')
+    code, _, err = _run(['twins', '--out', str(blocker / 'sub')], capsys)
+    assert code == 2 and 'cannot create --out' in err
+    assert 'Traceback' not in err
+
+
 def test_cuda_without_cuda(tmp_path, capsys):
     argv = ['twins', '--device', 'cuda:99', '--out', str(tmp_path)]
     code, _, err = _run(argv, capsys)

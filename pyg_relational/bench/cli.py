@@ -221,7 +221,8 @@ def main(argv: Optional[Sequence[str]] = None,
             stdout.write(f'{suite.name:16s} {suite.description}\n')
         return 0
     try:
-        names = list(dict.fromkeys(args.suites)) or list(SUITES)
+        names = list(dict.fromkeys(args.suites)) or \
+            [n for n, s in SUITES.items() if s.default]
         for name in names:
             get_suite(name)
         device = check_device(args.device)
@@ -233,6 +234,12 @@ def main(argv: Optional[Sequence[str]] = None,
                 raise BenchError(f'--threads must be >= 1 (got '
                                  f'{args.threads})')
             torch.set_num_threads(args.threads)
+        try:
+            os.makedirs(args.out, exist_ok=True)
+        except OSError as e:
+            raise BenchError(f'cannot create --out {args.out!r}: '
+                             f'{e.strerror or e}; choose a writable '
+                             f'folder') from None
     except BenchError as e:
         stderr.write(f'pyg-relational bench: error: {e}\n')
         return 2
