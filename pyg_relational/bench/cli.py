@@ -14,8 +14,11 @@ and PNG plots to ``--out`` and prints a one-screen summary.
 Exit status: ``0`` when every suite ran, ``1`` when a suite failed or was
 incomplete (e.g. a provider module is missing: its message is in the
 summary and the report), ``2`` for bad usage (unknown suite, ``--device
-cuda`` without CUDA, a missing data folder) — always a one-line message,
-never a traceback (``--traceback`` shows it for debugging).
+cuda`` without CUDA, a missing ``--data-root``, an ``--out`` that cannot be
+created), ``130`` when interrupted — always a one-line message, never a
+traceback (``--traceback`` shows a failing suite's for debugging). What
+native code writes to stderr while the suites run (e.g. the torch profiler's
+log lines) goes to ``DIR/native.log``.
 """
 import argparse
 import contextlib
