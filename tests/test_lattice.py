@@ -85,6 +85,16 @@ def test_fused_equals_reference_path(groups):
                 params=params)
 
 
+def test_typed_aggregate_bad_input():
+    edge_index, edge_type = random_typed_graph(7, 5, 30, 3, seed=1)
+    x, weight = torch.randn(7, 4), torch.randn(3, 4, 2)
+    with pytest.raises(IndexError, match=r"'edge_type' values must lie in "
+                       r"\[0, 3\)"):
+        typed_aggregate(x, weight, edge_index, edge_type + 300, 5)
+    with pytest.raises(ValueError, match='do not fit'):
+        typed_aggregate(x, weight, edge_index, edge_type, 5, groups=2)
+
+
 def test_typed_aggregate_matches_gather_typed():
     edge_index, edge_type = random_typed_graph(7, 5, 30, 3, seed=1)
     x = torch.randn(7, 4, dtype=torch.double)

@@ -14,6 +14,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from .._checks import check_edge_vector
+
 __all__ = ['typed_transform', 'gather_typed', 'typed_aggregate']
 
 
@@ -100,6 +102,13 @@ def typed_aggregate(x: Tensor, weight: Tensor, edge_index: Tensor,
     .. note::
         Differentiable once (no double backward).
     """
+    if weight.dim() != 3 or x.dim() != 2 \
+            or x.size(1) != weight.size(1) * groups:
+        raise ValueError(f"'x' [N, F_in] and 'weight' [T, F_in / groups, "
+                         f"F_out] do not fit (got {tuple(x.shape)}, "
+                         f"{tuple(weight.shape)}, groups={groups})")
+    check_edge_vector(edge_type, edge_index.size(1), 'edge_type',
+                      weight.size(0))
     plan = _plan(edge_index, edge_type, weight.size(0), dtype=x.dtype)
     if groups == 1 and all(step is None or step[0] == 'shift'
                            for step in plan):
