@@ -177,7 +177,7 @@ class LatticeConv(MessagePassing):
                              f"image_to_nodes(x)")
         check_features(x, self.in_channels)
         num_src = x.size(0)
-        num_dst = num_src if size is None else size[1]
+        num_dst = num_src if size is None or size[1] is None else size[1]
         if size is not None and size[0] is not None and size[0] != num_src:
             raise ValueError(f"'size' says {size[0]} source nodes but 'x' "
                              f"has {num_src}; pass size=({num_src}, "
