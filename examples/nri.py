@@ -84,6 +84,7 @@ def plot_graphs(model, test, path, num_frames, num=4, device='cpu'):
                             alpha=max(min(w, 1.), 0.), lw=2)
             ax.scatter(pos[:, 0], pos[:, 1], s=80, zorder=3)
             ax.set_title(f'system {s}: {title}')
+            ax.set_aspect('equal')
             ax.set_axis_off()
     fig.tight_layout()
     fig.savefig(path, dpi=80)

@@ -382,8 +382,8 @@ class NRIDecoder(_TypedEdgeMessages):
                  msg_hidden: int = 256, msg_out: int = 256,
                  hidden_channels: int = 256, dropout: float = 0.,
                  skip_first: bool = False):
-        self.in_channels = check_int(in_channels, 'in_channels', 1)
-        super().__init__(in_channels, check_int(msg_hidden, 'msg_hidden', 1),
+        super().__init__(check_int(in_channels, 'in_channels', 1),
+                         check_int(msg_hidden, 'msg_hidden', 1),
                          check_int(msg_out, 'msg_out', 1), num_edge_types,
                          skip_first, F.relu, normalize=False, dropout=dropout)
         self.in_channels = in_channels
