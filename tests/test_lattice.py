@@ -1,5 +1,7 @@
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pyg_relational.graphs import grid_graph
 from pyg_relational.nn.lattice import LatticeConv
@@ -58,6 +60,25 @@ def test_twin_conv(name, fused, dtype):
     if conv.bias is not None:
         params.append((lambda: layer.bias.grad, lambda: conv.bias.grad))
     assert_twin(graph_conv(layer, spatial, 3), conv, [image], params=params)
+
+
+@settings(max_examples=12, deadline=None)
+@given(kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       stride=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+       padding=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+       dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+       groups=st.sampled_from([1, 2]), fused=st.booleans())
+def test_twin_conv2d_random_options(kernel, stride, padding, dilation,
+                                    groups, fused):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(2, 4, kernel, stride, padding, dilation,
+                           groups).double()
+    layer = LatticeConv.from_module(conv, fused=fused)
+    image = torch.randn(2, 2, 6, 5, dtype=torch.double)
+    params = [(lambda: layer.weight.grad,
+               lambda: conv.weight.grad.flatten(2).permute(2, 1, 0)),
+              (lambda: layer.bias.grad, lambda: conv.bias.grad)]
+    assert_twin(graph_conv(layer, (6, 5), 2), conv, [image], params=params)
 
 
 def random_typed_graph(num_src, num_dst, num_edges, num_types, seed=0):

@@ -85,15 +85,24 @@ def depth(i, children):
 TREE = torch.tensor([[1, 2, 3, 4, 5, 6, 8], [0, 0, 2, 2, 2, 4, 7]])
 
 
+# A DAG: the tree plus nodes 9..11 reached by paths of different lengths.
+DAG = torch.cat([TREE, torch.tensor([[1, 9, 10, 3], [9, 10, 11, 11]])], dim=1)
+
+
 @pytest.mark.parametrize('cell', list(MODULES))
-def test_tree_rnn(cell):
+@pytest.mark.parametrize('graph', ['tree', 'dag'])
+def test_tree_and_dag_rnn(cell, graph):
+    edge_index = TREE if graph == 'tree' else DAG
+    num_nodes = int(edge_index.max()) + 1
     layer = RecurrentConv(3, 4, cell=cell).double()
-    x = torch.randn(9, 3, dtype=torch.double)
-    children = {i: TREE[0][TREE[1] == i].tolist() for i in range(9)}
-    out, h_n = layer(x, TREE)
+    x = torch.randn(num_nodes, 3, dtype=torch.double)
+    children = {i: edge_index[0][edge_index[1] == i].tolist()
+                for i in range(num_nodes)}
+    out, h_n = layer(x, edge_index)
     assert_close(out, tree_reference(layer, x, children))
     h_n = h_n[0] if cell == 'lstm' else h_n
-    assert_close(h_n[0], out[[0, 7]])  # roots, in node order
+    sinks = [0, 7] if graph == 'tree' else [0, 7, 11]
+    assert_close(h_n[0], out[sinks])  # nodes without successors, node order
 
 
 def test_tree_bidirectional_lists_states():
@@ -113,9 +122,7 @@ def test_edge_order_invariant():
     layer = RecurrentConv(3, 4, cell='lstm', num_layers=2,
                           bidirectional=True).double()
     x = torch.randn(12, 3, dtype=torch.double)
-    dag = torch.cat([TREE, torch.tensor([[1, 9, 10, 3], [9, 10, 11, 11]])],
-                    dim=1)  # extra node 9..11: paths of different lengths
-    assert_edge_order_invariant(lambda ei: layer(x, ei)[0], dag)
+    assert_edge_order_invariant(lambda ei: layer(x, ei)[0], DAG)
 
 
 @pytest.mark.parametrize('cell', list(MODULES))
