@@ -400,3 +400,28 @@ def test_twins_suite_real_providers_quick(tmp_path, capsys):
     assert code == 0, run['error']
     assert len(_table(open(tmp_path / 'report.md').read(), 'twins')) == \
         len(run['rows'])
+
+
+def test_missing_citation_data_is_a_clear_error(monkeypatch, tmp_path,
+                                                capsys):
+    """No planetoid/ under the data root and no download: one clear line
+    naming the folder and the fix, exit status 1, no traceback."""
+    import urllib.error
+
+    def fake_import(module, attribute):
+        if attribute == 'default_data_root':
+            return lambda: str(tmp_path / 'empty')
+
+        def run_citation(**kwargs):
+            raise urllib.error.URLError('no network')
+
+        return run_citation
+
+    monkeypatch.setattr(suites, 'import_provider', fake_import)
+    code, stdout, err = _run(['citation', '--out', str(tmp_path / 'out')],
+                             capsys)
+    assert code == 1
+    assert 'Planetoid data not found under' in stdout
+    assert 'PYG_RELATIONAL_DATA' in stdout and 'Traceback' not in err
+    run = _results(tmp_path / 'out')['suites']['citation']
+    assert run['status'] == 'failed' and 'empty' in run['error']
