@@ -166,8 +166,12 @@ def test_default_runs_every_suite_quick(registry, tmp_path, capsys):
 def test_twins_and_speed_gather_providers(providers, tmp_path, capsys):
     code, stdout, err = _run(['twins', 'speed', '--quick', '--out',
                               str(tmp_path)], capsys)
-    assert code == 0, err
+    assert code == 1  # BadConv is outside its tolerance
     data = _results(tmp_path)
+    assert data['suites']['twins']['status'] == 'mismatch'
+    assert '1 of 2 twins outside tolerance: BadConv vs nn.Bad' in \
+        data['suites']['twins']['error']
+    assert data['suites']['speed']['status'] == 'ok'
     twins = data['suites']['twins']['rows']
     assert [r['passed'] for r in twins] == [True, False]
     speed = data['suites']['speed']['rows']

@@ -13,7 +13,7 @@ and PNG plots to ``--out`` and prints a one-screen summary.
 
 Exit status: ``0`` when every suite ran, ``1`` when a suite failed or was
 incomplete (e.g. a provider module is missing: its message is in the
-summary and the report), ``2`` for bad usage (unknown suite, ``--device
+summary and the report) or a twin is outside its tolerance, ``2`` for bad usage (unknown suite, ``--device
 cuda`` without CUDA, a missing ``--data-root``, an ``--out`` that cannot be
 created), ``130`` when interrupted — always a one-line message, never a
 traceback (``--traceback`` shows a failing suite's for debugging). What
@@ -194,6 +194,15 @@ def run(names: Sequence[str], quick: bool = True, device: str = 'cpu',
         finally:
             bar.close()
         record.seconds = time.perf_counter() - start
+        if suite.kind == 'twins' and record.status == 'ok':
+            bad = [r for r in record.table_rows() if not r.get('passed')]
+            if bad:  # the suite ran, but a twin disagrees: not a success
+                record.status = 'mismatch'
+                record.error = (f'{len(bad)} of {len(record.rows)} twins '
+                                f'outside tolerance: ' + '; '.join(
+                                    f"{r['layer']} vs {r['twin']} "
+                                    f"({r['config']}, {r['dtype']})"
+                                    for r in bad[:3]))
         runs.append(record)
         if outer is not None:
             outer.set_postfix_str(suite.name)
