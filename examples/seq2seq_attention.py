@@ -24,6 +24,8 @@ def main():
     parser.add_argument('--models', nargs='+', default=list(MODELS),
                         choices=MODELS)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--window', type=int, default=4,
+                        help='half-width D of Luong local-p')
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--json', default=None,
                         help='also write the rows to this file')
@@ -32,11 +34,13 @@ def main():
     rows = run_seq2seq(quick=args.quick, lengths=args.lengths,
                        steps=args.steps, hidden=args.hidden,
                        models=args.models, seed=args.seed,
+                       window=args.window,
                        progress=lambda s: print(s, flush=True))
     lengths = sorted({r['length'] for r in rows})
     models = list(dict.fromkeys(r['model'] for r in rows))
     acc = {(r['model'], r['length']): r for r in rows}
     print(f"\ntoken accuracy (sequence accuracy), {rows[0]['steps']} steps, "
+          f"hidden {rows[0]['hidden']}, local-p window D={args.window}, "
           f"seed {args.seed}")
     print('| model | ' + ' | '.join(f'L={n}' for n in lengths) +
           ' | train s |')

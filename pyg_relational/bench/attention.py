@@ -352,8 +352,8 @@ def run_seq2seq(quick: bool = True, device='cpu', progress: Progress = None,
                 lengths: Optional[Sequence[int]] = None,
                 steps: Optional[int] = None, hidden: Optional[int] = None,
                 models: Sequence[str] = MODELS, seed: int = 0,
-                batch_size: int = 32, test_size: Optional[int] = None
-                ) -> List[Dict]:
+                batch_size: int = 32, test_size: Optional[int] = None,
+                window: int = 4) -> List[Dict]:
     """Sequence reversal with a GRU encoder-decoder, with and without
     attention: token accuracy (greedy decoding) per test length.
 
@@ -361,16 +361,18 @@ def run_seq2seq(quick: bool = True, device='cpu', progress: Progress = None,
     uniformly from ``[min(lengths), max(lengths)]`` (vocabulary of 10 tokens)
     and is tested on fresh sequences of every length in ``lengths``.
 
+    ``window`` is the half-width :math:`D` of ``luong-local-p``.
+
     Returns one row per (model, length): ``model``, ``length``, ``accuracy``
     (tokens), ``sequence_accuracy`` (whole sequences), ``steps``,
-    ``train_s``, ``seed``.
+    ``train_s``, ``seed``, ``hidden``, ``window``.
     """
     device = torch.device(device)
     lengths = list(lengths or ((4, 8) if quick else (10, 20, 30, 40, 50)))
     steps = steps or (10 if quick else 1500)
     hidden = hidden or (16 if quick else 64)
     test_size = test_size or (16 if quick else 200)
-    vocab, window = 10, 4
+    vocab = 10
     rows = []
     for name in models:
         if name not in MODELS:
@@ -406,7 +408,7 @@ def run_seq2seq(quick: bool = True, device='cpu', progress: Progress = None,
                     'accuracy': correct.float().mean().item(),
                     'sequence_accuracy': correct.all(1).float().mean().item(),
                     'steps': steps, 'train_s': round(train_s, 1),
-                    'seed': seed
+                    'seed': seed, 'hidden': hidden, 'window': window
                 })
         _report(progress, f'seq2seq {name} ({train_s:.0f} s)')
     return rows
