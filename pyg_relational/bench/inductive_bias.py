@@ -66,9 +66,9 @@ def task_graphs(task: str) -> Sequence[str]:
 
 @dataclass
 class TaskData:
-    """A node-classification-free graph classification task whose graphs
-    all have ``num_nodes`` nodes. ``tokens`` are integer node features
-    (embedded), ``values`` real node features; labels per graph."""
+    """A graph classification task whose graphs all have ``num_nodes``
+    nodes. ``tokens`` are integer node features (embedded), ``values`` real
+    node features; one label per graph."""
     name: str
     num_nodes: int
     num_classes: int
@@ -359,7 +359,9 @@ def run_inductive_bias(
 
     Returns:
         ``list`` of ``dict`` rows: ``task``, ``graph``, ``train_size``,
-        ``edges_per_sample``, ``test_acc`` (mean over seeds),
+        ``edges_per_sample`` (self-loops included; for ``ink``, the mean
+        over the first ``train_size`` images of the training pool),
+        ``test_acc`` (mean over seeds),
         ``test_acc_std``, ``test_acc_per_seed``, ``train_acc`` (mean over
         seeds, on up to 256 training samples), ``seeds``, ``steps``,
         ``seconds``.
