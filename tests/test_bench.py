@@ -334,6 +334,16 @@ def test_inductive_bias_rows_tiny():
     assert again[0]['test_acc'] == rows[-1]['test_acc']  # deterministic
 
 
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(tasks=('cifar', )), "Unknown task='cifar'"),
+    (dict(tasks=('order', ), graphs=('grid', )), "Unknown graphs=['grid']"),
+    (dict(tasks=('order', ), train_sizes=(5000, )), 'use sizes <= 1200'),
+])
+def test_inductive_bias_bad_input(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        run_inductive_bias(**dict(TINY, **kwargs))
+
+
 def test_inductive_bias_learns_order_on_the_chain():
     """The experiment measures something: on the order task the chain
     graph learns what the bag of tokens (self-loops only) cannot."""

@@ -347,8 +347,8 @@ def run_inductive_bias(
         progress (callable, optional): called with a short string after
             every training run.
         tasks (Sequence[str], optional): subset of :data:`TASKS`.
-        graphs (Sequence[str], optional): subset of the graphs of each task
-            (unknown names for a task are skipped; all by default).
+        graphs (Sequence[str], optional): keep only these graphs (a name
+            that no task in ``tasks`` has raises; all by default).
         train_sizes, seeds, steps, test_size: override the mode's values
             (tests use tiny ones).
         batch_size, hidden, heads, layers, lr: the model and optimiser.
@@ -374,6 +374,12 @@ def run_inductive_bias(
     if make_layer is None:
         def make_layer(channels: int) -> nn.Module:
             return _attention_layer(channels, heads)
+    known = {g for task in tasks for g in task_graphs(task)}
+    unknown = sorted(set(graphs or ()) - known)
+    if unknown:
+        raise ValueError(f"Unknown graphs={unknown!r} for tasks "
+                         f"{tuple(tasks)!r}; expected some of "
+                         f"{sorted(known)!r}")
     rows = []
     for task in tasks:
         names = [g for g in task_graphs(task) if graphs is None or g in graphs]
@@ -385,8 +391,9 @@ def run_inductive_bias(
             for n in train_sizes:
                 if n > data.train_pool.numel():
                     raise ValueError(
-                        f"train size {n} exceeds the {task} training pool "
-                        f"({data.train_pool.numel()})")
+                        f"train_sizes entry {n} exceeds the {task} training "
+                        f"pool ({data.train_pool.numel()} samples); use "
+                        f"sizes <= {data.train_pool.numel()}")
                 start = time.perf_counter()
                 results = []
                 for seed in seeds:
