@@ -260,3 +260,16 @@ def test_equals_pyg_meta_layer_and_speed_cases():
     results = speed_cases(quick=True)
     assert [r.operator for r in results] == ['MPNNConv', 'GraphNetwork']
     assert all(r.graph_s > 0 and r.baseline_s > 0 for r in results)
+
+
+def test_node_block_two_steps_and_their_errors():
+    x, edge_index, e, u, batch = _batched_graph()
+    block = NodeBlock.from_sizes(F_E, F_V, F_U, OUT).double()
+    received = block.receive(x, edge_index, e)
+    assert torch.equal(block.node_update(x, received, u, batch),
+                       block(x, edge_index, e, u, batch))
+    with pytest.raises(ValueError, match="'received' must be the"):
+        block.node_update(x, None, u, batch)
+    with pytest.raises(ValueError, match="'edge_attr' is None but "
+                       "use_received_edges=True"):
+        block.receive(x, edge_index, None)

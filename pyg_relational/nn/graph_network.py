@@ -379,21 +379,46 @@ class NodeBlock(MessagePassing):
     def forward(self, x: NodeInput, edge_index: Tensor,
                 edge_attr: Optional[Tensor] = None, u: Optional[Tensor] = None,
                 batch: BatchInput = None) -> Tensor:
-        """Return the new features ``[N_t, F_v']`` of the target nodes."""
+        """Return the new features ``[N_t, F_v']`` of the target nodes
+        (:meth:`receive`, then :meth:`node_update`)."""
+        received = None
+        if self.use_received_edges:
+            received = self.receive(x, edge_index, edge_attr)
+        else:
+            check_edge_index(edge_index, *_num_nodes(x))
+        return self.node_update(x, received, u, batch)
+
+    def receive(self, x: NodeInput, edge_index: Tensor,
+                edge_attr: Optional[Tensor]) -> Tensor:
+        r""":math:`\bar{\mathbf{e}}^{\prime}_{i}`: the received edges
+        aggregated per target, ``[N_t, F_e]`` (zeros for a node without
+        incoming edge)."""
         size = _num_nodes(x)
         check_edge_index(edge_index, *size)
-        _check_edge_attr(edge_attr, edge_index.size(1),
-                         self.use_received_edges, 'use_received_edges')
-        batch_src, batch_dst = _split_pair(batch, 'batch')
+        _check_edge_attr(edge_attr, edge_index.size(1), True,
+                         'use_received_edges')
+        return self.propagate(edge_index, edge_attr=edge_attr,
+                              size=size)  # [N_t, F_e]
+
+    def node_update(self, x: NodeInput, received: Optional[Tensor] = None,
+                    u: Optional[Tensor] = None,
+                    batch: BatchInput = None) -> Tensor:
+        r""":math:`\phi^{v}` on the parts switched on, given the output of
+        :meth:`receive` (callers that drop the edge tensor between the two
+        steps save its memory)."""
+        size = _num_nodes(x)
+        batch_dst = _split_pair(batch, 'batch')[1]
         _check_batch(batch_dst, size[1], 'batch')
         _check_globals(u, self.use_globals, 'use_globals', batch_dst)
-        x_dst = _split_pair(x, 'x')[1]
         parts = []
         if self.use_received_edges:
-            parts.append(self.propagate(edge_index, edge_attr=edge_attr,
-                                        size=size))  # [N_t, F_e]
+            if received is None or received.size(0) != size[1]:
+                raise ValueError(f"'received' must be the [N_t={size[1]}, "
+                                 f"F] output of receive() since "
+                                 f"use_received_edges=True")
+            parts.append(received)  # [N_t, F_e]
         if self.use_nodes:
-            parts.append(x_dst)  # [N_t, F_t]
+            parts.append(_split_pair(x, 'x')[1])  # [N_t, F_t]
         if self.use_globals:
             parts.append(_gather_globals(u, batch_dst, size[1]))  # [N_t, F_u]
         return self.node_model(torch.cat(parts, dim=-1))  # [N_t, F_v']

@@ -193,9 +193,16 @@ class MPNNConv(Module):
             h = torch.cat([x, pad], dim=-1)  # [N, C]
         for t in range(self.num_steps):
             block = self.message_blocks[0 if self.share_weights else t]
-            m = block(h, edge_index, edge_attr)  # [E, C]
-            h = self.update_block(h, edge_index, m)  # [N, C]
+            m = self._receive(block, h, edge_index, edge_attr)  # [N, C]
+            h = self.update_block.node_update(h, m)  # GRU, [N, C]
         return h
+
+    def _receive(self, block: EdgeBlock, h: Tensor, edge_index: Tensor,
+                 edge_attr: Optional[Tensor]) -> Tensor:
+        """Aggregated messages; the per-edge messages ``[E, C]`` are freed
+        on return, before the GRU runs (as in ``GatedGraphConv``)."""
+        messages = block(h, edge_index, edge_attr)  # [E, C]
+        return self.update_block.receive(h, edge_index, messages)  # [N, C]
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.in_channels}, '
