@@ -263,6 +263,27 @@ def test_embedded_gaussian_is_softmax_self_attention():
                 [seq])
 
 
+def test_embedded_gaussian_is_multihead_attention_conv():
+    """The same on a graph: z = x + MultiheadAttentionConv(C, 1 head)(x)
+    with W_Q = sqrt(C) W_theta (it divides by sqrt(d)), W_K = W_phi,
+    W_V = W_g, W_O = W_z, on the complete graph of two sets."""
+    from pyg_relational.nn import MultiheadAttentionConv
+    c = 6
+    block = NonLocalBlock(c, c, batch_norm=False).double()
+    attn = MultiheadAttentionConv(c, num_heads=1).double()
+    with torch.no_grad():
+        for mine, theirs, scale in (
+                (block.theta, attn.lin_query, math.sqrt(c)),
+                (block.phi, attn.lin_key, 1.), (block.g, attn.lin_value, 1.),
+                (block.W_z, attn.out_proj, 1.)):
+            theirs.weight.copy_(mine.weight * scale)
+            theirs.bias.copy_(mine.bias * scale)
+    edge_index = complete_graph([3, 4])
+    x = torch.randn(7, c, dtype=torch.float64)
+    assert_twin(lambda x: block(x, edge_index),
+                lambda x: attn(x, edge_index) + x, [x])
+
+
 @pytest.mark.parametrize('pairwise', PAIRWISE)
 @pytest.mark.parametrize('sub_sample', [False, True])
 def test_identity_at_initialisation(pairwise, sub_sample):

@@ -21,6 +21,10 @@ __all__ = ['NonLocalBlock']
 PairTensor = Tuple[Tensor, Tensor]
 
 
+# The CSR helpers below are the package's one SDDMM/SpMM implementation:
+# AttentionConv's fused path imports them too (keep their interface).
+
+
 class _EdgePattern:
     r"""The edges as a CSR sparsity pattern ``[N_dst, N_src]`` (rows =
     targets, columns = sources, sorted) and, built on first use (backward),
@@ -478,12 +482,12 @@ class NonLocalBlock(MessagePassing):
         """The same ``y`` and ``alpha`` as :meth:`edge_update` +
         :meth:`message`, with sparse CSR products instead of per-edge
         ``[E, C']`` rows."""
-        if self.pairwise == 'concat':  # per-node scalars: gather is cheap
-            f = self.score.edge(query.index_select(0, pattern.target),
-                                key.index_select(0, pattern.col))
-        else:  # the dot score q_i^T k_j / scale as an SDDMM
+        if self.score.dot_product:  # q_i^T k_j / scale as an SDDMM
             f = _EdgeDot.apply(pattern, query.view(size[1], -1),
                                key.view(size[0], -1)) / self.score.scale
+        else:  # 'concat': per-node scalars [N, 1], gathering them is cheap
+            f = self.score.edge(query.index_select(0, pattern.target),
+                                key.index_select(0, pattern.col))
         alpha = self._normalise(f.view(-1), pattern.target, pattern.ptr,
                                 size[1])  # [E], CSR order
         y = _EdgeSum.apply(pattern, alpha, value)  # [N_dst, C']
