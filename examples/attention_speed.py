@@ -4,13 +4,14 @@ nn.MultiheadAttention, PyG TransformerConv and GATConv, and on a window graph
 
     python examples/attention_speed.py --quick     # seconds
     python examples/attention_speed.py             # full sizes (minutes)
+    python examples/attention_speed.py --twins     # twin errors instead
 """
 import argparse
 import json
 
 import torch
 
-from pyg_relational.bench.attention import speed_cases
+from pyg_relational.bench.attention import speed_cases, twin_cases
 from pyg_relational.bench.results import asdict
 
 
@@ -21,8 +22,19 @@ def main():
     parser.add_argument('--repeat', type=int, default=None)
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--json', default=None)
+    parser.add_argument('--twins', action='store_true',
+                        help='print the twin table (largest differences)')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.twins:
+        print('| layer | twin | config | dtype | max abs err | '
+              'max abs grad err | tol | passed |')
+        print('|---|---|---|---|---|---|---|---|')
+        for r in twin_cases(quick=args.quick, device=args.device):
+            print(f'| {r.layer} | {r.twin} | {r.config} | {r.dtype} | '
+                  f'{r.max_abs_err:.1e} | {r.max_abs_grad_err:.1e} | '
+                  f'{r.tolerance:.0e} | {r.passed} |')
+        return
     results = speed_cases(quick=args.quick, device=args.device,
                           repeat=args.repeat,
                           progress=lambda s: print(s, flush=True))

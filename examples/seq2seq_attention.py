@@ -46,8 +46,8 @@ def main():
           ' | train s |')
     print('|---' * (len(lengths) + 2) + '|')
     for m in models:
-        cells = [f"{acc[m, n]['accuracy']:.3f} ({acc[m, n]['sequence_accuracy']:.2f})"
-                 for n in lengths]
+        cells = [f"{acc[m, n]['accuracy']:.3f} "
+                 f"({acc[m, n]['sequence_accuracy']:.2f})" for n in lengths]
         print(f'| {m} | ' + ' | '.join(cells) +
               f" | {acc[m, lengths[0]]['train_s']} |")
     if args.json:

@@ -333,7 +333,8 @@ def test_attention_conv_repr():
     (lambda: attention_score('dot', 1, 3, 4), None, 'query_channels =='),
     (lambda: _conv('gat'), lambda c: c(torch.randn(4, 6), complete_graph(4)),
      "'x' must have 5 features"),
-    (lambda: _conv('gat'), lambda c: c(torch.randn(4, 5), complete_graph(4).t()),
+    (lambda: _conv('gat'),
+     lambda c: c(torch.randn(4, 5), complete_graph(4).t()),
      r'shape \[2, E\]'),
     (lambda: _conv('gat'), lambda c: c(torch.randn(4, 5), complete_graph(4)
                                         .float()), 'torch.long'),
@@ -386,7 +387,8 @@ def test_bahdanau_against_paper(dtype):
     for b, (src0, dst0) in enumerate([(0, 0), (4, 2)]):
         enc = h[src0:src0 + src_sizes[b]]
         for t in range(dst0, dst0 + dst_sizes[b]):
-            e = torch.tanh(s[t] @ W + enc @ U) @ v  # e_tj = v^T tanh(W s + U h)
+            # e_tj = v^T tanh(W s_t + U h_j)
+            e = torch.tanh(s[t] @ W + enc @ U) @ v
             a = torch.softmax(e, 0)
             expected_alpha.append(a)
             expected.append(a @ enc)

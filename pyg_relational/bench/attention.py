@@ -352,6 +352,7 @@ def run_seq2seq(quick: bool = True, device='cpu', progress: Progress = None,
                 lengths: Optional[Sequence[int]] = None,
                 steps: Optional[int] = None, hidden: Optional[int] = None,
                 models: Sequence[str] = MODELS, seed: int = 0,
+                seeds: Optional[int] = None,
                 batch_size: int = 32, test_size: Optional[int] = None,
                 window: int = 4) -> List[Dict]:
     """Sequence reversal with a GRU encoder-decoder, with and without
@@ -361,7 +362,8 @@ def run_seq2seq(quick: bool = True, device='cpu', progress: Progress = None,
     uniformly from ``[min(lengths), max(lengths)]`` (vocabulary of 10 tokens)
     and is tested on fresh sequences of every length in ``lengths``.
 
-    ``window`` is the half-width :math:`D` of ``luong-local-p``.
+    ``window`` is the half-width :math:`D` of ``luong-local-p``; ``seeds``
+    repeats everything for seeds ``seed, seed + 1, ...`` (default 1).
 
     Returns one row per (model, length): ``model``, ``length``, ``accuracy``
     (tokens), ``sequence_accuracy`` (whole sequences), ``steps``,
@@ -373,13 +375,15 @@ def run_seq2seq(quick: bool = True, device='cpu', progress: Progress = None,
     hidden = hidden or (16 if quick else 64)
     test_size = test_size or (16 if quick else 200)
     vocab = 10
-    rows = []
     for name in models:
         if name not in MODELS:
             raise ValueError(f"Unknown model {name!r}; expected one of "
                              f"{', '.join(MODELS)}")
-        torch.manual_seed(seed)
-        gen = torch.Generator().manual_seed(seed)
+    rows = []
+    runs = [(s, m) for s in range(seed, seed + (seeds or 1)) for m in models]
+    for run_seed, name in runs:
+        torch.manual_seed(run_seed)
+        gen = torch.Generator().manual_seed(run_seed)
         model = _Seq2Seq(vocab, hidden, name, window).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=3e-3)
         start = time.perf_counter()
@@ -396,7 +400,7 @@ def run_seq2seq(quick: bool = True, device='cpu', progress: Progress = None,
             opt.step()
         train_s = time.perf_counter() - start
         model.eval()
-        test_gen = torch.Generator().manual_seed(seed + 1000)
+        test_gen = torch.Generator().manual_seed(run_seed + 1000)
         with torch.no_grad():
             for length in lengths:
                 src, tgt = _reverse_batch(test_size, length, vocab, test_gen,
@@ -408,7 +412,7 @@ def run_seq2seq(quick: bool = True, device='cpu', progress: Progress = None,
                     'accuracy': correct.float().mean().item(),
                     'sequence_accuracy': correct.all(1).float().mean().item(),
                     'steps': steps, 'train_s': round(train_s, 1),
-                    'seed': seed, 'hidden': hidden, 'window': window
+                    'seed': run_seed, 'hidden': hidden, 'window': window
                 })
-        _report(progress, f'seq2seq {name} ({train_s:.0f} s)')
+        _report(progress, f'seq2seq {name} seed {run_seed} ({train_s:.0f} s)')
     return rows

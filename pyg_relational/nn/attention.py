@@ -78,13 +78,15 @@ from ..graphs import bipartite_graph, window_graph
 from .typed import gather_typed
 
 __all__ = [
-    'AttentionConv', 'BahdanauAttention', 'LuongAttention', 'AttentionScore', 'DotScore', 'ScaledDotScore', 'GeneralScore',
+    'AttentionConv', 'BahdanauAttention', 'LuongAttention', 'AttentionScore',
+    'DotScore', 'ScaledDotScore', 'GeneralScore',
     'AdditiveScore', 'ConcatScore', 'LocationScore', 'SCORES',
     'attention_score', 'edge_softmax'
 ]
 
 
-def edge_softmax(logits: Tensor, index: Tensor, num_nodes: Optional[int] = None,
+def edge_softmax(logits: Tensor, index: Tensor,
+                 num_nodes: Optional[int] = None,
                  ptr: Optional[Tensor] = None) -> Tensor:
     r"""Softmax of per-edge ``logits`` over each target's incoming edges:
     :math:`\alpha_{ij} = \exp(e_{ij} - m_i) / \sum_{j'} \exp(e_{ij'} - m_i)`

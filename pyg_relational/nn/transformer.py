@@ -117,7 +117,8 @@ class MultiheadAttentionConv(AttentionConv):
         for lin in (self.lin_query, self.lin_key, self.lin_value):
             if lin.bias is not None:
                 torch.nn.init.zeros_(lin.bias)
-        out_proj = getattr(self, 'out_proj', None)  # absent in super().__init__
+        # out_proj does not exist yet when AttentionConv.__init__ calls this
+        out_proj = getattr(self, 'out_proj', None)
         if out_proj is not None:
             out_proj.reset_parameters()
             if out_proj.bias is not None:
@@ -125,7 +126,8 @@ class MultiheadAttentionConv(AttentionConv):
 
     def forward(self, x: Union[Tensor, Tuple[Tensor, Tensor]],
                 edge_index: Tensor, edge_type: Optional[Tensor] = None,
-                position: Optional[Union[Tensor, Tuple[Tensor, Tensor]]] = None,
+                position: Optional[Union[Tensor, Tuple[Tensor,
+                                                      Tensor]]] = None,
                 size: Optional[Tuple[int, int]] = None,
                 return_attention_weights: bool = False):
         r"""Args:
@@ -155,8 +157,9 @@ class MultiheadAttentionConv(AttentionConv):
             raise ValueError("'position'/'edge_type' are only used with "
                              "relative_clip; construct the layer with "
                              "relative_clip=k")
-        out = super().forward(x, edge_index, edge_type=edge_type, size=size,
-                              return_attention_weights=return_attention_weights)
+        out = super().forward(
+            x, edge_index, edge_type=edge_type, size=size,
+            return_attention_weights=return_attention_weights)
         if return_attention_weights:
             out, attention = out
             return self.out_proj(out), attention
