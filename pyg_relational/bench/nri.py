@@ -258,8 +258,10 @@ def run_nri(quick: bool = True, device='cpu', progress: Progress = None,
     edge accuracy, MSE, training size, epochs and minutes.
 
     ``quick=True`` trains 2 epochs on 64 tiny systems (seconds; the numbers
-    mean nothing); ``quick=False`` uses 10000 training systems, 40 epochs
-    (the recorded runs use ``examples/nri.py``, which adds checkpoints)."""
+    mean nothing); ``quick=False`` is the recorded configuration of
+    ``examples/nri.py`` (20000 training systems, batch 64, encoder 128 /
+    decoder 64 hidden, ``skip_first``, 40 epochs or ``time_limit_min``),
+    without its checkpoints."""
     torch.manual_seed(seed)
     rows = []
     for system in systems:
@@ -272,14 +274,14 @@ def run_nri(quick: bool = True, device='cpu', progress: Progress = None,
             n_epochs, frames, steps = epochs or 2, 9, 4
         else:
             train, valid, test = make_datasets(
-                system, num_particles, num_train or 10000, 500, 1000, root,
+                system, num_particles, num_train or 20000, 500, 1000, root,
                 seed)
-            model = build_model(49, encoder_hidden=256, decoder_hidden=128,
+            model = build_model(49, encoder_hidden=128, decoder_hidden=64,
                                 skip_first=True)
             n_epochs, frames, steps = epochs or 40, 49, 10
         history = train_nri(
-            model, train, valid, n_epochs, pred_steps=steps, device=device,
-            seed=seed,
+            model, train, valid, n_epochs, batch_size=16 if quick else 64,
+            pred_steps=steps, device=device, seed=seed,
             time_limit_s=None if time_limit_min is None else
             time_limit_min * 60)
         result = evaluate(model, test, num_frames=frames, pred_steps=steps,
