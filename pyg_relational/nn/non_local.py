@@ -39,7 +39,14 @@ class _EdgePattern:
         self.col = src
         self.shape = (num_dst, num_src)
         self.ptr = _ptr(dst, num_dst)
+        # int32 CSR indices when they fit: the sparse-dense product is ~2.4x
+        # faster (MKL otherwise converts the int64 indices on every call)
+        small = max(num_src, num_dst, src.numel()) < 2**31
+        self._index_dtype = torch.int32 if small else torch.long
+        self._csr_index = (self.ptr.to(self._index_dtype),
+                           src.to(self._index_dtype))
         self._transpose = None
+        self._zeros = None
 
     @classmethod
     def build(cls, edge_index: Tensor, num_src: int,
@@ -58,24 +65,30 @@ class _EdgePattern:
         return cls(src[perm], dst[perm], perm, num_src, num_dst)
 
     def transpose(self) -> Tuple[Tensor, Tensor, Tensor]:
-        """``(perm_t, ptr_t, col_t)``: CSR order -> sorted by source."""
+        """``(perm_t, ptr_t, col_t)``: CSR order -> sorted by source (CSR
+        indices of the transpose in the pattern's index dtype)."""
         if self._transpose is None:
-            col = self.col.int() if self.shape[1] < 2**31 else self.col
+            col = self._csr_index[1]
             perm_t = torch.sort(col, stable=True).indices  # rows stay sorted
-            self._transpose = (perm_t, _ptr(self.col, self.shape[1]),
-                               self.target[perm_t])
+            ptr_t = _ptr(self.col, self.shape[1]).to(self._index_dtype)
+            col_t = self.target.index_select(0, perm_t).to(self._index_dtype)
+            self._transpose = (perm_t, ptr_t, col_t)
         return self._transpose
 
     def matrix(self, values: Tensor) -> Tensor:  # [N_dst, N_src]
-        return _csr(self.ptr, self.col, values, self.shape)
+        return _csr(*self._csr_index, values, self.shape)
 
     def matrix_t(self, values: Tensor) -> Tensor:  # [N_src, N_dst]
         perm_t, ptr_t, col_t = self.transpose()
-        return _csr(ptr_t, col_t, values[perm_t], self.shape[::-1])
+        return _csr(ptr_t, col_t, values.index_select(0, perm_t),
+                    self.shape[::-1])  # index_select: ~1.4x faster than []
 
     def sddmm(self, a: Tensor, b: Tensor) -> Tensor:
         """``(a @ b.T)[i, j]`` for every edge ``j -> i`` (CSR order)."""
-        pattern = self.matrix(a.new_zeros(self.col.numel()))
+        if self._zeros is None or self._zeros.dtype != a.dtype \
+                or self._zeros.device != a.device:
+            self._zeros = a.new_zeros(self.col.numel())  # never written to
+        pattern = self.matrix(self._zeros)
         return torch.sparse.sampled_addmm(pattern, a, b.t(), beta=0.).values()
 
 
@@ -484,7 +497,9 @@ class NonLocalBlock(MessagePassing):
         ``[E, C']`` rows."""
         if self.score.dot_product:  # q_i^T k_j / scale as an SDDMM
             f = _EdgeDot.apply(pattern, query.view(size[1], -1),
-                               key.view(size[0], -1)) / self.score.scale
+                               key.view(size[0], -1))
+            if self.score.scale != 1.:  # 1 for the non-local forms
+                f = f / self.score.scale
         else:  # 'concat': per-node scalars [N, 1], gathering them is cheap
             f = self.score.edge(query.index_select(0, pattern.target),
                                 key.index_select(0, pattern.col))
