@@ -22,6 +22,8 @@ def main():
     parser.add_argument('--repeat', type=int, default=None)
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--json', default=None)
+    parser.add_argument('--message-path', action='store_true',
+                        help='time the per-edge message path (fused=False)')
     parser.add_argument('--twins', action='store_true',
                         help='print the twin table (largest differences)')
     args = parser.parse_args()
@@ -36,7 +38,7 @@ def main():
                   f'{r.tolerance:.0e} | {r.passed} |')
         return
     results = speed_cases(quick=args.quick, device=args.device,
-                          repeat=args.repeat,
+                          repeat=args.repeat, fused=not args.message_path,
                           progress=lambda s: print(s, flush=True))
     print('\n| graph layer | baseline | config | edges | graph s | '
           'baseline s | time ratio | memory ratio |')

@@ -25,6 +25,7 @@ from ..graphs import bipartite_graph, complete_graph, window_graph
 from ..nn.attention import AttentionConv, BahdanauAttention, LuongAttention
 from ..nn.transformer import (MultiheadAttentionConv, TransformerDecoderLayer,
                               TransformerEncoderLayer)
+from .classic import _scaled_err
 from .results import SpeedResult, TwinResult
 from .timing import measure
 
@@ -44,14 +45,16 @@ def _report(progress: Progress, text: str):
 
 def _compare(graph_fn, twin_fn, inputs: Sequence[Tensor],
              params: Sequence) -> (float, float):
-    """Largest |difference| of the outputs and of the input and parameter
-    gradients (one shared random cotangent)."""
+    """Largest difference of the outputs and of the input and parameter
+    gradients (one shared random cotangent), each divided by the twin's
+    largest magnitude where that exceeds 1 (the convention of
+    :mod:`~pyg_relational.bench.classic`)."""
     def leaves():
         return [t.detach().clone().requires_grad_() for t in inputs]
 
     a_in, b_in = leaves(), leaves()
     a, b = graph_fn(*a_in), twin_fn(*b_in)
-    err = (a - b).abs().max().item() if a.numel() else 0.
+    err = _scaled_err(a, b)
     gen = torch.Generator().manual_seed(0)
     g = torch.randn(b.shape, generator=gen, dtype=b.dtype).to(b.device)
     (a * g).sum().backward()
@@ -60,7 +63,7 @@ def _compare(graph_fn, twin_fn, inputs: Sequence[Tensor],
     pairs = [(x.grad, y.grad) for x, y in zip(a_in, b_in)]
     pairs += [(ga(), gb()) for ga, gb in params]
     for ga, gb in pairs:
-        grad_err = max(grad_err, (ga - gb).abs().max().item())
+        grad_err = max(grad_err, _scaled_err(ga, gb))
     return err, grad_err
 
 
@@ -79,9 +82,22 @@ def _mha_grads(conv, mha):
 def twin_cases(quick: bool = True, device='cpu',
                progress: Progress = None) -> List[TwinResult]:
     """Graph layers vs their PyTorch / PyG twins on random inputs, float32
-    and float64, forward and backward."""
+    and float64, forward and backward (deterministic: weights and inputs
+    from seed 0).
+
+    ``max_abs_err`` / ``max_abs_grad_err`` are the largest absolute
+    differences of a tensor divided by the twin's largest absolute value
+    where that exceeds 1: absolute errors for values of order one, relative
+    ones for weight gradients that sum over many edges and carry float32
+    rounding proportional to their size."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return _twin_cases(quick, torch.device(device), progress)
+
+
+def _twin_cases(quick: bool, device: torch.device,
+                progress: Progress) -> List[TwinResult]:
     from torch_geometric.nn import GATConv
-    device = torch.device(device)
     B, T, S, E, H = (2, 5, 6, 16, 4) if quick else (4, 32, 40, 64, 8)
     N, C = (12, 8) if quick else (200, 16)
     gen = torch.Generator().manual_seed(0)
@@ -186,8 +202,8 @@ def _fwd_bwd(fn: Callable[[], Tensor]) -> Callable[[], None]:
 
 
 def speed_cases(quick: bool = True, device='cpu', progress: Progress = None,
-                repeat: Optional[int] = None,
-                memory: bool = True) -> List[SpeedResult]:
+                repeat: Optional[int] = None, memory: bool = True,
+                fused: bool = True) -> List[SpeedResult]:
     r"""Forward+backward (sum of the output) of :class:`MultiheadAttentionConv`
     vs ``nn.MultiheadAttention``, PyG ``TransformerConv`` and ``GATConv`` on
     complete graphs, and on a window graph (radius 16) vs dense full
@@ -200,7 +216,9 @@ def speed_cases(quick: bool = True, device='cpu', progress: Progress = None,
     Timing: median of ``repeat`` runs after one warm-up (default 2 quick, 1
     full: the full sizes take minutes per case on two shared CPU cores); the
     graph layer is timed once per graph and reused against each baseline.
-    ``memory=False`` skips the peak-memory run (peaks are then 0).
+    ``memory=False`` skips the peak-memory run (peaks are then 0);
+    ``fused=False`` times the per-edge message path of
+    :class:`MultiheadAttentionConv` instead of its CSR products.
     """
     from torch_geometric.nn import GATConv, TransformerConv
     device = torch.device(device)
@@ -235,6 +253,7 @@ def speed_cases(quick: bool = True, device='cpu', progress: Progress = None,
         mha = torch.nn.MultiheadAttention(d, heads, batch_first=True).to(
             device)
         conv = MultiheadAttentionConv.from_module(mha)
+        conv.fused = fused
         x = torch.randn(batch, n, d, generator=gen).to(device)
         x.requires_grad_()
         x_nodes = x.detach().reshape(-1, d).requires_grad_()
@@ -242,7 +261,7 @@ def speed_cases(quick: bool = True, device='cpu', progress: Progress = None,
         E = edge_index.size(1)
         config = f'complete graph N={n} batch={batch} d={d} heads={heads}'
         extra = {'tokens': n, 'batch': batch, 'graph': 'complete',
-                 'repeat': repeat}
+                 'repeat': repeat, 'fused': fused}
         graph_fn = lambda: conv(x_nodes, edge_index)  # noqa: E731
         speed('MultiheadAttentionConv', 'nn.MultiheadAttention', config, E,
               graph_fn, lambda: mha(x, x, x, need_weights=False)[0], extra)
@@ -258,6 +277,7 @@ def speed_cases(quick: bool = True, device='cpu', progress: Progress = None,
     n, batch, radius = window_case
     mha = torch.nn.MultiheadAttention(d, heads, batch_first=True).to(device)
     conv = MultiheadAttentionConv.from_module(mha)
+    conv.fused = fused
     x = torch.randn(batch, n, d, generator=gen).to(device).requires_grad_()
     x_nodes = x.detach().reshape(-1, d).requires_grad_()
     edge_index = window_graph([n] * batch, [n] * batch, radius).to(device)
@@ -267,7 +287,7 @@ def speed_cases(quick: bool = True, device='cpu', progress: Progress = None,
           edge_index.size(1), lambda: conv(x_nodes, edge_index),
           lambda: mha(x, x, x, need_weights=False)[0],
           {'tokens': n, 'batch': batch, 'graph': f'window r={radius}',
-           'repeat': repeat})
+           'repeat': repeat, 'fused': fused})
     return results
 
 
