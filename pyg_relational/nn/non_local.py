@@ -222,7 +222,7 @@ class NonLocalBlock(MessagePassing):
         matrix: :math:`\theta_i^{\top}\phi_j` of every edge is one sampled
         dense-dense product (SDDMM) and :math:`\sum_j \alpha_{ji} g_j` one
         sparse-dense product (SpMM), so no ``[E, inter_channels]`` tensor is
-        built (forward+backward on an 8×64×16×16 batch: 13–15× faster
+        built (forward+backward on an 8×64×16×16 batch: 13–18× faster
         and 17× less memory than :meth:`message`). Graphs with a repeated
         edge, or no edge, take the :meth:`edge_update` + :meth:`message`
         path, as does ``fused=False``; both compute the same numbers
