@@ -327,11 +327,10 @@ class ConcatScore(AttentionScore):
 
 
 class LocationScore(AttentionScore):
-    r""":math:`e_{ij} = (W_a q_i)_{t_{ij}}`: a function of the target only,
-    read at the edge's type :math:`t_{ij}` (Luong et al.'s *location* score
-    with :math:`t_{ij}` = source position). The typed-edge mechanism of
-    :mod:`~pyg_relational.nn.typed`: one row per target and type, gathered
-    per edge.
+    r""":math:`e_{ij} = (W_a q_i + b_a)_{t_{ij}}`: a function of the target
+    only, read at the edge's type :math:`t_{ij}` (Luong et al.'s *location*
+    score with :math:`t_{ij}` = source position; :math:`b_a` is an addition).
+    One row per target and type, picked per edge.
 
     Args:
         num_types (int): number of edge types (e.g. the longest source).
@@ -941,7 +940,10 @@ class LuongAttention(MessagePassing):
         ``local-p`` picks its window with :math:`p_t` detached (the window
         is discrete); :math:`p_t` is learnt through the Gaussian, as in the
         paper. The attentional state :math:`\tilde h_t = \tanh(W_c[c_t;
-        h_t])` belongs to the decoder and is not part of this layer.
+        h_t])` belongs to the decoder and is not part of this layer. The
+        ``location`` score adds a learnt bias per position to
+        :math:`W_a h_t`; the softmax runs over the sources of the target's
+        graph (window), so positions past the source length never count.
 
     Args:
         query_channels (int): decoder-state size.
