@@ -24,8 +24,14 @@ It works on per-head node features, queries ``q [N_dst, H, C_q]`` (targets
    node only, computed **once per node** (e.g. ``additive`` maps
    :math:`W q_i` and :math:`U k_j`; ``gat`` reduces to :math:`a_{dst}^\top
    q_i` and :math:`a_{src}^\top k_j`);
-2. ``logits = score.edge(q_node[i], k_node[j], edge_type=None)``: the
-   per-edge part on the gathered rows, returning ``[E, H]``.
+2. ``logits = score.edge(q_node[i], k_node[j], edge_type=None,
+   edge_term=None)``: the per-edge part on the gathered rows, returning
+   ``[E, H]`` (``edge_term [E, H]``, e.g. projected edge features, is added
+   to the logit, inside the LeakyReLU for ``concat``).
+
+Scores with ``dot_product = True`` (``dot``, ``scaled_dot``, ``general``)
+have ``edge = q_i . k_j / scale``, so layers may compute them as sparse CSR
+products without gathering per-edge rows (``AttentionConv(fused=True)``).
 
 ``score(q, k, edge_index, edge_type=None)`` runs both steps (gathering
 ``q_node[edge_index[1]]`` and ``k_node[edge_index[0]]``).
@@ -44,7 +50,7 @@ name            per-edge logit :math:`e_{ij}` (per head)
                 k_j)` = :math:`\mathrm{LeakyReLU}(a^\top[q_i \Vert k_j])`
                 (GAT; ``negative_slope=0`` gives the ReLU of the non-local
                 block's concatenation form). Alias: ``gat``.
-``location``    :math:`(W_a q_i)_{t_{ij}}`: depends on the target only
+``location``    :math:`(W_a q_i + b_a)_{t_{ij}}`: depends on the target only
                 (Luong *location*); ``edge_type`` :math:`t_{ij}` picks the
                 entry (e.g. the source position), so ``project`` returns an
                 empty key.
