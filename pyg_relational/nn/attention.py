@@ -455,6 +455,8 @@ class AttentionConv(MessagePassing):
         build the graph with them. Relative-position terms need a score that
         is linear in the key (``'dot'``, ``'scaled_dot'``); they are scored
         per target node and type once (:mod:`~pyg_relational.nn.typed`).
+        For ``'gat'`` the edge-feature term sits inside the LeakyReLU, as in
+        ``GATConv``.
 
     Args:
         in_channels (int or (int, int)): input size, or
