@@ -148,7 +148,10 @@ def run_physics(quick: bool = True, device='cpu',
     iterations).
 
     Returns one dict per model: ``model``, ``rollout_mse``, ``horizon``,
-    ``num_test``, ``ratio_to_baseline`` and the training info.
+    ``num_test``, ``bodies``, ``ratio_to_baseline`` (the baseline's MSE
+    divided by this model's: above 1 is better than constant velocity) and,
+    for the network, the training info (``iterations``, ``final_loss``,
+    ``train_s``).
     """
     if quick:
         model, scale, info = train_nbody(num_train=8, num_steps=20,
