@@ -341,7 +341,7 @@ def run_inductive_bias(
     Args:
         quick (bool, optional): tiny sizes (training sizes 50, 200; 40
             steps; 1 seed; 128 test samples). Full: sizes 50, 200, 1000;
-            200 steps of 16 samples; seeds 0, 1, 2; 597 test images / 1000
+            600 steps of 16 samples; seeds 0, 1, 2; 597 test images / 1000
             test sequences. (default: :obj:`True`)
         device (str or torch.device, optional): where to train.
         progress (callable, optional): called with a short string after
@@ -370,7 +370,7 @@ def run_inductive_bias(
                                         else (50, 200, 1000)))
     seeds = tuple(seeds if seeds is not None else
                   ((0, ) if quick else (0, 1, 2)))
-    steps = steps if steps is not None else (40 if quick else 200)
+    steps = steps if steps is not None else (40 if quick else 600)
     if make_layer is None:
         def make_layer(channels: int) -> nn.Module:
             return _attention_layer(channels, heads)
