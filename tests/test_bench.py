@@ -261,6 +261,17 @@ def test_unwritable_out_folder(tmp_path, capsys):
     assert 'Traceback' not in err
 
 
+def test_missing_optional_dependency(monkeypatch, tmp_path, capsys):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, 'find_spec',
+                        lambda name, *a: None if name == 'tqdm'
+                        else real(name, *a))
+    code, _, err = _run(['twins', '--out', str(tmp_path)], capsys)
+    assert code == 2 and 'tqdm is not installed' in err
+    assert '--no-progress' in err
+
+
 def test_cuda_without_cuda(tmp_path, capsys):
     argv = ['twins', '--device', 'cuda:99', '--out', str(tmp_path)]
     code, _, err = _run(argv, capsys)

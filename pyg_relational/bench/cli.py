@@ -22,6 +22,7 @@ log lines) goes to ``DIR/native.log``.
 """
 import argparse
 import contextlib
+import importlib.util
 import os
 import os.path as osp
 import sys
@@ -246,6 +247,13 @@ def main(argv: Optional[Sequence[str]] = None,
                 raise BenchError(f'--threads must be >= 1 (got '
                                  f'{args.threads})')
             torch.set_num_threads(args.threads)
+        for needed, module, flag in ((not args.no_progress, 'tqdm',
+                                      '--no-progress'),
+                                     (not args.no_plots, 'matplotlib',
+                                      '--no-plots')):
+            if needed and importlib.util.find_spec(module) is None:
+                raise BenchError(f"{module} is not installed; pip install "
+                                 f"'pyg-relational[bench]' or pass {flag}")
         try:
             os.makedirs(args.out, exist_ok=True)
         except OSError as e:
