@@ -29,15 +29,15 @@ def main():
                         quick=args.quick, device=args.device,
                         data_root=args.data_root,
                         progress=lambda s: print(s, flush=True))
-    print(f'\n| dataset | model | seeds | test acc (%) | paper | '
-          f'mean best epoch |')
+    print('\n| dataset | model | seeds | test acc (%) | paper | '
+          'mean best epoch |')
     print('|---|---|---|---|---|---|')
     for r in rows:
         print(f"| {r['dataset']} | {r['model']} | {r['seeds']} | "
               f"{r['test_acc_mean']:.1f} ± {r['test_acc_std']:.1f} | "
               f"{r['paper']:.1f} | {r['epochs']:.0f} |")
-    print(f'\nprotocol: ' + '; '.join(sorted({r['model'] + ': ' +
-                                              r['protocol'] for r in rows})))
+    print('\nprotocol: ' + '; '.join(sorted({r['model'] + ': ' +
+                                             r['protocol'] for r in rows})))
     print(f'total time {time.time() - start:.0f} s')
 
 
