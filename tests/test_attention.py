@@ -227,6 +227,18 @@ def test_attention_conv_empty_and_isolated(score):
     assert torch.isfinite(x.grad).all()
 
 
+@pytest.mark.parametrize('score', SCORE_NAMES)
+def test_attention_conv_one_node(score):
+    """One node with its self-loop: alpha = 1, out = W_V x + b."""
+    conv = _conv(score)
+    x, edge_index = torch.randn(1, 5), complete_graph(1)
+    out, (_, alpha) = conv(x, edge_index, edge_type=_types(score, edge_index),
+                           return_attention_weights=True)
+    assert torch.equal(alpha, torch.ones(1, 2))
+    _, _, value = conv._project(x, x)
+    assert_close(out, value.reshape(1, 6) + conv.bias)
+
+
 @pytest.mark.parametrize('score', ['dot', 'scaled_dot', 'gat'])
 def test_attention_conv_large_logits_finite(score):
     conv = _conv(score)
