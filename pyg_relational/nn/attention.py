@@ -81,6 +81,7 @@ from torch_geometric.utils import add_self_loops, remove_self_loops, softmax
 from .._checks import (check_choice, check_edge_index, check_edge_vector,
                        check_features, check_int, check_sizes)
 from ..graphs import bipartite_graph, window_graph
+from ._csr import EdgeDot, EdgePattern, EdgeSum
 from .typed import gather_typed
 
 __all__ = [
@@ -722,10 +723,7 @@ class AttentionConv(MessagePassing):
         :math:`\sum_j \alpha_{ij} v_j` as a sparse-dense product (SpMM).
         :obj:`None` when the graph has no CSR form (no edge or a repeated
         edge); the message path is then taken."""
-        # The CSR helpers of the non-local block (one SDDMM/SpMM for the
-        # package); imported here because non_local imports this module.
-        from .non_local import _EdgeDot, _EdgePattern, _EdgeSum
-        pattern = _EdgePattern.build(edge_index, size[0], size[1])
+        pattern = EdgePattern.build(edge_index, size[0], size[1])
         if pattern is None:
             return None
         perm = pattern.perm
@@ -733,7 +731,7 @@ class AttentionConv(MessagePassing):
             edge_type = edge_type[perm]  # CSR order
         H = self.heads
         logits = torch.stack([
-            _EdgeDot.apply(pattern, q_node[:, h].contiguous(),
+            EdgeDot.apply(pattern, q_node[:, h].contiguous(),
                            k_node[:, h].contiguous()) for h in range(H)
         ], dim=1) / self.score.scale  # [E, H]
         if rel is not None:  # q_i . a^K_t / scale, per (target, type)
@@ -741,7 +739,7 @@ class AttentionConv(MessagePassing):
         alpha = edge_softmax(logits, pattern.target, size[1], pattern.ptr)
         alpha = F.dropout(alpha, p=self.dropout, training=self.training)
         out = torch.stack([
-            _EdgeSum.apply(pattern, alpha[:, h].contiguous(),
+            EdgeSum.apply(pattern, alpha[:, h].contiguous(),
                            value[:, h].contiguous()) for h in range(H)
         ], dim=1)  # [N_dst, H, C]
         if self.rel_value is not None:  # sum_t (sum of alpha of type t) a^V_t

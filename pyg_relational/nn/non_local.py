@@ -1,7 +1,6 @@
 r"""The non-local block (Wang et al., 2018) as message passing on the
 complete graph over positions."""
 import math
-import warnings
 from typing import Optional, Tuple, Union
 
 import torch
@@ -14,140 +13,12 @@ from torch_geometric.utils import degree
 from .._checks import check_choice, check_edge_index, check_features, check_int
 from ..graphs import bipartite_graph, complete_graph
 from ..transforms import image_to_nodes, nodes_to_image
+from ._csr import EdgeDot, EdgePattern, EdgeSum
 from .attention import attention_score, edge_softmax
 
 __all__ = ['NonLocalBlock']
 
 PairTensor = Tuple[Tensor, Tensor]
-
-
-# The CSR helpers below are the package's one SDDMM/SpMM implementation:
-# AttentionConv's fused path imports them too (keep their interface).
-
-
-class _EdgePattern:
-    r"""The edges as a CSR sparsity pattern ``[N_dst, N_src]`` (rows =
-    targets, columns = sources, sorted) and, built on first use (backward),
-    its transpose. Per-edge values live in CSR order; ``perm`` maps it to
-    the order of ``edge_index`` (``values_in_edge_order[perm] = values``).
-    Build it with :meth:`build`."""
-
-    def __init__(self, src: Tensor, dst: Tensor, perm: Optional[Tensor],
-                 num_src: int, num_dst: int):
-        self.perm = perm
-        self.target = dst
-        self.col = src
-        self.shape = (num_dst, num_src)
-        self.ptr = _ptr(dst, num_dst)
-        # int32 CSR indices when they fit: the sparse-dense product is ~2.4x
-        # faster (MKL otherwise converts the int64 indices on every call)
-        small = max(num_src, num_dst, src.numel()) < 2**31
-        self._index_dtype = torch.int32 if small else torch.long
-        self._csr_index = (self.ptr.to(self._index_dtype),
-                           src.to(self._index_dtype))
-        self._transpose = None
-        self._zeros = None
-
-    @classmethod
-    def build(cls, edge_index: Tensor, num_src: int,
-              num_dst: int) -> Optional['_EdgePattern']:
-        """The pattern, or :obj:`None` when CSR does not apply (no edge, or
-        a repeated edge ``j -> i``)."""
-        if edge_index.size(1) == 0:
-            return None
-        src, dst = edge_index
-        key = dst * num_src + src
-        if bool((key[1:] > key[:-1]).all()):  # the builders' order
-            return cls(src, dst, None, num_src, num_dst)
-        key, perm = key.sort()
-        if bool((key[1:] == key[:-1]).any()):
-            return None
-        return cls(src[perm], dst[perm], perm, num_src, num_dst)
-
-    def transpose(self) -> Tuple[Tensor, Tensor, Tensor]:
-        """``(perm_t, ptr_t, col_t)``: CSR order -> sorted by source (CSR
-        indices of the transpose in the pattern's index dtype)."""
-        if self._transpose is None:
-            col = self._csr_index[1]
-            perm_t = torch.sort(col, stable=True).indices  # rows stay sorted
-            ptr_t = _ptr(self.col, self.shape[1]).to(self._index_dtype)
-            col_t = self.target.index_select(0, perm_t).to(self._index_dtype)
-            self._transpose = (perm_t, ptr_t, col_t)
-        return self._transpose
-
-    def matrix(self, values: Tensor) -> Tensor:  # [N_dst, N_src]
-        return _csr(*self._csr_index, values, self.shape)
-
-    def matrix_t(self, values: Tensor) -> Tensor:  # [N_src, N_dst]
-        perm_t, ptr_t, col_t = self.transpose()
-        return _csr(ptr_t, col_t, values.index_select(0, perm_t),
-                    self.shape[::-1])  # index_select: ~1.4x faster than []
-
-    def sddmm(self, a: Tensor, b: Tensor) -> Tensor:
-        """``(a @ b.T)[i, j]`` for every edge ``j -> i`` (CSR order)."""
-        if self._zeros is None or self._zeros.dtype != a.dtype \
-                or self._zeros.device != a.device:
-            self._zeros = a.new_zeros(self.col.numel())  # never written to
-        pattern = self.matrix(self._zeros)
-        return torch.sparse.sampled_addmm(pattern, a, b.t(), beta=0.).values()
-
-
-def _csr(ptr: Tensor, col: Tensor, values: Tensor, shape) -> Tensor:
-    with warnings.catch_warnings():  # "CSR support is in beta state"
-        warnings.simplefilter('ignore', UserWarning)
-        return torch.sparse_csr_tensor(ptr, col, values, shape,
-                                       check_invariants=False)
-
-
-def _ptr(index: Tensor, num: int) -> Tensor:
-    count = torch.bincount(index, minlength=num)
-    return torch.cat([count.new_zeros(1), count.cumsum(0)])
-
-
-class _EdgeDot(torch.autograd.Function):
-    r""":math:`q_i^\top k_j` for every edge (CSR order) without gathering
-    ``[E, C]`` rows: a sampled dense-dense product (SDDMM); backward is
-    two sparse-dense products."""
-
-    @staticmethod
-    def forward(ctx, pattern: _EdgePattern, query: Tensor, key: Tensor):
-        ctx.pattern = pattern
-        ctx.save_for_backward(query, key)
-        return pattern.sddmm(query, key)  # [E]
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        query, key = ctx.saved_tensors
-        pattern = ctx.pattern
-        grad = grad.contiguous()
-        grad_query = pattern.matrix(grad) @ key \
-            if ctx.needs_input_grad[1] else None
-        grad_key = pattern.matrix_t(grad) @ query \
-            if ctx.needs_input_grad[2] else None
-        return None, grad_query, grad_key
-
-
-class _EdgeSum(torch.autograd.Function):
-    r""":math:`\sum_j \alpha_{ji} v_j` (``alpha`` in CSR order) as one
-    sparse-dense product (SpMM) instead of ``[E, C]`` messages; the gradient
-    of ``alpha`` is an SDDMM."""
-
-    @staticmethod
-    def forward(ctx, pattern: _EdgePattern, alpha: Tensor, value: Tensor):
-        ctx.pattern = pattern
-        ctx.save_for_backward(alpha, value)
-        return pattern.matrix(alpha) @ value  # [N_dst, C]
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        alpha, value = ctx.saved_tensors
-        pattern = ctx.pattern
-        grad = grad.contiguous()
-        grad_alpha = pattern.sddmm(grad, value) \
-            if ctx.needs_input_grad[1] else None
-        grad_value = pattern.matrix_t(alpha) @ grad \
-            if ctx.needs_input_grad[2] else None
-        return None, grad_alpha, grad_value
 
 
 class NonLocalBlock(MessagePassing):
@@ -419,7 +290,7 @@ class NonLocalBlock(MessagePassing):
         return out
 
     def _dense_graph(self, batch_size: int, num_src: int, num_dst: int,
-                     device) -> Tuple[Tensor, Optional[_EdgePattern]]:
+                     device) -> Tuple[Tensor, Optional[EdgePattern]]:
         """The complete (or pooled-to-all bipartite) graph of a dense batch
         and its CSR pattern, reused while the input shape stays the same."""
         key = (batch_size, num_src, num_dst, self.sub_sample, self.fused,
@@ -431,7 +302,7 @@ class NonLocalBlock(MessagePassing):
             else:
                 edge_index = complete_graph([num_dst] * batch_size)
             edge_index = edge_index.to(device)
-            pattern = _EdgePattern.build(
+            pattern = EdgePattern.build(
                 edge_index, batch_size * num_src,
                 batch_size * num_dst) if self.fused else None
             self._graph_cache = (key, edge_index, pattern)
@@ -464,7 +335,7 @@ class NonLocalBlock(MessagePassing):
 
     def _attend(self, x_dst: Tensor, key: Tensor, value: Tensor,
                 edge_index: Tensor,
-                pattern: Optional[_EdgePattern] = None) -> PairTensor:
+                pattern: Optional[EdgePattern] = None) -> PairTensor:
         """``z`` (or ``y``) of the targets and the weights of the edges, from
         the targets' features and the sources' keys and values."""
         query = x_dst if self.theta is None else self.theta(x_dst)
@@ -472,7 +343,7 @@ class NonLocalBlock(MessagePassing):
         # one head: [N, 1, C'] -> per-node part of f ([N, 1] for 'concat')
         query, key = self.score.project(query.unsqueeze(1), key.unsqueeze(1))
         if self.fused and pattern is None:
-            pattern = _EdgePattern.build(edge_index, *size)
+            pattern = EdgePattern.build(edge_index, *size)
         if self.fused and pattern is not None:
             y, alpha = self._fused(query, key, value, pattern, size)
         else:
@@ -491,12 +362,12 @@ class NonLocalBlock(MessagePassing):
 
     @torch.compiler.disable  # runs eagerly under torch.compile (CSR ops)
     def _fused(self, query: Tensor, key: Tensor, value: Tensor,
-               pattern: _EdgePattern, size: Tuple[int, int]) -> PairTensor:
+               pattern: EdgePattern, size: Tuple[int, int]) -> PairTensor:
         """The same ``y`` and ``alpha`` as :meth:`edge_update` +
         :meth:`message`, with sparse CSR products instead of per-edge
         ``[E, C']`` rows."""
         if self.score.dot_product:  # q_i^T k_j / scale as an SDDMM
-            f = _EdgeDot.apply(pattern, query.view(size[1], -1),
+            f = EdgeDot.apply(pattern, query.view(size[1], -1),
                                key.view(size[0], -1))
             if self.score.scale != 1.:  # 1 for the non-local forms
                 f = f / self.score.scale
@@ -505,7 +376,7 @@ class NonLocalBlock(MessagePassing):
                                 key.index_select(0, pattern.col))
         alpha = self._normalise(f.view(-1), pattern.target, pattern.ptr,
                                 size[1])  # [E], CSR order
-        y = _EdgeSum.apply(pattern, alpha, value)  # [N_dst, C']
+        y = EdgeSum.apply(pattern, alpha, value)  # [N_dst, C']
         if pattern.perm is not None:  # back to the order of edge_index
             alpha = alpha.new_zeros(alpha.shape).index_copy(
                 0, pattern.perm, alpha)
