@@ -257,7 +257,7 @@ def test_embedded_gaussian_is_softmax_self_attention():
             block.theta.bias * math.sqrt(c), block.phi.bias, block.g.bias]))
         mha.out_proj.weight.copy_(block.W_z.weight)
         mha.out_proj.bias.copy_(block.W_z.bias)
-    a, b = block, copy.deepcopy(block)
+    a = block
     assert_twin(lambda s: a(s.transpose(1, 2).reshape(x.shape)).flatten(
         2).transpose(1, 2), lambda s: mha(s, s, s, need_weights=False)[0] + s,
                 [seq])

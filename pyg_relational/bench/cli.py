@@ -28,7 +28,7 @@ import os.path as osp
 import sys
 import time
 import traceback
-from typing import Callable, List, Optional, Sequence, TextIO
+from typing import List, Optional, Sequence, TextIO
 
 import torch
 
