@@ -254,14 +254,27 @@ class _TransformerLayer(torch.nn.Module):
             return x + fn(self.norms[k](x))
         return self.norms[k](x + fn(x))
 
-    def _copy_common(self, module, num_norms: int):
+    @classmethod
+    def _from_torch(cls, module, expected):
+        """The layer with the sizes, self-attention, feed-forward and norms
+        of a ``torch.nn`` Transformer layer (cross-attention: the decoder)."""
+        _check_layer(module, cls.__name__, expected)
+        attn = module.self_attn
+        layer = cls(attn.embed_dim, attn.num_heads,
+                    module.linear1.out_features, module.dropout.p,
+                    _activation_of(module), module.norm1.eps,
+                    module.norm_first, module.linear1.bias is not None)
+        layer = layer.to(attn.in_proj_weight.device,
+                         attn.in_proj_weight.dtype)
+        layer.self_attn = MultiheadAttentionConv.from_module(attn)
         with torch.no_grad():
-            for mine, theirs in ((self.linear1, module.linear1),
-                                 (self.linear2, module.linear2)):
+            for mine, theirs in ((layer.linear1, module.linear1),
+                                 (layer.linear2, module.linear2)):
                 mine.load_state_dict(theirs.state_dict())
-            for k in range(num_norms):
-                self.norms[k].load_state_dict(
+            for k, norm in enumerate(layer.norms):
+                norm.load_state_dict(
                     getattr(module, f'norm{k + 1}').state_dict())
+        return layer
 
     def reset_parameters(self):
         for m in (self.linear1, self.linear2, *self.norms):
@@ -361,17 +374,7 @@ class TransformerEncoderLayer(_TransformerLayer):
     def from_module(cls, module: torch.nn.TransformerEncoderLayer
                     ) -> 'TransformerEncoderLayer':
         """Copy a :class:`torch.nn.TransformerEncoderLayer`."""
-        _check_layer(module, cls.__name__, torch.nn.TransformerEncoderLayer)
-        attn = module.self_attn
-        layer = cls(attn.embed_dim, attn.num_heads,
-                    module.linear1.out_features, module.dropout.p,
-                    _activation_of(module), module.norm1.eps,
-                    module.norm_first, module.linear1.bias is not None)
-        layer = layer.to(attn.in_proj_weight.device,
-                         attn.in_proj_weight.dtype)
-        layer.self_attn = MultiheadAttentionConv.from_module(attn)
-        layer._copy_common(module, 2)
-        return layer
+        return cls._from_torch(module, torch.nn.TransformerEncoderLayer)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.d_model}, nhead='
@@ -482,18 +485,9 @@ class TransformerDecoderLayer(_TransformerLayer):
     def from_module(cls, module: torch.nn.TransformerDecoderLayer
                     ) -> 'TransformerDecoderLayer':
         """Copy a :class:`torch.nn.TransformerDecoderLayer`."""
-        _check_layer(module, cls.__name__, torch.nn.TransformerDecoderLayer)
-        attn = module.self_attn
-        layer = cls(attn.embed_dim, attn.num_heads,
-                    module.linear1.out_features, module.dropout.p,
-                    _activation_of(module), module.norm1.eps,
-                    module.norm_first, module.linear1.bias is not None)
-        layer = layer.to(attn.in_proj_weight.device,
-                         attn.in_proj_weight.dtype)
-        layer.self_attn = MultiheadAttentionConv.from_module(attn)
+        layer = cls._from_torch(module, torch.nn.TransformerDecoderLayer)
         layer.multihead_attn = MultiheadAttentionConv.from_module(
             module.multihead_attn)
-        layer._copy_common(module, 3)
         return layer
 
     def __repr__(self) -> str:
