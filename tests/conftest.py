@@ -18,3 +18,14 @@ def data_root():
     ``../shared/data`` beside the checkout)."""
     return os.environ.get('PYG_RELATIONAL_DATA',
                           osp.join(osp.dirname(ROOT), 'shared', 'data'))
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test on one thread: small tensors on a shared 2-core machine
+    only contend with extra threads. Modules opt in with
+    ``pytestmark = pytest.mark.usefixtures('one_thread')``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

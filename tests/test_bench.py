@@ -68,13 +68,7 @@ def _fake_speed(quick=True, device='cpu'):
             for n in (1, 4, 16)]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Training on 2 threads of a shared 2-core machine is much slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 @pytest.fixture
