@@ -130,8 +130,9 @@ def format_value(key: str, value) -> str:
     if isinstance(value, (int, float)) and key.endswith('_bytes'):
         return f'{value / 2**20:.3g}'
     if isinstance(value, float):
-        if key.endswith('_s'):
-            return f'{value * 1e3:.4g}'
+        if key.endswith('_s'):  # ms: 4 significant figures, no exponent
+            ms = value * 1e3
+            return f'{ms:.0f}' if abs(ms) >= 1e4 else f'{ms:.4g}'
         if 'err' in key or key == 'tolerance':
             return f'{value:.2e}'
         if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
