@@ -18,13 +18,7 @@ from tests.helpers import (assert_close, assert_edge_order_invariant,
 T, FEAT, H = 6, 4, 8  # frames, features per frame, hidden size
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # small tensors on a shared 2-core machine: extra threads only contend
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def make(kind, dtype=torch.float64, skip_first=False, K=2):

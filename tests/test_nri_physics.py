@@ -13,13 +13,7 @@ from pyg_relational.datasets.nri_physics import (_charge_force,
 from pyg_relational.graphs import complete_graph
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # small tensors on a shared 2-core machine: extra threads only contend
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 # A literal, one-system-at-a-time transcription of the paper's generator
 # loop (NumPy, [2, n] layout), against which the batched torch simulator is
@@ -37,7 +31,6 @@ def _reference_walls(loc, vel, box):
 
 
 def _reference_force(kind, loc, edges, strength, max_f):
-    n = loc.shape[1]
     dx = np.subtract.outer(loc[0], loc[0])  # x_i - x_j
     dy = np.subtract.outer(loc[1], loc[1])
     if kind == 'springs':

@@ -22,13 +22,12 @@ dataset is simulated at once as a batch of ``torch`` tensors (float64), from
 one seeded :class:`torch.Generator`, so a dataset is reproducible bit for bit
 from its seed.
 """
-import math
 from typing import Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
 
-from .._checks import check_choice, check_int
+from .._checks import check_int
 from ..graphs import complete_graph
 from .base import SimulatedDataset
 
