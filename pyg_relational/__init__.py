@@ -1,6 +1,6 @@
 r"""pyg_relational: classic neural operators as message passing on sparse
 ``edge_index`` graphs — swap the graph, keep the layer."""
-from . import graphs, nn, transforms
+from . import datasets, graphs, nn, transforms
 from .graphs import (bipartite_graph, chain_graph, complete_graph, grid_graph,
                      relative_position, window_graph)
 from .transforms import (ImageToGraph, SequenceToGraph, image_to_nodes,
@@ -9,7 +9,7 @@ from .transforms import (ImageToGraph, SequenceToGraph, image_to_nodes,
 __version__ = '0.1.0'
 
 __all__ = [
-    'graphs', 'nn', 'transforms', 'chain_graph', 'complete_graph',
+    'datasets', 'graphs', 'nn', 'transforms', 'chain_graph', 'complete_graph',
     'bipartite_graph', 'window_graph', 'grid_graph', 'relative_position',
     'SequenceToGraph', 'ImageToGraph', 'sequence_to_nodes',
     'nodes_to_sequence', 'image_to_nodes', 'nodes_to_image', '__version__'
