@@ -128,3 +128,24 @@ def check_features(x: Tensor, channels: int, name: str = 'x',
         raise ValueError(f"'{name}' must have {channels} features in "
                          f"dimension {dim} (got shape {tuple(x.shape)})")
     return x
+
+
+def check_optional_features(x: Optional[Tensor], channels: int, name: str,
+                            option: str,
+                            rows: Optional[int] = None) -> Optional[Tensor]:
+    """``x`` (argument ``name``) is required with ``channels`` features when
+    the constructor argument ``option`` is ``> 0`` (and with ``rows`` rows,
+    when given), and must be :obj:`None` when it is ``0``."""
+    if channels == 0:
+        if x is not None:
+            raise ValueError(f"'{name}' was given but {option}=0; build the "
+                             f"layer with {option}={x.size(-1)}")
+        return None
+    if x is None:
+        raise ValueError(f"'{name}' is None but {option}={channels}; pass "
+                         f"a tensor [*, {channels}]")
+    check_features(x, channels, name)
+    if rows is not None and x.size(0) != rows:
+        raise ValueError(f"'{name}' has {x.size(0)} rows but {rows} are "
+                         f"expected (one per node)")
+    return x

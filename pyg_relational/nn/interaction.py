@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from torch.nn import Module
 
-from .._checks import check_features, check_int
+from .._checks import check_features, check_int, check_optional_features
 from .graph_network import EdgeBlock, NodeBlock, mlp
 
 __all__ = ['InteractionNetwork']
@@ -120,31 +120,11 @@ class InteractionNetwork(Module):
                 ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
         """Predictions ``[N, D_P]`` (and effects ``[E, D_E]``)."""
         check_features(x, self.node_channels, 'x')
-        if self.edge_channels > 0:
-            if edge_attr is None:
-                raise ValueError(f"'edge_attr' is None but edge_channels="
-                                 f"{self.edge_channels}; pass relation "
-                                 f"attributes [E, {self.edge_channels}]")
-            check_features(edge_attr, self.edge_channels, 'edge_attr')
-        elif edge_attr is not None:
-            raise ValueError("'edge_attr' was given but edge_channels=0; "
-                             "build the network with edge_channels="
-                             f"{edge_attr.size(-1)}")
-        node_in = x
-        if self.external_channels > 0:
-            if external is None:
-                raise ValueError(f"'external' is None but external_channels="
-                                 f"{self.external_channels}; pass external "
-                                 f"effects [N, {self.external_channels}]")
-            check_features(external, self.external_channels, 'external')
-            if external.size(0) != x.size(0):
-                raise ValueError(f"'external' has {external.size(0)} rows "
-                                 f"but 'x' has {x.size(0)}")
-            node_in = torch.cat([x, external], dim=-1)  # [N, D_S + D_X]
-        elif external is not None:
-            raise ValueError("'external' was given but external_channels=0; "
-                             "build the network with external_channels="
-                             f"{external.size(-1)}")
+        check_optional_features(edge_attr, self.edge_channels, 'edge_attr',
+                                'edge_channels')
+        check_optional_features(external, self.external_channels, 'external',
+                                'external_channels', rows=x.size(0))
+        node_in = x if external is None else torch.cat([x, external], -1)
         effects = self.relation_block(x, edge_index, edge_attr)  # [E, D_E]
         out = self.object_block(node_in, edge_index, effects)  # [N, D_P]
         return (out, effects) if return_effects else out
