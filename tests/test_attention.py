@@ -62,6 +62,29 @@ def test_gat_twin(config, dtype):
                 lambda *a: gat(a[0], edge_index, *a[1:]), inputs, params)
 
 
+
+@pytest.mark.parametrize('dtype', dtypes())
+def test_gat_twin_in_training_mode(dtype):
+    """Dropout on alpha in training mode draws the same mask as GATConv
+    under the same seed (graph with existing self-loops, as on Planetoid)."""
+    gat = GATConv(5, 4, heads=3, dropout=0.6).to(dtype).train()
+    conv = AttentionConv.from_module(gat).train()
+    edge_index = torch.cat([torch.randint(0, 6, (2, 20)),
+                            torch.arange(3).repeat(2, 1)], dim=1)
+    x = torch.randn(6, 5, dtype=dtype)
+
+    def seeded(layer):
+        def run(x):
+            torch.manual_seed(123)
+            return layer(x, edge_index)
+        return run
+
+    assert_twin(seeded(conv), seeded(gat), [x],
+                [(lambda: conv.lin_src.weight.grad,
+                  lambda: gat.lin.weight.grad),
+                 (lambda: conv.score.att_src.grad,
+                  lambda: gat.att_src.grad)])
+
 @pytest.mark.parametrize('dtype', dtypes())
 def test_gat_twin_bipartite(dtype):
     gat = GATConv((5, 3), 4, heads=2, add_self_loops=False).to(dtype)
