@@ -5,6 +5,7 @@ import torch
 
 from pyg_relational import (bipartite_graph, complete_graph,
                             relative_position, window_graph)
+from pyg_relational.bench.attention import mha_grad_pairs
 from pyg_relational.nn import (MultiheadAttentionConv, PositionalEncoding,
                                TransformerDecoderLayer,
                                TransformerEncoderLayer)
@@ -13,20 +14,6 @@ from .helpers import (assert_close, assert_edge_order_invariant, assert_twin,
                       dtypes, empty_graph)
 
 E, H = 8, 2
-
-
-def _mha_params(conv, mha):
-    """Gradient pairs: q/k/v weights and biases, output projection."""
-    def cat(name):
-        return lambda: torch.cat([
-            getattr(lin, name).grad
-            for lin in (conv.lin_query, conv.lin_key, conv.lin_value)
-        ])
-    return [(cat('weight'), lambda: mha.in_proj_weight.grad),
-            (cat('bias'), lambda: mha.in_proj_bias.grad),
-            (lambda: conv.out_proj.weight.grad,
-             lambda: mha.out_proj.weight.grad),
-            (lambda: conv.out_proj.bias.grad, lambda: mha.out_proj.bias.grad)]
 
 
 @pytest.mark.parametrize('dtype', dtypes())
@@ -56,7 +43,7 @@ def test_multihead_attention_twin(mask, dtype):
         return mha(x, x, x, need_weights=False, **kwargs)[0][valid]
 
     assert_twin(graph, twin, [torch.randn(B, T, E, dtype=dtype)],
-                _mha_params(conv, mha))
+                mha_grad_pairs(conv, mha))
 
 
 def test_multihead_attention_weights_and_cross_attention():
@@ -143,7 +130,7 @@ def _layer_params(layer, module):
               lambda: module.linear2.bias.grad),
              (lambda: layer.norms[0].weight.grad,
               lambda: module.norm1.weight.grad)]
-    return pairs + _mha_params(layer.self_attn, module.self_attn)
+    return pairs + mha_grad_pairs(layer.self_attn, module.self_attn)
 
 
 @pytest.mark.parametrize('dtype', dtypes())
@@ -174,7 +161,7 @@ def test_decoder_layer_twin(norm_first, dtype):
     cross_graph = bipartite_graph([S] * B, [T] * B)
     mask = torch.nn.Transformer.generate_square_subsequent_mask(T,
                                                                 dtype=dtype)
-    params = _layer_params(layer, module) + _mha_params(
+    params = _layer_params(layer, module) + mha_grad_pairs(
         layer.multihead_attn, module.multihead_attn) + [
             (lambda: layer.norms[2].bias.grad, lambda: module.norm3.bias.grad)
         ]

@@ -67,7 +67,10 @@ def _compare(graph_fn, twin_fn, inputs: Sequence[Tensor],
     return err, grad_err
 
 
-def _mha_grads(conv, mha):
+def mha_grad_pairs(conv, mha):
+    """Gradient pairs of a :class:`MultiheadAttentionConv` and its
+    :class:`torch.nn.MultiheadAttention` twin: q/k/v weights and biases,
+    output projection."""
     def cat(name):
         return lambda: torch.cat([
             getattr(lin, name).grad
@@ -76,7 +79,8 @@ def _mha_grads(conv, mha):
     return [(cat('weight'), lambda: mha.in_proj_weight.grad),
             (cat('bias'), lambda: mha.in_proj_bias.grad),
             (lambda: conv.out_proj.weight.grad,
-             lambda: mha.out_proj.weight.grad)]
+             lambda: mha.out_proj.weight.grad),
+            (lambda: conv.out_proj.bias.grad, lambda: mha.out_proj.bias.grad)]
 
 
 def twin_cases(quick: bool = True, device='cpu',
@@ -147,7 +151,7 @@ def _twin_cases(quick: bool, device: torch.device,
             err = _compare(
                 lambda x: conv(x[valid], edge_index),
                 lambda x: mha(x, x, x, need_weights=False, **kwargs)[0][valid],
-                [rand(B, T, E)], _mha_grads(conv, mha))
+                [rand(B, T, E)], mha_grad_pairs(conv, mha))
             results.append(TwinResult(
                 'MultiheadAttentionConv', 'nn.MultiheadAttention',
                 f'd={E} heads={H} batch={B} T={T}, {kind}', name, *err,
@@ -167,7 +171,7 @@ def _twin_cases(quick: bool, device: torch.device,
             err = _compare(
                 lambda x: layer(x.reshape(-1, E), self_graph),
                 lambda x: enc(x).reshape(-1, E), [rand(B, T, E)],
-                _mha_grads(layer.self_attn, enc.self_attn) +
+                mha_grad_pairs(layer.self_attn, enc.self_attn) +
                 [(lambda: layer.linear1.weight.grad,
                   lambda: enc.linear1.weight.grad)])
             results.append(TwinResult(
@@ -183,7 +187,7 @@ def _twin_cases(quick: bool, device: torch.device,
                                     causal_graph, cross_graph),
                 lambda x, m: dec(x, m, tgt_mask=causal).reshape(-1, E),
                 [rand(B, T, E), rand(B, S, E)],
-                _mha_grads(dlayer.multihead_attn, dec.multihead_attn))
+                mha_grad_pairs(dlayer.multihead_attn, dec.multihead_attn))
             results.append(TwinResult(
                 'TransformerDecoderLayer', 'nn.TransformerDecoderLayer',
                 f'd={E} heads={H} batch={B} T={T} S={S} causal {norm}', name,
