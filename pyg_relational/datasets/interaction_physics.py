@@ -51,6 +51,20 @@ def _gravity_acc(pos: Tensor, mass: Tensor, G: float,
     return G * (mass[:, None, :, None] * diff / dist2).sum(2)
 
 
+def _rollout(pos: Tensor, vel: Tensor, num_steps: int, substeps: int,
+             step) -> Dict[str, Tensor]:
+    """Record ``(pos, vel)`` at ``num_steps`` frames, advancing each frame
+    by ``substeps`` calls of ``step(pos, vel) -> (pos, vel)``; returns
+    ``pos``/``vel`` of shape ``[S, num_steps, N, 2]``."""
+    all_pos, all_vel = [], []
+    for _ in range(num_steps):
+        all_pos.append(pos)
+        all_vel.append(vel)
+        for _ in range(substeps):
+            pos, vel = step(pos, vel)
+    return dict(pos=torch.stack(all_pos, 1), vel=torch.stack(all_vel, 1))
+
+
 def simulate_nbody(num_samples: int, num_bodies: int = 6,
                    num_steps: int = 100, dt: float = 0.01, substeps: int = 10,
                    G: float = 1.0, softening: float = 0.3,
@@ -84,15 +98,12 @@ def simulate_nbody(num_samples: int, num_bodies: int = 6,
     momentum = (mass[..., None] * vel).sum(1, keepdim=True)
     vel = vel - momentum / mass.sum(1)[:, None, None]
     h = dt / substeps
-    all_pos, all_vel = [], []
-    for _ in range(num_steps):
-        all_pos.append(pos)
-        all_vel.append(vel)
-        for _ in range(substeps):
-            vel = vel + h * _gravity_acc(pos, mass, G, softening)
-            pos = pos + h * vel
-    return dict(pos=torch.stack(all_pos, 1), vel=torch.stack(all_vel, 1),
-                mass=mass)
+
+    def step(pos, vel):  # semi-implicit Euler
+        vel = vel + h * _gravity_acc(pos, mass, G, softening)
+        return pos + h * vel, vel
+
+    return dict(**_rollout(pos, vel, num_steps, substeps, step), mass=mass)
 
 
 def simulate_bouncing_balls(num_samples: int, num_balls: int = 6,
@@ -132,29 +143,28 @@ def simulate_bouncing_balls(num_samples: int, num_balls: int = 6,
     rad = torch.full((S, N), float(radius), dtype=torch.float64)
     h = dt / substeps
     iu = torch.triu_indices(N, N, 1)
-    all_pos, all_vel = [], []
-    for _ in range(num_steps):
-        all_pos.append(pos)
-        all_vel.append(vel)
-        for _ in range(substeps):
-            pos = pos + h * vel
-            # Walls: reflect the velocity and mirror the position.
-            low, high = pos < radius, pos > box_size - radius
-            pos = torch.where(low, 2 * radius - pos, pos)
-            pos = torch.where(high, 2 * (box_size - radius) - pos, pos)
-            vel = torch.where(low | high, -vel, vel)
-            # Ball-ball collisions (equal masses: exchange the normal parts).
-            for a, b in iu.t().tolist():
-                d = pos[:, b] - pos[:, a]  # [S, 2]
-                dist = d.norm(dim=-1, keepdim=True).clamp(min=1e-12)
-                n = d / dist
-                rel = ((vel[:, a] - vel[:, b]) * n).sum(-1, keepdim=True)
-                hit = (dist < 2 * radius) & (rel > 0)
-                dv = torch.where(hit, rel * n, torch.zeros_like(n))
-                vel = vel.clone()
-                vel[:, a] = vel[:, a] - dv
-                vel[:, b] = vel[:, b] + dv
-    return dict(pos=torch.stack(all_pos, 1), vel=torch.stack(all_vel, 1),
+
+    def step(pos, vel):
+        pos = pos + h * vel
+        # Walls: reflect the velocity and mirror the position.
+        low, high = pos < radius, pos > box_size - radius
+        pos = torch.where(low, 2 * radius - pos, pos)
+        pos = torch.where(high, 2 * (box_size - radius) - pos, pos)
+        vel = torch.where(low | high, -vel, vel)
+        # Ball-ball collisions (equal masses: exchange the normal parts).
+        for a, b in iu.t().tolist():
+            d = pos[:, b] - pos[:, a]  # [S, 2]
+            dist = d.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+            n = d / dist
+            rel = ((vel[:, a] - vel[:, b]) * n).sum(-1, keepdim=True)
+            hit = (dist < 2 * radius) & (rel > 0)
+            dv = torch.where(hit, rel * n, torch.zeros_like(n))
+            vel = vel.clone()
+            vel[:, a] = vel[:, a] - dv
+            vel[:, b] = vel[:, b] + dv
+        return pos, vel
+
+    return dict(**_rollout(pos, vel, num_steps, substeps, step),
                 mass=mass, radius=rad)
 
 
@@ -196,26 +206,25 @@ def simulate_string(num_samples: int, num_masses: int = 10,
     mass = torch.ones(S, N, dtype=torch.float64)
     g = torch.tensor([0., -gravity], dtype=torch.float64)
     h = dt / substeps
-    all_pos, all_vel = [], []
-    for _ in range(num_steps):
-        all_pos.append(pos)
-        all_vel.append(vel)
-        for _ in range(substeps):
-            d = pos[:, 1:] - pos[:, :-1]  # [S, N-1, 2]
-            length = d.norm(dim=-1, keepdim=True).clamp(min=1e-12)
-            f = stiffness * (length - rest_length) * d / length  # on a
-            force = torch.zeros_like(pos)
-            force[:, :-1] += f
-            force[:, 1:] -= f
-            acc = force / mass[..., None] + g - damping * vel
-            acc = torch.where(pinned[..., None], torch.zeros_like(acc), acc)
-            vel = vel + h * acc
-            pos = pos + h * vel
+
+    def step(pos, vel):
+        d = pos[:, 1:] - pos[:, :-1]  # [S, N-1, 2]
+        length = d.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+        f = stiffness * (length - rest_length) * d / length  # on a
+        force = torch.zeros_like(pos)
+        force[:, :-1] += f
+        force[:, 1:] -= f
+        acc = force / mass[..., None] + g - damping * vel
+        acc = torch.where(pinned[..., None], torch.zeros_like(acc), acc)
+        vel = vel + h * acc
+        pos = pos + h * vel
+        return pos, vel
+
+    trajectory = _rollout(pos, vel, num_steps, substeps, step)
     src = torch.arange(N - 1)
     edge_index = torch.stack([torch.cat([src, src + 1]),
                               torch.cat([src + 1, src])])
-    return dict(pos=torch.stack(all_pos, 1), vel=torch.stack(all_vel, 1),
-                mass=mass, pinned=pinned,
+    return dict(**trajectory, mass=mass, pinned=pinned,
                 edge_index=edge_index.expand(S, 2, 2 * (N - 1)).clone())
 
 
