@@ -85,6 +85,30 @@ def test_gat_twin_in_training_mode(dtype):
                  (lambda: conv.score.att_src.grad,
                   lambda: gat.att_src.grad)])
 
+@pytest.mark.parametrize('kwargs', [
+    dict(in_channels=7, heads=3),
+    dict(in_channels=(7, 5), heads=2),
+    dict(in_channels=7, heads=2, edge_dim=3, concat=False),
+])
+def test_gat_same_seed_same_start(kwargs):
+    """score='gat' draws its parameters in GATConv's order: one seed gives
+    GATConv's initial weights and leaves the random stream where GATConv
+    leaves it (so a training run is GATConv's run)."""
+    torch.manual_seed(11)
+    gat = GATConv(out_channels=4, **kwargs)
+    after_gat = torch.rand(5)
+    torch.manual_seed(11)
+    conv = AttentionConv(out_channels=4, score='gat', add_self_loops=True,
+                         **kwargs)
+    after_conv = torch.rand(5)
+    expected = AttentionConv.from_module(gat).state_dict()
+    got = conv.state_dict()
+    assert sorted(got) == sorted(expected)
+    for name, value in expected.items():
+        assert torch.equal(got[name], value), name
+    assert torch.equal(after_conv, after_gat)
+
+
 @pytest.mark.parametrize('dtype', dtypes())
 def test_gat_twin_bipartite(dtype):
     gat = GATConv((5, 3), 4, heads=2, add_self_loops=False).to(dtype)

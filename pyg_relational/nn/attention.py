@@ -319,8 +319,8 @@ class ConcatScore(AttentionScore):
         self.reset_parameters()
 
     def reset_parameters(self):
+        glorot(self.att_src)  # GATConv's order: source, then target
         glorot(self.att_dst)
-        glorot(self.att_src)
 
     def project(self, query: Tensor, key: Tensor) -> Tuple[Tensor, Tensor]:
         return ((query * self.att_dst).sum(-1),  # [N_dst, H]
@@ -557,7 +557,12 @@ class AttentionConv(MessagePassing):
                                   weight_initializer='glorot')
             self.lin_value = Linear(in_src, H * C, bias=qkv_bias,
                                     weight_initializer='glorot')
-        self.score = attention_score(score, H, C, C, **score_kwargs)
+        # The score initialises itself, and reset_parameters() below draws
+        # its parameters again: keep that first draw off the global random
+        # stream, so one seed gives the same start as PyG's GATConv
+        # (lin, [lin_edge], att_src, att_dst, att_edge) for score='gat'.
+        with torch.random.fork_rng(devices=[]):
+            self.score = attention_score(score, H, C, C, **score_kwargs)
         if edge_dim is not None:
             self.lin_edge = Linear(edge_dim, H * C, bias=False,
                                    weight_initializer='glorot')
@@ -585,9 +590,10 @@ class AttentionConv(MessagePassing):
 
     def reset_parameters(self):
         super().reset_parameters()
-        for lin in (self.lin_src, self.lin_dst, self.lin_query, self.lin_key,
+        lin_dst = None if self.lin_dst is self.lin_src else self.lin_dst
+        for lin in (self.lin_src, lin_dst, self.lin_query, self.lin_key,
                     self.lin_value, self.lin_edge):
-            if lin is not None:
+            if lin is not None:  # the shared GAT map is drawn once
                 lin.reset_parameters()
         self.score.reset_parameters()
         glorot(self.att_edge)
