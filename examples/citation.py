@@ -17,7 +17,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--datasets', nargs='+', default=list(DATASETS))
     parser.add_argument('--models', nargs='+', default=list(MODELS))
-    parser.add_argument('--seeds', type=int, default=10)
+    parser.add_argument('--seeds', type=int, default=10,
+                        help='number of seeds (runs) per model and dataset')
+    parser.add_argument('--first-seed', type=int, default=0,
+                        help='seeds first-seed .. first-seed + seeds - 1')
     parser.add_argument('--quick', action='store_true')
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--device', default='cpu')
@@ -25,7 +28,8 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     start = time.time()
-    rows = run_citation(args.datasets, args.models, range(args.seeds),
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    rows = run_citation(args.datasets, args.models, seeds,
                         quick=args.quick, device=args.device,
                         data_root=args.data_root,
                         progress=lambda s: print(s, flush=True))

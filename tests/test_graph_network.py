@@ -273,3 +273,103 @@ def test_node_block_two_steps_and_their_errors():
     with pytest.raises(ValueError, match="'edge_attr' is None but "
                        "use_received_edges=True"):
         block.receive(x, edge_index, None)
+
+
+def _edge_model(in_channels, dtype):
+    # batch norm in training mode: rows interact, so only an exact split
+    # of the first layer (not node-wise evaluation) keeps the numbers
+    return torch.nn.Sequential(torch.nn.Linear(in_channels, 6),
+                               torch.nn.ReLU(), torch.nn.BatchNorm1d(6),
+                               torch.nn.Linear(6, OUT)).to(dtype).train()
+
+
+@pytest.mark.parametrize('dtype', dtypes())
+def test_node_first_split_equals_plain_edge_block(dtype):
+    x, edge_index, e, u, batch = _batched_graph(dtype)
+    plain = EdgeBlock(_edge_model(F_E + 2 * F_V + F_U, dtype))
+    split = copy.deepcopy(plain)  # the blocks reset their models
+    split.node_first = True
+    first = (lambda b: lambda: b.edge_model[0].weight.grad)
+    assert_twin(lambda *a: split(a[0], edge_index, *a[1:], batch=batch),
+                lambda *a: plain(a[0], edge_index, *a[1:], batch=batch),
+                [x, e, u], [(first(split), first(plain))])
+
+
+@pytest.mark.parametrize('model', ['linear', 'pyg_linear', 'custom'])
+def test_node_first_split_models_and_bipartite(model):
+    dtype = torch.float64
+    x_src, x_dst = torch.randn(5, 3, dtype=dtype), torch.randn(4, 2,
+                                                               dtype=dtype)
+    edge_index = torch.tensor([[0, 1, 4, 4, 2], [0, 0, 1, 3, 3]])
+    e = torch.randn(5, F_E, dtype=dtype)
+    if model == 'linear':
+        edge_model = torch.nn.Linear(F_E + 5, OUT)
+    elif model == 'pyg_linear':
+        from torch_geometric.nn import Linear
+        edge_model = Linear(F_E + 5, OUT)
+    else:
+        class Custom(torch.nn.Module):  # the split_first_linear protocol
+            def __init__(self):
+                super().__init__()
+                self.lin = torch.nn.Linear(F_E + 5, OUT)
+
+            def split_first_linear(self):
+                return self.lin, torch.tanh
+
+            def forward(self, v):
+                return torch.tanh(self.lin(v))
+        edge_model = Custom()
+    plain = EdgeBlock(edge_model.to(dtype), use_globals=False)
+    split = copy.deepcopy(plain)  # the blocks reset their models
+    split.node_first = True
+    assert_twin(lambda *a: split((a[0], a[1]), edge_index, a[2]),
+                lambda *a: plain((a[0], a[1]), edge_index, a[2]),
+                [x_src, x_dst, e])
+    # empty graph: no edge, no row
+    empty = torch.empty(2, 0, dtype=torch.long)
+    out = split((x_src, x_dst), empty, e[:0])
+    assert out.shape == (0, OUT)
+
+
+def test_split_first_linear_recognises_only_linear_heads():
+    from torch_geometric.nn import MLP
+    from pyg_relational.nn.graph_network import split_first_linear
+    assert split_first_linear(torch.nn.ReLU()) is None
+    assert split_first_linear(torch.nn.Sequential()) is None
+    assert split_first_linear(torch.nn.Sequential(torch.nn.ReLU(),
+                                                  torch.nn.Linear(2, 2))) \
+        is None
+    assert split_first_linear(torch.nn.LazyLinear(3)) is None
+    assert split_first_linear(MLP([4, 8, 2])) is None  # falls back, exact
+    nested = torch.nn.Sequential(torch.nn.Sequential(torch.nn.Linear(4, 3),
+                                                     torch.nn.Tanh()),
+                                 torch.nn.ReLU())
+    lin, rest = split_first_linear(nested)
+    v = torch.randn(2, 4)
+    assert lin is nested[0][0]
+    assert torch.equal(rest(lin(v)), nested(v))
+
+
+def test_node_first_split_bad_width_raises():
+    x, edge_index, e, u, batch = _batched_graph(torch.float32)
+    block = EdgeBlock(torch.nn.Linear(F_E + 2 * F_V + F_U + 1, OUT),
+                      node_first=True)
+    with pytest.raises(ValueError, match=r'takes 13 features but the inputs have 12 \(edges 2 \+ senders 3'):
+        block(x, edge_index, e, u, batch)
+
+
+def test_node_first_split_globals_first_without_batch():
+    """The broadcast globals come first and must not be summed into in
+    place."""
+    dtype = torch.float64
+    x, edge_index = torch.randn(6, F_V, dtype=dtype), torch.tensor(
+        [[0, 1, 2, 3], [1, 2, 3, 4]])
+    u = torch.randn(1, F_U, dtype=dtype)
+    plain = EdgeBlock(torch.nn.Linear(F_U + F_V, OUT).to(dtype),
+                      use_edges=False, use_sender_nodes=False)
+    split = copy.deepcopy(plain)
+    split.node_first = True
+    assert_twin(lambda x, u: split(x, edge_index, u=u),
+                lambda x, u: plain(x, edge_index, u=u), [x, u],
+                [(lambda: split.edge_model.weight.grad,
+                  lambda: plain.edge_model.weight.grad)])

@@ -103,8 +103,15 @@ class _PaperMLP(torch.nn.Module):
             torch.nn.init.constant_(lin.bias, 0.1)
         self.bn.reset_parameters()
 
+    def split_first_linear(self):
+        """``(lin1, the rest)``, for ``EdgeBlock(node_first=True)``."""
+        return self.lin1, self._after_lin1
+
     def forward(self, x: Tensor) -> Tensor:
-        x = F.elu(self.lin1(x))
+        return self._after_lin1(self.lin1(x))
+
+    def _after_lin1(self, x: Tensor) -> Tensor:
+        x = F.elu(x)
         x = F.dropout(x, self.dropout, self.training)
         x = F.elu(self.lin2(x))
         if self.training and x.size(0) < 2:
@@ -241,7 +248,11 @@ class NRIEncoder(torch.nn.Module):
         receives (:math:`N-1` on the complete graph), so sparser candidate
         graphs and mixed sizes are scaled consistently. Concatenations are
         in GN order (sender before receiver) - a permutation of the
-        reference's weights, nothing else.
+        reference's weights, nothing else. Both node :math:`\to` edge
+        blocks use ``node_first=True``: the node columns of the edge MLPs'
+        first layers are multiplied once per node and gathered per edge
+        (same numbers, fewer multiply-adds than the reference's per-edge
+        concatenation).
 
     Args:
         in_channels (int): features per node, :math:`T \cdot F` (e.g.
@@ -276,13 +287,17 @@ class NRIEncoder(torch.nn.Module):
         self.dropout = dropout
         H = hidden_channels
         self.node_mlp1 = _PaperMLP(in_channels, H, H, dropout)
+        # node_first: the node columns of each edge MLP's first layer are
+        # multiplied per node, then gathered per edge (same numbers)
         self.node_to_edge1 = EdgeBlock(_PaperMLP(2 * H, H, H, dropout),
-                                       use_edges=False, use_globals=False)
+                                       use_edges=False, use_globals=False,
+                                       node_first=True)
         self.edge_to_node = NodeBlock(_PaperMLP(H, H, H, dropout),
                                       aggr='mean', use_nodes=False,
                                       use_globals=False)
         self.node_to_edge2 = EdgeBlock(_PaperMLP(3 * H, H, H, dropout),
-                                       use_edges=True, use_globals=False)
+                                       use_edges=True, use_globals=False,
+                                       node_first=True)
         self.lin_out = Linear(H, num_edge_types)
         self.reset_parameters()
 
