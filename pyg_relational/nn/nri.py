@@ -111,9 +111,9 @@ class _PaperMLP(torch.nn.Module):
         return self._after_lin1(self.lin1(x))
 
     def _after_lin1(self, x: Tensor) -> Tensor:
-        x = F.elu(x)
+        x = F.elu(x, inplace=True)  # x is a fresh pre-activation
         x = F.dropout(x, self.dropout, self.training)
-        x = F.elu(self.lin2(x))
+        x = F.elu(self.lin2(x), inplace=True)
         if self.training and x.size(0) < 2:
             return x
         return self.bn(x)
