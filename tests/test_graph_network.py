@@ -340,7 +340,7 @@ def test_split_first_linear_recognises_only_linear_heads():
                                                   torch.nn.Linear(2, 2))) \
         is None
     assert split_first_linear(torch.nn.LazyLinear(3)) is None
-    assert split_first_linear(MLP([4, 8, 2])) is None  # falls back, exact
+    assert split_first_linear(MLP([-1, 8, 2])) is None  # lazy first layer
     nested = torch.nn.Sequential(torch.nn.Sequential(torch.nn.Linear(4, 3),
                                                      torch.nn.Tanh()),
                                  torch.nn.ReLU())
@@ -373,3 +373,55 @@ def test_node_first_split_globals_first_without_batch():
                 lambda x, u: plain(x, edge_index, u=u), [x, u],
                 [(lambda: split.edge_model.weight.grad,
                   lambda: plain.edge_model.weight.grad)])
+
+
+@pytest.mark.parametrize('kwargs', [
+    dict(channel_list=[F_E + 2 * F_V, 8, 8, OUT], norm='batch_norm'),
+    dict(channel_list=[F_E + 2 * F_V, 8, OUT], act='elu', act_first=True,
+         norm='layer_norm'),
+    dict(channel_list=[F_E + 2 * F_V, 8, OUT], plain_last=False),
+    dict(channel_list=[F_E + 2 * F_V, OUT]),
+])
+@pytest.mark.parametrize('training', [True, False])
+def test_node_first_split_pyg_mlp(kwargs, training):
+    """PyG MLPs (the default block model) are split too; dropout only in
+    eval mode, where it is off, so both sides draw no random numbers."""
+    from torch_geometric.nn import MLP
+    dtype = torch.float64
+    x, edge_index, e, _, _ = _batched_graph(dtype)
+    model = MLP(dropout=0. if training else 0.5, **kwargs).to(dtype)
+    plain = EdgeBlock(model, use_globals=False).train(training)
+    from pyg_relational.nn.graph_network import split_first_linear
+    lin, rest = split_first_linear(plain.edge_model)  # the split is taken
+    v = torch.randn(6, kwargs['channel_list'][0], dtype=dtype)
+    assert lin is plain.edge_model.lins[0]
+    assert_close(rest(lin(v)), plain.edge_model(v))
+    split = copy.deepcopy(plain)
+    split.node_first = True
+    assert_twin(lambda *a: split(a[0], edge_index, a[1]),
+                lambda *a: plain(a[0], edge_index, a[1]), [x, e],
+                [(lambda: split.edge_model.lins[0].weight.grad,
+                  lambda: plain.edge_model.lins[0].weight.grad)])
+
+
+def test_from_sizes_node_first():
+    x, edge_index, e, u, batch = _batched_graph()
+    block = EdgeBlock.from_sizes(F_E, F_V, F_U, OUT,
+                                 node_first=True).double()
+    plain = copy.deepcopy(block)
+    plain.node_first = False
+    assert block.node_first
+    assert_close(block(x, edge_index, e, u, batch),
+                 plain(x, edge_index, e, u, batch))
+
+
+def test_graph_network_from_sizes_node_first():
+    x, edge_index, e, u, batch = _batched_graph()
+    gn = GraphNetwork.from_sizes(F_V, F_E, F_U, OUT, hidden_channels=8,
+                                 node_first=True).double()
+    plain = copy.deepcopy(gn)
+    plain.edge_block.node_first = False
+    assert gn.edge_block.node_first
+    for a, b in zip(gn(x, edge_index, e, u, batch),
+                    plain(x, edge_index, e, u, batch)):
+        assert_close(a, b)

@@ -21,6 +21,7 @@ order of the remaining parts is kept. Edge direction follows PyG:
 from typing import Callable, List, Optional, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Module
 from torch_geometric.nn import MLP, MessagePassing
@@ -159,8 +160,9 @@ def split_first_linear(model: Module
 
     Recognised: a :class:`torch.nn.Linear` or
     :class:`torch_geometric.nn.Linear` (``rest`` is the identity), a
-    :class:`torch.nn.Sequential` whose first module is recognised, and any
-    module with a ``split_first_linear()`` method returning the pair. Used
+    :class:`torch.nn.Sequential` whose first module is recognised, a
+    :class:`torch_geometric.nn.MLP` (as :func:`mlp` builds), and any module
+    with a ``split_first_linear()`` method returning the pair. Used
     by ``node_first`` blocks to apply the node columns of the first layer
     per node.
 
@@ -180,10 +182,35 @@ def split_first_linear(model: Module
         lin, head_rest = head
         tail = model[1:]
         return lin, lambda x: tail(head_rest(x))
+    if isinstance(model, MLP):
+        head = split_first_linear(model.lins[0])
+        if head is None:
+            return None
+        return head[0], lambda x: _mlp_after_first(model, x)
     if isinstance(model, (torch.nn.Linear, PyGLinear)) and not isinstance(
             model.weight, torch.nn.parameter.UninitializedParameter):
         return model, lambda x: x
     return None
+
+
+def _mlp_after_first(model: MLP, x: Tensor) -> Tensor:
+    """``MLP.forward`` after its first linear layer (PyG 2.8 order: linear,
+    [act], norm, [act], dropout per hidden layer; then a plain last layer).
+    Tested against ``MLP.forward`` (tests/test_graph_network.py)."""
+    for i, (lin, norm) in enumerate(zip(model.lins, model.norms)):
+        if i > 0:
+            x = lin(x)
+        if model.act is not None and model.act_first:
+            x = model.act(x)
+        x = norm(x)
+        if model.act is not None and not model.act_first:
+            x = model.act(x)
+        x = F.dropout(x, p=model.dropout[i], training=model.training)
+    if model.plain_last:
+        if len(model.lins) > 1:  # else the last layer is the first one
+            x = model.lins[-1](x)
+        x = F.dropout(x, p=model.dropout[-1], training=model.training)
+    return x
 
 
 def _used(names, flags) -> List[str]:
@@ -277,14 +304,15 @@ class EdgeBlock(MessagePassing):
     def from_sizes(cls, edge_channels: int, node_channels: Union[int, Tuple[
             int, int]], global_channels: int, out_channels: int,
                    hidden_channels: Optional[int] = None,
-                   num_layers: int = 2) -> 'EdgeBlock':
+                   num_layers: int = 2,
+                   node_first: bool = False) -> 'EdgeBlock':
         r"""An :class:`EdgeBlock` whose :math:`\phi^e` is :func:`mlp`; a part
         of size ``0`` is switched off. ``node_channels`` may be a pair
         ``(sender, receiver)``."""
         send, recv = _split_pair(node_channels, 'node_channels')
         sizes = [edge_channels, send, recv, global_channels]
         return cls(mlp(sum(sizes), out_channels, hidden_channels, num_layers),
-                   *(s > 0 for s in sizes))
+                   *(s > 0 for s in sizes), node_first=node_first)
 
     def reset_parameters(self):
         super().reset_parameters()
@@ -713,18 +741,20 @@ class GraphNetwork(Module):
     def from_sizes(cls, node_channels: int, edge_channels: int,
                    global_channels: int, out_channels: Union[int, Tuple[
                        int, int, int]], hidden_channels: Optional[int] = None,
-                   num_layers: int = 2, aggr='sum') -> 'GraphNetwork':
+                   num_layers: int = 2, aggr='sum',
+                   node_first: bool = False) -> 'GraphNetwork':
         r"""A full block with :func:`mlp` models. ``out_channels`` is one
         size or a triple ``(node, edge, global)``; a global output size of
         ``0`` drops the global block. Input sizes of ``0`` switch that input
-        off everywhere."""
+        off everywhere. ``node_first`` is passed to the
+        :class:`EdgeBlock`."""
         if isinstance(out_channels, (tuple, list)):
             node_out, edge_out, global_out = out_channels
         else:
             node_out = edge_out = global_out = out_channels
         edge = EdgeBlock.from_sizes(edge_channels, node_channels,
                                     global_channels, edge_out,
-                                    hidden_channels, num_layers)
+                                    hidden_channels, num_layers, node_first)
         node = NodeBlock.from_sizes(edge_out, node_channels, global_channels,
                                     node_out, hidden_channels, num_layers,
                                     aggr)
