@@ -361,11 +361,16 @@ class EdgeBlock(MessagePassing):
         """``edge_model`` with its first linear layer split by input part
         (see ``node_first``)."""
         x_src, x_dst = _split_pair(x, 'x') if x is not None else (None, None)
-        # (rows, how to bring them to one row per edge), in edge_update order
-        parts = [('edges', edge_attr, None, self.use_edges),
-                 ('senders', x_src, edge_index[0], self.use_sender_nodes),
-                 ('receivers', x_dst, edge_index[1], self.use_receiver_nodes),
-                 ('globals', u, 'globals', self.use_globals)]
+        src, dst = edge_index
+        E = edge_index.size(1)
+        # (name, rows, rows -> one row per edge, used), in edge_update order
+        parts = [('edges', edge_attr, lambda h: h, self.use_edges),
+                 ('senders', x_src, lambda h: h.index_select(0, src),
+                  self.use_sender_nodes),
+                 ('receivers', x_dst, lambda h: h.index_select(0, dst),
+                  self.use_receiver_nodes),
+                 ('globals', u, lambda h: _gather_globals(h, edge_batch, E),
+                  self.use_globals)]
         parts = [p for p in parts if p[3]]
         widths = [t.size(-1) for _, t, _, _ in parts]
         weight = lin.weight  # [F_out, F_in]
@@ -376,12 +381,8 @@ class EdgeBlock(MessagePassing):
                              f"{weight.size(1)} features but the inputs have "
                              f"{sum(widths)} ({have})")
         out = None  # [E, F_out], summed in place into one fresh buffer
-        for (_, t, index, _), w in zip(parts, weight.split(widths, dim=1)):
-            h = t @ w.t()  # [rows, F_out]: edges, nodes or graphs
-            if isinstance(index, str):
-                h = _gather_globals(h, edge_batch, edge_index.size(1))
-            elif index is not None:
-                h = h.index_select(0, index)  # [E, F_out]
+        for (_, t, per_edge, _), w in zip(parts, weight.split(widths, dim=1)):
+            h = per_edge(t @ w.t())  # product per edge, node or graph
             if out is None:  # a broadcast view must not be written to
                 out = h.contiguous() if h.stride(0) == 0 else h
             else:
