@@ -20,6 +20,8 @@ import torch
 from torch import Tensor
 
 from ._checks import (SizeLike, check_edge_index, check_int, check_sizes)
+from .structure import (BipartiteBlocks, Chains, CompleteBlocks, Grid, Windows,
+                        register)
 
 __all__ = [
     'chain_graph', 'complete_graph', 'bipartite_graph', 'window_graph',
@@ -68,11 +70,12 @@ def chain_graph(sizes: SizeLike, reverse: bool = False) -> Tensor:
     sizes = check_sizes(sizes)
     _, position = _node_layout(sizes)
     last = (sizes - 1).repeat_interleave(sizes)
+    structure = Chains(sizes, reverse=bool(reverse))
     if reverse:
         target = (position < last).nonzero().view(-1)
-        return torch.stack([target + 1, target])
+        return register(torch.stack([target + 1, target]), structure)
     target = (position > 0).nonzero().view(-1)
-    return torch.stack([target - 1, target])
+    return register(torch.stack([target - 1, target]), structure)
 
 
 def complete_graph(sizes: SizeLike, self_loops: bool = True,
@@ -108,7 +111,9 @@ def complete_graph(sizes: SizeLike, self_loops: bool = True,
     if not self_loops:  # skip the target's own position
         rank = rank + (rank >= position[target]).long()
     source = _ptr(sizes)[graph[target]] + rank
-    return torch.stack([source, target])
+    return register(torch.stack([source, target]),
+                    CompleteBlocks(sizes, causal=bool(causal),
+                                   self_loops=bool(self_loops)))
 
 
 def bipartite_graph(src_sizes: SizeLike, dst_sizes: SizeLike) -> Tensor:
@@ -132,7 +137,8 @@ def bipartite_graph(src_sizes: SizeLike, dst_sizes: SizeLike) -> Tensor:
     graph, _ = _node_layout(dst_sizes)
     target, rank = _expand(src_sizes[graph])
     source = _ptr(src_sizes)[graph[target]] + rank
-    return torch.stack([source, target])
+    return register(torch.stack([source, target]),
+                    BipartiteBlocks(src_sizes, dst_sizes))
 
 
 def window_graph(src_sizes: SizeLike, dst_sizes: SizeLike, radius: int,
@@ -177,7 +183,10 @@ def window_graph(src_sizes: SizeLike, dst_sizes: SizeLike, radius: int,
     counts = (high - low + 1).clamp(min=0)
     target, rank = _expand(counts)
     source = _ptr(src_sizes)[graph[target]] + low[target] + rank
-    return torch.stack([source, target])
+    edge_index = torch.stack([source, target])
+    if centers is None:
+        register(edge_index, Windows(src_sizes, dst_sizes, radius))
+    return edge_index
 
 
 def _paired_sizes(src_sizes: SizeLike,
@@ -315,6 +324,9 @@ def grid_graph(
         (dst.reshape(1, -1) + shift * num_out).view(-1),
     ])
     edge_type = tap.reshape(1, -1).expand(batch_size, -1).reshape(-1)
+    register(edge_index, Grid(size, kernel, stride,
+                              'same' if isinstance(padding, str)
+                              else pad_before, dilation, batch_size))
     return edge_index, edge_type, (out_size[0] if one_d else tuple(out_size))
 
 

@@ -1,0 +1,522 @@
+r"""What a graph *is*, as a small immutable value: the structure that lets a
+layer choose a dense kernel (SDPA, convolution, fused RNN) instead of
+message passing, without changing what it computes.
+
+The builders and transforms know what they built; they describe it with one
+of the classes below and the description travels with the graph:
+
+* the ``edge_index`` returned by a builder is *registered* (by identity,
+  with its in-place version), so a layer handed that same tensor finds its
+  structure for free;
+* :class:`~pyg_relational.transforms.SequenceToGraph` /
+  :class:`~pyg_relational.transforms.ImageToGraph` store it as
+  ``data.structure``; it holds no tensor, so it survives ``.to(device)``,
+  :meth:`Batch.from_data_list` (as a list, one entry per graph), slicing and
+  ``DataLoader``; :func:`structure_of` joins the list back into one value;
+* a plain ``edge_index`` from elsewhere is *recognised*
+  (:func:`recognise`): a candidate structure is guessed from the degrees
+  and then built and compared edge for edge, so recognition is never wrong;
+  the answer (also "no structure") is cached per tensor;
+* a layer may also be given the structure *instead* of an ``edge_index``
+  (``conv(x, CompleteBlocks((16384,)))``): dense paths then never build the
+  edge list, and message or sparse paths build it on demand
+  (:meth:`GraphStructure.edge_index`).
+
+Example:
+    >>> edge_index = complete_graph([3, 2], causal=True)
+    >>> structure_of(edge_index)
+    CompleteBlocks(sizes=(3, 2), causal=True, self_loops=True)
+    >>> structure_of(torch.tensor([[0, 1], [1, 2]]))  # recognised
+    Chains(sizes=(3,), reverse=False)
+"""
+import weakref
+from dataclasses import dataclass, fields
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    'GraphStructure', 'CompleteBlocks', 'BipartiteBlocks', 'Chains',
+    'Windows', 'Grid', 'structure_of', 'register', 'recognise'
+]
+
+
+def _ints(values, name: str) -> Tuple[int, ...]:
+    if isinstance(values, Tensor):
+        values = values.tolist()
+    if isinstance(values, int):
+        values = (values, )
+    out = tuple(int(v) for v in values)
+    if any(v < 0 for v in out):
+        raise ValueError(f"'{name}' must hold sizes >= 0 (got {out})")
+    return out
+
+
+class GraphStructure:
+    r"""Base class of the structure descriptions. Subclasses are frozen
+    dataclasses of plain ints and bools (hashable, device-free, picklable).
+
+    Every description can build its graph (:meth:`edge_index`), reports its
+    node counts without building it, and concatenates with descriptions of
+    the same kind (:meth:`cat`: the batch of graphs laid end to end)."""
+
+    @property
+    def num_src_nodes(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def num_dst_nodes(self) -> int:
+        return self.num_src_nodes
+
+    @property
+    def num_edges(self) -> int:
+        raise NotImplementedError
+
+    def build(self) -> Tensor:  # pragma: no cover - per subclass
+        raise NotImplementedError
+
+    def edge_index(self, device=None) -> Tensor:
+        """The ``edge_index`` of this structure (built, registered and
+        cached on first use per device)."""
+        cache = _cache(self)
+        key = str(torch.device(device)) if device is not None else 'cpu'
+        out = cache.get(key)
+        if out is None:
+            out = self.build()
+            if device is not None:
+                out = out.to(device)
+            register(out, self)
+            cache[key] = out
+        return out
+
+    @classmethod
+    def cat(cls, items: Sequence['GraphStructure']) -> 'GraphStructure':
+        """One description of ``items`` laid end to end (same kind and
+        options), or a :class:`ValueError`."""
+        items = list(items)
+        if not items:
+            raise ValueError("GraphStructure.cat needs at least one structure")
+        first = items[0]
+        kind = type(first)
+        sized = [f.name for f in fields(first) if f.name.endswith('sizes')]
+        options = {f.name: getattr(first, f.name) for f in fields(first)
+                   if f.name not in sized}
+        for item in items[1:]:
+            same = type(item) is kind and all(
+                getattr(item, k) == v for k, v in options.items())
+            if not same:
+                raise ValueError(f"cannot join structures of different kinds "
+                                 f"or options: {first!r} and {item!r}")
+        joined = {name: sum((getattr(i, name) for i in items), ())
+                  for name in sized}
+        return kind(**joined, **options)
+
+
+@dataclass(frozen=True)
+class CompleteBlocks(GraphStructure):
+    r"""Disjoint complete graphs (self-attention, non-local blocks), one per
+    entry of ``sizes``: :func:`~pyg_relational.graphs.complete_graph`.
+
+    Args:
+        sizes (tuple of int): nodes per block.
+        causal (bool): only :math:`j \le i` inside a block.
+        self_loops (bool): include :math:`i \to i`.
+    """
+    sizes: Tuple[int, ...]
+    causal: bool = False
+    self_loops: bool = True
+
+    def __post_init__(self):
+        object.__setattr__(self, 'sizes', _ints(self.sizes, 'sizes'))
+
+    @property
+    def num_src_nodes(self) -> int:
+        return sum(self.sizes)
+
+    @property
+    def num_edges(self) -> int:
+        if self.causal:
+            count = sum(n * (n + 1) // 2 for n in self.sizes)
+        else:
+            count = sum(n * n for n in self.sizes)
+        return count if self.self_loops else count - self.num_src_nodes
+
+    @property
+    def equal_size(self) -> Optional[int]:
+        """The common block size when all blocks are equal, else None."""
+        return self.sizes[0] if self.sizes and len(set(self.sizes)) == 1 \
+            else None
+
+    def ptr(self, device=None) -> Tensor:
+        """``[0, n_0, n_0 + n_1, ...]`` (int64): exactly the
+        ``cu_seqlens`` of varlen attention kernels."""
+        sizes = torch.tensor(self.sizes, dtype=torch.long, device=device)
+        return torch.cat([sizes.new_zeros(1), sizes.cumsum(0)])
+
+    def build(self) -> Tensor:
+        from .graphs import complete_graph
+        return _unregistered(complete_graph, list(self.sizes),
+                             self_loops=self.self_loops, causal=self.causal)
+
+
+@dataclass(frozen=True)
+class BipartiteBlocks(GraphStructure):
+    r"""Every source of block :math:`b` to every target of block :math:`b`
+    (cross-attention, fully-connected layers):
+    :func:`~pyg_relational.graphs.bipartite_graph`."""
+    src_sizes: Tuple[int, ...]
+    dst_sizes: Tuple[int, ...]
+
+    def __post_init__(self):
+        object.__setattr__(self, 'src_sizes', _ints(self.src_sizes,
+                                                    'src_sizes'))
+        object.__setattr__(self, 'dst_sizes', _ints(self.dst_sizes,
+                                                    'dst_sizes'))
+        if len(self.src_sizes) != len(self.dst_sizes):
+            raise ValueError(f"'src_sizes' and 'dst_sizes' must describe the "
+                             f"same number of blocks (got "
+                             f"{len(self.src_sizes)} and "
+                             f"{len(self.dst_sizes)})")
+
+    @property
+    def num_src_nodes(self) -> int:
+        return sum(self.src_sizes)
+
+    @property
+    def num_dst_nodes(self) -> int:
+        return sum(self.dst_sizes)
+
+    @property
+    def num_edges(self) -> int:
+        return sum(s * d for s, d in zip(self.src_sizes, self.dst_sizes))
+
+    def build(self) -> Tensor:
+        from .graphs import bipartite_graph
+        return _unregistered(bipartite_graph, list(self.src_sizes),
+                             list(self.dst_sizes))
+
+
+@dataclass(frozen=True)
+class Chains(GraphStructure):
+    r"""Sequences as chains :math:`t-1 \to t` (:math:`t+1 \to t` with
+    ``reverse``): :func:`~pyg_relational.graphs.chain_graph`."""
+    sizes: Tuple[int, ...]
+    reverse: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, 'sizes', _ints(self.sizes, 'sizes'))
+
+    @property
+    def num_src_nodes(self) -> int:
+        return sum(self.sizes)
+
+    @property
+    def num_edges(self) -> int:
+        return sum(max(n - 1, 0) for n in self.sizes)
+
+    def build(self) -> Tensor:
+        from .graphs import chain_graph
+        return _unregistered(chain_graph, list(self.sizes),
+                             reverse=self.reverse)
+
+
+@dataclass(frozen=True)
+class Windows(GraphStructure):
+    r"""Local attention windows of half-width ``radius`` centred on the
+    target's own position: :func:`~pyg_relational.graphs.window_graph`
+    without ``centers``."""
+    src_sizes: Tuple[int, ...]
+    dst_sizes: Tuple[int, ...]
+    radius: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, 'src_sizes', _ints(self.src_sizes,
+                                                    'src_sizes'))
+        object.__setattr__(self, 'dst_sizes', _ints(self.dst_sizes,
+                                                    'dst_sizes'))
+
+    @property
+    def num_src_nodes(self) -> int:
+        return sum(self.src_sizes)
+
+    @property
+    def num_dst_nodes(self) -> int:
+        return sum(self.dst_sizes)
+
+    @property
+    def num_edges(self) -> int:
+        total = 0
+        for s, d in zip(self.src_sizes, self.dst_sizes):
+            for t in range(d):
+                total += max(min(t + self.radius, s - 1)
+                             - max(t - self.radius, 0) + 1, 0)
+        return total
+
+    def build(self) -> Tensor:
+        from .graphs import window_graph
+        return _unregistered(window_graph, list(self.src_sizes),
+                             list(self.dst_sizes), self.radius)
+
+
+@dataclass(frozen=True)
+class Grid(GraphStructure):
+    r"""The receptive fields of a convolution over ``batch_size`` images:
+    :func:`~pyg_relational.graphs.grid_graph`. ``padding`` is a tuple per
+    dimension or ``'same'``; ``size`` etc. have one entry per dimension
+    (1 or 2). The edge types (kernel offsets) are part of the structure
+    (:meth:`edge_type`)."""
+    size: Tuple[int, ...]
+    kernel_size: Tuple[int, ...]
+    stride: Tuple[int, ...]
+    padding: Union[str, Tuple[int, ...]]
+    dilation: Tuple[int, ...]
+    batch_size: int = 1
+
+    @property
+    def sizes(self) -> Tuple[int, ...]:  # for symmetry with the others
+        return (self.batch_size, )
+
+    @property
+    def dims(self) -> int:
+        return len(self.size)
+
+    def _arg(self, value):
+        return value[0] if self.dims == 1 and isinstance(value, tuple) \
+            else value
+
+    def _built(self):
+        from .graphs import grid_graph
+        return _unregistered(grid_graph, self._arg(self.size),
+                             self._arg(self.kernel_size),
+                             self._arg(self.stride), self._arg(self.padding),
+                             self._arg(self.dilation), self.batch_size)
+
+    @property
+    def out_size(self) -> Tuple[int, ...]:
+        out = []
+        for d in range(self.dims):
+            n, k, s, dil = (self.size[d], self.kernel_size[d],
+                            self.stride[d], self.dilation[d])
+            pad = dil * (k - 1) if self.padding == 'same' \
+                else 2 * self.padding[d]
+            out.append((n + pad - dil * (k - 1) - 1) // s + 1)
+        return tuple(out)
+
+    @property
+    def num_src_nodes(self) -> int:
+        return self.batch_size * _prod(self.size)
+
+    @property
+    def num_dst_nodes(self) -> int:
+        return self.batch_size * _prod(self.out_size)
+
+    @property
+    def num_edges(self) -> int:
+        return self.edge_index().size(1)
+
+    def build(self) -> Tensor:
+        return self._built()[0]
+
+    def edge_type(self, device=None) -> Tensor:
+        """The kernel offset of every edge (cached like the edges)."""
+        cache = _cache(self)
+        key = 'type:' + (str(torch.device(device)) if device is not None
+                         else 'cpu')
+        out = cache.get(key)
+        if out is None:
+            out = self._built()[1]
+            out = out.to(device) if device is not None else out
+            cache[key] = out
+        return out
+
+    @classmethod
+    def cat(cls, items: Sequence['GraphStructure']) -> 'GraphStructure':
+        items = list(items)
+        first = items[0]
+        for item in items[1:]:
+            if type(item) is not cls or item.geometry != first.geometry:
+                raise ValueError(f"cannot join grids of different geometry: "
+                                 f"{first!r} and {item!r}")
+        return cls(*first.geometry,
+                   batch_size=sum(i.batch_size for i in items))
+
+    @property
+    def geometry(self) -> tuple:
+        return (self.size, self.kernel_size, self.stride, self.padding,
+                self.dilation)
+
+
+def _prod(values) -> int:
+    out = 1
+    for v in values:
+        out *= v
+    return out
+
+
+# Structures whose graphs were built, per device (the built graph is what a
+# sparse or message path needs; built once). Bounded: a long-lived program
+# that builds many sizes keeps only the most recent ones.
+_BUILT: Dict[GraphStructure, Dict[str, Tensor]] = {}
+_BUILT_MAX = 64
+
+def _cache(structure: GraphStructure) -> Dict[str, Tensor]:
+    if structure not in _BUILT and len(_BUILT) >= _BUILT_MAX:
+        del _BUILT[next(iter(_BUILT))]
+    return _BUILT.setdefault(structure, {})
+
+
+# id(tensor) -> (weak reference, tensor version, structure or None)
+_KNOWN: Dict[int, tuple] = {}
+
+
+def _forget(key: int):
+    def callback(_):
+        _KNOWN.pop(key, None)
+    return callback
+
+
+def _unregistered(builder, *args, **kwargs):
+    """Call a builder without registering its output (the caller does)."""
+    _SILENT.append(True)
+    try:
+        return builder(*args, **kwargs)
+    finally:
+        _SILENT.pop()
+
+
+_SILENT: List[bool] = []
+
+
+def register(edge_index: Tensor, structure: Optional[GraphStructure]
+             ) -> Tensor:
+    r"""Declare that ``edge_index`` (this very tensor, as long as it is not
+    modified in place) has ``structure``; returns ``edge_index``. The
+    builders call it; call it yourself only for a graph you know."""
+    if _SILENT or not isinstance(edge_index, Tensor):
+        return edge_index
+    key = id(edge_index)
+    _KNOWN[key] = (weakref.ref(edge_index, _forget(key)),
+                   edge_index._version, structure)
+    return edge_index
+
+
+def _known(edge_index: Tensor):
+    entry = _KNOWN.get(id(edge_index))
+    if entry is None or entry[0]() is not edge_index \
+            or entry[1] != edge_index._version:
+        return False, None
+    return True, entry[2]
+
+
+def structure_of(graph, num_src: Optional[int] = None,
+                 num_dst: Optional[int] = None,
+                 recognise_unknown: bool = True
+                 ) -> Optional[GraphStructure]:
+    r"""The structure of ``graph``, or :obj:`None` when it has none (or it
+    cannot be known cheaply, e.g. while :func:`torch.compile` traces).
+
+    Args:
+        graph: a :class:`GraphStructure` (returned as is), an
+            ``edge_index`` tensor (registered by a builder, else recognised
+            once and cached), or a :class:`~torch_geometric.data.Data` /
+            :class:`~torch_geometric.data.Batch` with a ``structure``
+            attribute (a list after batching: joined with
+            :meth:`GraphStructure.cat` and registered for its
+            ``edge_index``).
+        num_src, num_dst (int, optional): node counts, checked against the
+            structure (a mismatch means "no structure").
+        recognise_unknown (bool): try :func:`recognise` on unknown tensors.
+    """
+    if isinstance(graph, GraphStructure):
+        return graph
+    if not isinstance(graph, Tensor) and hasattr(graph, 'edge_index'):
+        return _structure_of_data(graph)
+    if not isinstance(graph, Tensor) or _compiling():
+        return None
+    found, structure = _known(graph)
+    if not found:
+        structure = recognise(graph, num_src, num_dst) \
+            if recognise_unknown else None
+        if recognise_unknown:
+            register(graph, structure)
+    if structure is None:
+        return None
+    if num_src is not None and structure.num_src_nodes != num_src:
+        return None
+    if num_dst is not None and structure.num_dst_nodes != num_dst:
+        return None
+    return structure
+
+
+def _structure_of_data(data) -> Optional[GraphStructure]:
+    structure = getattr(data, 'structure', None)
+    if isinstance(structure, (list, tuple)):
+        structure = GraphStructure.cat(structure) if structure else None
+    edge_index = getattr(data, 'edge_index', None)
+    if structure is None:
+        return structure_of(edge_index) if edge_index is not None else None
+    if isinstance(edge_index, Tensor):
+        if edge_index.size(-1) != structure.num_edges:
+            raise ValueError(f"data.structure ({structure!r}) describes "
+                             f"{structure.num_edges} edges but "
+                             f"data.edge_index has {edge_index.size(-1)}")
+        register(edge_index, structure)
+    return structure
+
+
+def _compiling() -> bool:
+    try:
+        return torch.compiler.is_compiling()
+    except AttributeError:  # pragma: no cover - older torch
+        return False
+
+
+def recognise(edge_index: Tensor, num_src: Optional[int] = None,
+              num_dst: Optional[int] = None) -> Optional[GraphStructure]:
+    r"""Recognise complete (or causal) blocks with self-loops and chains in
+    a plain ``edge_index`` sorted by target then source, as the builders
+    return it. A candidate is guessed from the first source of every target
+    and then *built and compared edge for edge*, so the answer is either
+    exactly right or :obj:`None`. Costs two passes over the edges."""
+    if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 \
+            or edge_index.size(0) != 2 or edge_index.size(1) == 0 \
+            or edge_index.dtype != torch.long:
+        return None
+    if num_src is not None and num_dst is not None and num_src != num_dst:
+        return None
+    ei = edge_index.as_subclass(Tensor) if type(edge_index) is not Tensor \
+        else edge_index
+    src, dst = ei[0], ei[1]
+    num = int(ei.max()) + 1 if num_dst is None else num_dst
+    if num_src is not None:
+        num = max(num, num_src)
+    if bool((dst[1:] < dst[:-1]).any()):
+        return None
+    deg = torch.bincount(dst, minlength=num)
+    E = src.numel()
+    candidates: List[GraphStructure] = []
+    if bool((dst - src == 1).all()):  # chains
+        starts = (deg == 0).nonzero().view(-1)
+        if starts.numel() > 0 and int(starts[0]) == 0:
+            bounds = torch.cat([starts, starts.new_tensor([num])])
+            candidates.append(Chains(tuple((bounds[1:] - bounds[:-1])
+                                           .tolist())))
+    elif bool((deg > 0).all()):  # complete or causal blocks
+        ptr = torch.cat([deg.new_zeros(1), deg.cumsum(0)])
+        first = src[ptr[:-1]]
+        starts, counts = torch.unique_consecutive(first, return_counts=True)
+        sizes = tuple(counts.tolist())
+        expected = torch.cat([counts.new_zeros(1), counts.cumsum(0)[:-1]])
+        if torch.equal(starts, expected.to(starts.dtype)):
+            for causal in (False, True):
+                cand = CompleteBlocks(sizes, causal=causal)
+                if cand.num_edges == E:
+                    candidates.append(cand)
+    for cand in candidates:
+        if cand.num_src_nodes != num:
+            continue
+        built = cand.build().to(ei.device)
+        if built.shape == ei.shape and torch.equal(built, ei):
+            return cand
+    return None
