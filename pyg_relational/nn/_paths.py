@@ -72,7 +72,9 @@ def sparse_dtype_ok(*tensors) -> bool:
 def choose_path(module, requested: str,
                 unavailable: Dict[str, Optional[str]],
                 order: Sequence[str] = ('dense', 'sparse', 'message')) -> str:
-    r"""The path to run.
+    r"""The path to run; also sets ``module.last_path`` (the path) and
+    ``module.why_not_faster`` (None when the fastest path the layer has ran,
+    else ``{path: reason}`` for each faster path skipped).
 
     Args:
         module: the layer (its explain masks and hooks are looked at).
@@ -82,15 +84,27 @@ def choose_path(module, requested: str,
             layer does not have are simply absent.
         order (sequence of str): preference of ``'auto'``.
     """
+    path, why_not = _choose(module, requested, unavailable, order)
+    module.last_path = path
+    module.why_not_faster = why_not
+    return path
+
+
+def _choose(module, requested, unavailable, order):
     reason = message_only_reason(module)
     if requested == 'auto':
         if reason is None:
             for path in order:
                 if path in unavailable and unavailable[path] is None:
-                    return path
-        return 'message'
+                    skipped = {p: unavailable[p] for p in order
+                               if p in unavailable and p != path}
+                    slower = order.index(path) > 0
+                    return path, (skipped if slower else None)
+            return 'message', {p: unavailable[p] for p in order
+                               if p in unavailable}
+        return 'message', {'all': reason}
     if requested == 'message':
-        return 'message'
+        return 'message', {'all': "path='message' was asked for"}
     if requested not in unavailable:
         raise ValueError(f"{type(module).__name__} has no {requested!r} path "
                          f"(it has {sorted(unavailable) + ['message']}); use "
@@ -99,4 +113,74 @@ def choose_path(module, requested: str,
     if why is not None:
         raise ValueError(f"{type(module).__name__}(path={requested!r}) cannot "
                          f"run here: {why}; use path='auto' to fall back")
-    return requested
+    return requested, None
+
+
+class GraphInput:
+    r"""A layer's graph argument, resolved once per call.
+
+    Accepts an ``edge_index`` tensor, PyG's :class:`EdgeIndex`, an
+    ``adj_t`` (:class:`torch_sparse.SparseTensor` or a ``torch.sparse``
+    COO/CSR/CSC tensor of shape ``[N_dst, N_src]``, as PyG layers take it),
+    or a :class:`~pyg_relational.structure.GraphStructure` (the edge list is
+    then built only if a path needs it).
+
+    Attributes:
+        structure: the graph's structure, or None.
+        edge_weight: the ``adj_t`` values (None for an index or structure).
+    """
+
+    def __init__(self, graph, num_src: Optional[int] = None,
+                 num_dst: Optional[int] = None, device=None,
+                 name: str = 'edge_index'):
+        from ..structure import GraphStructure, structure_of
+        self.edge_weight = None
+        self._edge_index = None
+        self._device = device
+        if isinstance(graph, GraphStructure):
+            self.structure = graph
+            for what, want, have in (('source', num_src, graph.num_src_nodes),
+                                     ('target', num_dst, graph.num_dst_nodes)):
+                if want is not None and want != have:
+                    raise ValueError(
+                        f"'{name}' describes {have} {what} nodes but the "
+                        f"input has {want}")
+            return
+        graph = _from_adj_t(graph, self, name)
+        self._edge_index = graph
+        self.structure = structure_of(graph, num_src, num_dst) \
+            if isinstance(graph, torch.Tensor) else None
+
+    @property
+    def edge_index(self) -> torch.Tensor:
+        """The edge list (built from the structure on first use)."""
+        if self._edge_index is None:
+            self._edge_index = self.structure.edge_index(self._device)
+        return self._edge_index
+
+    @property
+    def materialised(self) -> bool:
+        return self._edge_index is not None
+
+
+def _from_adj_t(graph, into: GraphInput, name: str):
+    """``adj_t`` -> ``edge_index`` (sources first), values kept."""
+    try:
+        from torch_sparse import SparseTensor
+    except ImportError:  # the optional extra
+        SparseTensor = ()
+    if SparseTensor and isinstance(graph, SparseTensor):
+        row, col, value = graph.coo()  # row = target, col = source
+        into.edge_weight = value
+        return torch.stack([col, row])
+    if isinstance(graph, torch.Tensor) and graph.layout != torch.strided:
+        if graph.dim() != 2:
+            raise ValueError(f"a sparse '{name}' (adj_t) must be 2-D "
+                             f"[N_dst, N_src]; got {tuple(graph.shape)}")
+        coo = graph.to_sparse_coo().coalesce()
+        row, col = coo.indices()
+        into.edge_weight = coo.values()
+        return torch.stack([col, row])
+    if isinstance(graph, torch.Tensor) and type(graph) is not torch.Tensor:
+        return graph  # EdgeIndex: kept (its cached CSR is used by PyG)
+    return graph
