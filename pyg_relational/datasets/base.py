@@ -63,3 +63,25 @@ class SimulatedDataset(torch.utils.data.Dataset):
 
     def __repr__(self) -> str:
         return f'{self.__class__.__name__}({len(self)})'
+
+
+def default_data_root() -> str:
+    r"""The folder where data sets are looked for (and downloaded to when
+    missing): ``$PYG_RELATIONAL_DATA`` if set, else the user cache folder
+    ``$XDG_CACHE_HOME/pyg_relational`` (``~/.cache/pyg_relational`` when
+    ``XDG_CACHE_HOME`` is unset). Functions that take a ``data_root``
+    argument use it only when the argument is :obj:`None`.
+
+    Example:
+        >>> import os
+        >>> os.environ['PYG_RELATIONAL_DATA'] = '/data'
+        >>> default_data_root()
+        '/data'
+        >>> del os.environ['PYG_RELATIONAL_DATA']
+    """
+    root = os.environ.get('PYG_RELATIONAL_DATA')
+    if root:
+        return root
+    cache = os.environ.get('XDG_CACHE_HOME') or osp.join(
+        osp.expanduser('~'), '.cache')
+    return osp.join(cache, 'pyg_relational')
