@@ -73,11 +73,7 @@ def default_data_root() -> str:
     argument use it only when the argument is :obj:`None`.
 
     Example:
-        >>> import os
-        >>> os.environ['PYG_RELATIONAL_DATA'] = '/data'
-        >>> default_data_root()
-        '/data'
-        >>> del os.environ['PYG_RELATIONAL_DATA']
+        >>> root = default_data_root()  # e.g. '/home/me/.cache/pyg_relational'
     """
     root = os.environ.get('PYG_RELATIONAL_DATA')
     if root:
