@@ -1,4 +1,6 @@
 import copy
+import itertools
+import time
 
 import pytest
 import torch
@@ -299,6 +301,68 @@ def test_bad_input():
         NRI(NRIEncoder(8, 4), NRIDecoder(4, 2, 4, 4, 4), prior=[1., 0, 0])
     with pytest.raises(ValueError, match='decoder'):
         build_model(decoder='lstm')
+
+
+def _brute_force_accuracy(logits, label):
+    pred = logits.argmax(-1)
+    K = logits.size(1)
+    return max(int((torch.tensor(p)[pred] == label).sum())
+               for p in itertools.permutations(range(K))) / label.numel()
+
+
+@pytest.mark.parametrize('K', [1, 2, 3, 5])
+def test_edge_accuracy_assignment_equals_brute_force(K):
+    gen = torch.Generator().manual_seed(K)
+    for _ in range(20):
+        E = int(torch.randint(1, 40, (1, ), generator=gen))
+        logits = torch.randn(E, K, generator=gen)
+        label = torch.randint(0, K, (E, ), generator=gen)
+        assert edge_accuracy(logits, label) == pytest.approx(
+            _brute_force_accuracy(logits, label), abs=1e-12)
+
+
+def test_edge_accuracy_many_types_is_instant():
+    # K! relabellings: K=10 never returned before; the assignment is O(K^3)
+    label = torch.arange(12).repeat(50)
+    logits = F.one_hot((label * 5 + 7) % 12, 12).float()  # a relabelling
+    start = time.perf_counter()
+    assert edge_accuracy(logits, label) == 1.0
+    assert time.perf_counter() - start < 1.0
+
+
+def test_loss_and_metric_shapes_must_match():
+    logits = torch.tensor([[2., 0.], [0., 2.], [2., 0.]])
+    label = torch.tensor([0, 1, 0])
+    assert edge_accuracy(logits, label) == 1.0
+    with pytest.raises(ValueError, match="'edge_label' must be 1-D"):
+        edge_accuracy(logits, label.view(-1, 1))  # was 0.56 by broadcasting
+    with pytest.raises(ValueError, match="'edge_label' has 2 entries"):
+        edge_accuracy(logits, label[:2])
+    with pytest.raises(IndexError, match="'edge_label' values"):
+        edge_accuracy(logits, label + 1)
+    with pytest.raises(ValueError, match="'logits' must be"):
+        edge_accuracy(logits[0], label)
+    with pytest.raises(ValueError, match=r"'pred' \(6, 3, 4\) and 'target'"):
+        nll_gaussian(torch.zeros(6, 3, 4), torch.zeros(6, 3, 1))
+    with pytest.raises(ValueError, match="'variance'"):
+        nll_gaussian(torch.zeros(2), torch.zeros(2), variance=0.)
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(prior=[0., 0.]), "'prior' must be probabilities"),
+    (dict(prior=[1., float('nan')]), "'prior' must be probabilities"),
+    (dict(prior=[-1., 2.]), "'prior' must be probabilities"),
+    (dict(tau=float('nan')), "'tau' must be a finite number > 0"),
+    (dict(tau=float('inf')), "'tau' must be a finite number > 0"),
+    (dict(variance=0), "'variance' must be a finite number > 0"),
+    (dict(variance=float('nan')), "'variance' must be a finite number"),
+])
+def test_nri_arguments_validated_at_construction(kwargs, match):
+    # each of these gave a nan / inf loss at the first step before
+    with pytest.raises(ValueError, match=match):
+        NRI(NRIEncoder(8, 4), NRIDecoder(4, 2, 4, 4, 4), **kwargs)
+    with pytest.raises(TypeError, match="'tau' must be a number"):
+        NRI(NRIEncoder(8, 4), NRIDecoder(4, 2, 4, 4, 4), tau='hot')
 
 
 @pytest.mark.parametrize('decoder', ['mlp', 'rnn'])

@@ -17,8 +17,8 @@ node), and the per-type edge MLPs of the decoders use the typed-edge
 mechanism of :mod:`~pyg_relational.nn.typed` (the first layer is applied per
 type to the *nodes*, then gathered per edge).
 """
-import itertools
-from typing import NamedTuple, Optional
+import math
+from typing import List, NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +26,8 @@ from torch import Tensor
 from torch.nn import BatchNorm1d, Linear, Parameter
 from torch_geometric.nn import MessagePassing
 
-from .._checks import check_edge_index, check_features, check_int
+from .._checks import (check_edge_index, check_edge_vector, check_features,
+                       check_int)
 from .graph_network import EdgeBlock, NodeBlock
 from .typed import gather_typed, typed_transform
 
@@ -37,12 +38,39 @@ __all__ = ['NRIEncoder', 'NRIDecoder', 'NRIRNNDecoder', 'NRI', 'NRIOutput',
 # --------------------------------------------------------------------------
 # Losses and metrics.
 # --------------------------------------------------------------------------
+def _check_positive(value, name: str) -> float:
+    """``value`` as a finite ``float > 0`` or a ``ValueError`` naming it."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"'{name}' must be a number (got {value!r})") \
+            from None
+    if not (math.isfinite(out) and out > 0):
+        raise ValueError(f"'{name}' must be a finite number > 0 (got "
+                         f"{value!r})")
+    return out
+
+
 def nll_gaussian(pred: Tensor, target: Tensor, variance: float = 5e-5,
                  num_nodes: Optional[int] = None) -> Tensor:
     r"""Gaussian negative log-likelihood of the paper (fixed variance, no
     constant), summed over time and features and averaged over nodes:
-    :math:`\frac{1}{N}\sum (\hat{x} - x)^2 / (2\sigma^2)`."""
-    num_nodes = pred.size(0) if num_nodes is None else num_nodes
+    :math:`\frac{1}{N}\sum (\hat{x} - x)^2 / (2\sigma^2)`.
+
+    ``pred`` and ``target`` must have the same shape (no broadcasting: a
+    broadcast would silently compare every prediction with the wrong
+    frame)."""
+    for name, value in (('pred', pred), ('target', target)):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"'{name}' must be a torch.Tensor (got "
+                            f"{type(value).__name__})")
+    if pred.shape != target.shape:
+        raise ValueError(f"'pred' {tuple(pred.shape)} and 'target' "
+                         f"{tuple(target.shape)} must have the same shape")
+    variance = _check_positive(variance, 'variance')
+    if num_nodes is None:
+        num_nodes = pred.size(0) if pred.dim() > 0 else 1
+    num_nodes = check_int(num_nodes, 'num_nodes', 0)
     return (pred - target).pow(2).sum() / (2 * variance) / max(num_nodes, 1)
 
 
@@ -55,27 +83,94 @@ def kl_categorical(prob: Tensor, num_nodes: int,
     if prior is None:
         log_prior = -torch.log(prob.new_tensor(float(num_types)))
     else:
+        if prior.shape != (num_types, ):
+            raise ValueError(f"'prior' must have shape [{num_types}] (one "
+                             f"probability per edge type; got "
+                             f"{tuple(prior.shape)})")
         log_prior = torch.log(prior.to(prob) + eps)
     kl = prob * (torch.log(prob + eps) - log_prior)  # [E, K]
     return kl.sum() / max(num_nodes, 1)
+
+
+def _max_assignment(score: List[List[float]]) -> List[int]:
+    r"""The permutation :math:`\pi` maximising
+    :math:`\sum_k \text{score}[k][\pi(k)]` of a square matrix: the
+    Hungarian method with potentials (shortest augmenting paths, Jonker and
+    Volgenant), :math:`O(K^3)`."""
+    n = len(score)
+    inf = float('inf')
+    u, v = [0.] * (n + 1), [0.] * (n + 1)  # row / column potentials
+    match = [0] * (n + 1)  # match[col] = row (1-based; 0: free)
+    way = [0] * (n + 1)
+    for row in range(1, n + 1):
+        match[0], col0 = row, 0
+        dist, used = [inf] * (n + 1), [False] * (n + 1)
+        while match[col0] != 0:  # grow the path until a free column
+            used[col0] = True
+            r, delta, col1 = match[col0], inf, 0
+            for col in range(1, n + 1):
+                if not used[col]:
+                    cost = -score[r - 1][col - 1] - u[r] - v[col]
+                    if cost < dist[col]:
+                        dist[col], way[col] = cost, col0
+                    if dist[col] < delta:
+                        delta, col1 = dist[col], col
+            for col in range(n + 1):
+                if used[col]:
+                    u[match[col]] += delta
+                    v[col] -= delta
+                else:
+                    dist[col] -= delta
+            col0 = col1
+        while col0:  # flip the augmenting path
+            col1 = way[col0]
+            match[col0] = match[col1]
+            col0 = col1
+    perm = [0] * n
+    for col in range(1, n + 1):
+        perm[match[col] - 1] = col - 1
+    return perm
 
 
 def edge_accuracy(logits: Tensor, edge_label: Tensor,
                   permute: bool = True) -> float:
     r"""Fraction of edges whose most likely type is the true one. With
     ``permute=True`` (as reported in the paper, since the latent types are
-    unlabelled) the best relabelling of the :math:`K` types is used."""
-    if edge_label.numel() == 0:
+    unlabelled) the best relabelling of the :math:`K` types is used, found
+    as a maximum-weight assignment on the :math:`K \times K` confusion
+    matrix (Hungarian method, :math:`O(K^3)`; not the :math:`K!`
+    relabellings).
+
+    Args:
+        logits (Tensor): edge-type scores ``[E, K]``.
+        edge_label (LongTensor): true type per edge ``[E]``, in ``[0, K)``.
+        permute (bool, optional): best relabelling of the types.
+            (default: :obj:`True`)
+    """
+    if not isinstance(logits, Tensor) or logits.dim() != 2:
+        shape = tuple(logits.shape) if isinstance(logits, Tensor) \
+            else type(logits).__name__
+        raise ValueError(f"'logits' must be [E, K] (got {shape})")
+    num_edges, num_types = logits.shape
+    if isinstance(edge_label, Tensor) and edge_label.dim() != 1:
+        raise ValueError(f"'edge_label' must be 1-D [E={num_edges}] (got "
+                         f"{tuple(edge_label.shape)}); flatten it with "
+                         f".view(-1)")
+    check_edge_vector(edge_label, num_edges, 'edge_label', num_types)
+    if num_edges == 0:
         return float('nan')
     pred = logits.argmax(-1)
-    num_types = logits.size(-1)
     if not permute:
         return float((pred == edge_label).float().mean())
-    best = 0.
-    for perm in itertools.permutations(range(num_types)):
-        mapped = torch.tensor(perm, device=pred.device)[pred]
-        best = max(best, float((mapped == edge_label).float().mean()))
-    return best
+    # confusion[p, t]: edges predicted p whose true type is t
+    confusion = torch.zeros(num_types * num_types, dtype=torch.long,
+                            device=pred.device)
+    confusion.index_add_(0, pred * num_types + edge_label.long(),
+                         torch.ones_like(pred))
+    confusion = confusion.view(num_types, num_types).tolist()
+    perm = _max_assignment(confusion)
+    correct = sum(confusion[p][perm[p]] for p in range(num_types))
+    return correct / num_edges
 
 
 # --------------------------------------------------------------------------
@@ -571,6 +666,25 @@ class NRIOutput(NamedTuple):
     pred: Tensor  # [N, T-1, F] decoder predictions of frames 1..T-1
 
 
+def _check_prior(prior, num_types: int) -> Tensor:
+    """``prior`` as ``num_types`` probabilities (normalised to sum 1)."""
+    try:
+        out = torch.as_tensor(prior, dtype=torch.float)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"'prior' must be a tensor or list of "
+                        f"{num_types} numbers (got {prior!r})") from None
+    fix = (f"pass {num_types} non-negative finite numbers with a positive "
+           f"sum, e.g. prior=[{', '.join(['0.5'] * num_types)}]")
+    if out.shape != (num_types, ):
+        raise ValueError(f"'prior' must have shape [{num_types}] (one per "
+                         f"edge type; got {tuple(out.shape)}); {fix}")
+    if not bool(torch.isfinite(out).all()) or float(out.min()) < 0 or \
+            float(out.sum()) <= 0:
+        raise ValueError(f"'prior' must be probabilities (got "
+                         f"{out.tolist()}); {fix}")
+    return out / out.sum()
+
+
 class NRI(torch.nn.Module):
     r"""Neural Relational Inference from the `"Neural Relational Inference
     for Interacting Systems" <https://arxiv.org/abs/1802.04687>`_ paper: a
@@ -627,21 +741,13 @@ class NRI(torch.nn.Module):
                 f"encoder and decoder disagree on num_edge_types "
                 f"({encoder.num_edge_types} vs {decoder.num_edge_types}); "
                 f"build both with the same K")
-        if tau <= 0:
-            raise ValueError(f"'tau' must be > 0 (got {tau})")
         self.encoder = encoder
         self.decoder = decoder
-        self.tau = float(tau)
+        self.tau = _check_positive(tau, 'tau')
         self.hard = bool(hard)
-        self.variance = float(variance)
+        self.variance = _check_positive(variance, 'variance')
         if prior is not None:
-            prior = torch.as_tensor(prior, dtype=torch.float)
-            if prior.shape != (encoder.num_edge_types, ) or \
-                    float(prior.min()) < 0:
-                raise ValueError(
-                    f"'prior' must be {encoder.num_edge_types} non-negative "
-                    f"probabilities (got {prior.tolist()})")
-            prior = prior / prior.sum()
+            prior = _check_prior(prior, encoder.num_edge_types)
         self.register_buffer('prior', prior)
         self.reset_parameters()
 
