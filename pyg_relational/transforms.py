@@ -21,6 +21,7 @@ from torch_geometric.utils import to_dense_batch
 from ._checks import check_choice, check_int, check_sizes
 from .graphs import (chain_graph, complete_graph, grid_graph,
                      relative_position, window_graph)
+from .structure import structure_of
 
 __all__ = [
     'SequenceToGraph', 'ImageToGraph', 'sequence_to_nodes',
@@ -31,9 +32,14 @@ __all__ = [
 class SequenceToGraph(BaseTransform):
     r"""Turns a sequence ``data.x [T, F]`` into a graph over its timesteps.
 
-    Sets ``edge_index``, ``pos`` (the position ``t`` of every node) and, with
-    ``relative_clip=k``, ``edge_type`` = clipped relative position
-    (:func:`~pyg_relational.graphs.relative_position`).
+    Sets ``edge_index``, ``pos`` (the position ``t`` of every node),
+    ``structure`` (the :class:`~pyg_relational.structure.GraphStructure` of
+    the graph: :class:`~pyg_relational.structure.Chains`,
+    :class:`~pyg_relational.structure.CompleteBlocks` or
+    :class:`~pyg_relational.structure.Windows`; after batching,
+    :func:`~pyg_relational.structure.structure_of` joins it back into one
+    value) and, with ``relative_clip=k``, ``edge_type`` = clipped relative
+    position (:func:`~pyg_relational.graphs.relative_position`).
 
     Args:
         structure (str, optional): ``'chain'`` (:math:`t-1 \to t`),
@@ -81,7 +87,9 @@ class SequenceToGraph(BaseTransform):
             raise ValueError(f"SequenceToGraph expects data.x of shape [T, F] "
                              f"or [T] (got {getattr(x, 'shape', x)})")
         length = x.size(0)
-        data.edge_index = self.build(length).to(x.device)
+        edge_index = self.build(length)
+        data.structure = structure_of(edge_index)  # registered by the builder
+        data.edge_index = edge_index.to(x.device)
         data.pos = torch.arange(length, device=x.device)
         if self.relative_clip is not None:
             data.edge_type = relative_position(data.edge_index, data.pos,
@@ -96,9 +104,14 @@ class SequenceToGraph(BaseTransform):
 class ImageToGraph(BaseTransform):
     r"""Turns an image ``[C, H, W]`` (a tensor, or ``data.x``) into a graph
     over its pixels: ``x [H*W, C]`` (row-major), ``pos [H*W, 2]`` (row,
-    column), ``edge_index`` and, for ``'grid'``, ``edge_type`` (kernel
-    offset, see :func:`~pyg_relational.graphs.grid_graph`). Other attributes
-    of ``data`` (e.g. ``y``) are kept.
+    column), ``edge_index``, ``structure`` (a
+    :class:`~pyg_relational.structure.Grid` or
+    :class:`~pyg_relational.structure.CompleteBlocks`; after batching,
+    :func:`~pyg_relational.structure.structure_of` joins it back into one
+    value, e.g. a :class:`~pyg_relational.structure.Grid` with
+    ``batch_size=B``) and, for ``'grid'``, ``edge_type`` (kernel offset,
+    see :func:`~pyg_relational.graphs.grid_graph`). Other attributes of
+    ``data`` (e.g. ``y``) are kept.
 
     Args:
         structure (str, optional): ``'grid'`` (a convolution's receptive
@@ -142,6 +155,7 @@ class ImageToGraph(BaseTransform):
             data.edge_type = edge_type.to(image.device)
         else:
             edge_index = complete_graph(h * w)
+        data.structure = structure_of(edge_index)  # registered by the builder
         data.edge_index = edge_index.to(image.device)
         return data
 
