@@ -1,29 +1,69 @@
 r"""The package's one SDDMM / SpMM implementation: per-edge dot products and
 weighted sums over an ``edge_index`` as CSR sparse products, without
-``[E, C]`` per-edge rows. Used by the fused paths of
+``[E, C]`` per-edge rows. Used by the sparse paths of
 :class:`~pyg_relational.nn.AttentionConv` (dot-product scores) and
 :class:`~pyg_relational.nn.NonLocalBlock`.
+
+Three products on a pattern of ``E`` edges :math:`j \to i` (``N_dst`` targets
+:math:`i`, ``N_src`` sources :math:`j`), one head (``[N, C]`` features,
+``[E]`` edge values) or ``H`` heads at once (``[N, H, C]``, ``[E, H]``):
+
+==================  ======================================================
+:class:`EdgeDot`    SDDMM :math:`e_{ji} = a_i^\top b_j` per edge
+:class:`EdgeSum`    SpMM :math:`o_i = \sum_{j \to i} w_{ji} v_j` (targets)
+:class:`EdgeSumT`   transposed SpMM :math:`o_j = \sum_{i: j \to i} w_{ji}
+                    u_i` (sources)
+==================  ======================================================
+
+The gradient of each is made of the other two (e.g. :math:`\partial
+o / \partial w` of :class:`EdgeSum` is an :class:`EdgeDot`), and every
+backward calls the autograd Functions themselves, so gradients of every
+order are exact (``torch.autograd.grad(..., create_graph=True)`` builds a
+differentiable graph of the same products).
+
+The CSR pattern of a graph (sort, pointers, transpose, the block-diagonal
+copies for heads) is built once per ``edge_index`` tensor and reused while
+the tensor lives and is not modified in place (:meth:`EdgePattern.build`).
+
+CSR products exist in PyTorch for float32 and float64 only; other dtypes
+raise a :class:`TypeError` (layers check
+:func:`~pyg_relational.nn._paths.sparse_dtype_ok` first and take the message
+path).
 """
 import warnings
-from typing import Optional, Tuple
+import weakref
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
 
+__all__ = ['EdgePattern', 'EdgeDot', 'EdgeSum', 'EdgeSumT', 'CSR_DTYPES']
+
+#: dtypes PyTorch's CSR products support (on CPU: MKL / native kernels)
+CSR_DTYPES = (torch.float32, torch.float64)
+
+#: Several heads as one product on a block-diagonal pattern (``True``) or a
+#: Python loop of one product per head (``False``). Measured (1 thread,
+#: ``benchmarks/csr_heads.py``): see ``benchmarks/results``.
+HEADS_IN_ONE_PRODUCT = True
+
 
 class EdgePattern:
     r"""The edges as a CSR sparsity pattern ``[N_dst, N_src]`` (rows =
-    targets, columns = sources, sorted) and, built on first use (backward),
-    its transpose. Per-edge values live in CSR order; ``perm`` maps it to
-    the order of ``edge_index`` (``values_in_edge_order[perm] = values``).
-    Build it with :meth:`build`."""
+    targets, columns = sources, sorted) and, built on first use, its
+    transpose and its block-diagonal copies for several heads. Per-edge
+    values live in CSR order; ``perm`` maps it to the order of
+    ``edge_index`` (``values_in_edge_order[perm] = values``), :obj:`None`
+    when the two orders agree. Get it with :meth:`build` (cached per
+    graph)."""
 
     def __init__(self, src: Tensor, dst: Tensor, perm: Optional[Tensor],
                  num_src: int, num_dst: int):
         self.perm = perm
-        self.target = dst
-        self.col = src
+        self.target = dst  # [E] int64, sorted
+        self.col = src  # [E] int64
         self.shape = (num_dst, num_src)
+        self.num_edges = src.numel()
         self.ptr = _ptr(dst, num_dst)
         # int32 CSR indices when they fit: the sparse-dense product is ~2.4x
         # faster (MKL otherwise converts the int64 indices on every call)
@@ -32,24 +72,41 @@ class EdgePattern:
         self._csr_index = (self.ptr.to(self._index_dtype),
                            src.to(self._index_dtype))
         self._transpose = None
-        self._zeros = None
+        self._zeros: Dict[tuple, Tensor] = {}
+        self._heads: Dict[int, 'EdgePattern'] = {}
 
     @classmethod
     def build(cls, edge_index: Tensor, num_src: int,
               num_dst: int) -> Optional['EdgePattern']:
-        """The pattern, or :obj:`None` when CSR does not apply (no edge, or
-        a repeated edge ``j -> i``)."""
+        """The pattern of ``edge_index`` (``[2, E]``, sources first), or
+        :obj:`None` when CSR does not apply (no edge, or a repeated edge
+        ``j -> i``). Cached per tensor and sizes: the same ``edge_index``
+        (not modified in place) gets the same pattern back without sorting
+        or building again."""
+        key = (int(num_src), int(num_dst))
+        patterns = _cached(edge_index)
+        if key not in patterns:
+            patterns[key] = cls._build(edge_index, *key)
+        return patterns[key]
+
+    @classmethod
+    def _build(cls, edge_index: Tensor, num_src: int,
+               num_dst: int) -> Optional['EdgePattern']:
         if edge_index.size(1) == 0:
             return None
+        if type(edge_index) is not Tensor:  # e.g. PyG's EdgeIndex
+            edge_index = edge_index.as_subclass(Tensor)
         src, dst = edge_index
         key = dst * num_src + src
         if bool((key[1:] > key[:-1]).all()):  # the builders' order
-            return cls(src, dst, None, num_src, num_dst)
+            # copies: a view would keep edge_index alive through the cache
+            return cls(src.clone(), dst.clone(), None, num_src, num_dst)
         key, perm = key.sort()
         if bool((key[1:] == key[:-1]).any()):
             return None
         return cls(src[perm], dst[perm], perm, num_src, num_dst)
 
+    # -- index structures, built on first use ---------------------------
     def transpose(self) -> Tuple[Tensor, Tensor, Tensor]:
         """``(perm_t, ptr_t, col_t)``: CSR order -> sorted by source (CSR
         indices of the transpose in the pattern's index dtype)."""
@@ -61,6 +118,23 @@ class EdgePattern:
             self._transpose = (perm_t, ptr_t, col_t)
         return self._transpose
 
+    def heads(self, num_heads: int) -> 'EdgePattern':
+        r"""``num_heads`` copies of the pattern on the block diagonal of an
+        ``[H N_dst, H N_src]`` pattern (head-major rows, columns and
+        values), so that all heads are one product."""
+        if num_heads == 1:
+            return self
+        out = self._heads.get(num_heads)
+        if out is None:
+            steps = torch.arange(num_heads, device=self.col.device)
+            dst = (self.target + steps.view(-1, 1) * self.shape[0])
+            src = (self.col + steps.view(-1, 1) * self.shape[1])
+            out = EdgePattern(src.view(-1), dst.view(-1), None,
+                              num_heads * self.shape[1],
+                              num_heads * self.shape[0])
+            self._heads[num_heads] = out
+        return out
+
     def matrix(self, values: Tensor) -> Tensor:  # [N_dst, N_src]
         return _csr(*self._csr_index, values, self.shape)
 
@@ -69,13 +143,26 @@ class EdgePattern:
         return _csr(ptr_t, col_t, values.index_select(0, perm_t),
                     self.shape[::-1])  # index_select: ~1.4x faster than []
 
+    # -- the products, one head, no autograd ----------------------------
     def sddmm(self, a: Tensor, b: Tensor) -> Tensor:
-        """``(a @ b.T)[i, j]`` for every edge ``j -> i`` (CSR order)."""
-        if self._zeros is None or self._zeros.dtype != a.dtype \
-                or self._zeros.device != a.device:
-            self._zeros = a.new_zeros(self.col.numel())  # never written to
-        pattern = self.matrix(self._zeros)
-        return torch.sparse.sampled_addmm(pattern, a, b.t(), beta=0.).values()
+        """``(a @ b.T)[i, j]`` for every edge ``j -> i`` (CSR order): ``a
+        [N_dst, C]``, ``b [N_src, C]`` -> ``[E]``."""
+        key = (a.dtype, a.device)
+        zeros = self._zeros.get(key)
+        if zeros is None:  # the pattern's values, never written to
+            zeros = self._zeros[key] = a.new_zeros(self.num_edges)
+        return torch.sparse.sampled_addmm(self.matrix(zeros), a, b.t(),
+                                          beta=0.).values()
+
+    def spmm(self, w: Tensor, v: Tensor) -> Tensor:
+        """``sum_j w_ji v_j`` per target: ``w [E]``, ``v [N_src, C]`` ->
+        ``[N_dst, C]``."""
+        return self.matrix(w) @ v
+
+    def spmm_t(self, w: Tensor, u: Tensor) -> Tensor:
+        """``sum_i w_ji u_i`` per source: ``w [E]``, ``u [N_dst, C]`` ->
+        ``[N_src, C]``."""
+        return self.matrix_t(w) @ u
 
 
 def _csr(ptr: Tensor, col: Tensor, values: Tensor, shape) -> Tensor:
@@ -90,47 +177,140 @@ def _ptr(index: Tensor, num: int) -> Tensor:
     return torch.cat([count.new_zeros(1), count.cumsum(0)])
 
 
+# -- the per-graph cache -------------------------------------------------
+# id(edge_index) -> (weak reference, in-place version, {sizes: pattern})
+_PATTERNS: Dict[int, tuple] = {}
+
+
+def _forget(key: int):
+    def callback(_):
+        _PATTERNS.pop(key, None)
+    return callback
+
+
+def _cached(edge_index: Tensor) -> Dict[tuple, Optional[EdgePattern]]:
+    """The patterns built for this very tensor (a fresh dict when it is
+    new, was freed, or was modified in place since)."""
+    key = id(edge_index)
+    entry = _PATTERNS.get(key)
+    if entry is None or entry[0]() is not edge_index \
+            or entry[1] != edge_index._version:
+        entry = (weakref.ref(edge_index, _forget(key)), edge_index._version,
+                 {})
+        _PATTERNS[key] = entry
+    return entry[2]
+
+
+# -- autograd Functions ---------------------------------------------------
+def _check(name: str, *tensors: Tensor):
+    dtype = tensors[0].dtype
+    for t in tensors:
+        if t.dtype not in CSR_DTYPES or t.dtype != dtype:
+            got = sorted({str(s.dtype) for s in tensors})
+            raise TypeError(
+                f"{name}: CSR products support float32 and float64 only, "
+                f"all inputs of one dtype (got {', '.join(got)}); cast the "
+                f"inputs, or run the layer with path='message' (path='auto' "
+                f"does so for other dtypes)")
+
+
+def _per_head(pattern: EdgePattern, product: str, w_or_a: Tensor,
+              b: Tensor) -> Tensor:
+    r"""Run ``pattern.<product>`` on ``H`` heads: inputs ``[E, H]`` or
+    ``[N, H, C]`` (a 2-D / 1-D input means one head). One product on the
+    block-diagonal pattern, or a loop over heads
+    (:data:`HEADS_IN_ONE_PRODUCT`)."""
+    one_head = b.dim() == 2
+    if one_head:
+        return getattr(pattern, product)(w_or_a.contiguous(),
+                                         b.contiguous())
+    H = b.size(1)
+    if HEADS_IN_ONE_PRODUCT:
+        big = pattern.heads(H)
+
+        def head_major(t: Tensor) -> Tensor:
+            if t.dim() == 2:  # [E, H] -> [H * E]
+                return t.t().reshape(-1)
+            return t.transpose(0, 1).reshape(-1, t.size(-1))  # [H * N, C]
+
+        out = getattr(big, product)(head_major(w_or_a), head_major(b))
+        if product == 'sddmm':
+            return out.view(H, -1).t()  # [E, H]
+        return out.view(H, -1, out.size(-1)).transpose(0, 1)  # [N, H, C]
+    outs = [getattr(pattern, product)(w_or_a[:, h].contiguous(),
+                                      b[:, h].contiguous()) for h in range(H)]
+    return torch.stack(outs, dim=1)  # [E, H] or [N, H, C]
+
+
 class EdgeDot(torch.autograd.Function):
-    r""":math:`q_i^\top k_j` for every edge (CSR order) without gathering
-    ``[E, C]`` rows: a sampled dense-dense product (SDDMM); backward is
-    two sparse-dense products."""
+    r""":math:`a_i^\top b_j` for every edge :math:`j \to i` (CSR order)
+    without gathering ``[E, C]`` rows: a sampled dense-dense product
+    (SDDMM). ``a [N_dst, C]``, ``b [N_src, C]`` -> ``[E]``, or per head
+    ``[N_dst, H, C]``, ``[N_src, H, C]`` -> ``[E, H]``. Backward:
+    :class:`EdgeSum` and :class:`EdgeSumT` (differentiable again)."""
 
     @staticmethod
-    def forward(ctx, pattern: EdgePattern, query: Tensor, key: Tensor):
+    def forward(ctx, pattern: EdgePattern, a: Tensor, b: Tensor):
+        _check('EdgeDot', a, b)
         ctx.pattern = pattern
-        ctx.save_for_backward(query, key)
-        return pattern.sddmm(query, key)  # [E]
+        ctx.save_for_backward(a, b)
+        return _per_head(pattern, 'sddmm', a, b)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        query, key = ctx.saved_tensors
+        a, b = ctx.saved_tensors
         pattern = ctx.pattern
-        grad = grad.contiguous()
-        grad_query = pattern.matrix(grad) @ key \
+        grad_a = EdgeSum.apply(pattern, grad, b) \
             if ctx.needs_input_grad[1] else None
-        grad_key = pattern.matrix_t(grad) @ query \
+        grad_b = EdgeSumT.apply(pattern, grad, a) \
             if ctx.needs_input_grad[2] else None
-        return None, grad_query, grad_key
+        return None, grad_a, grad_b
 
 
 class EdgeSum(torch.autograd.Function):
-    r""":math:`\sum_j \alpha_{ji} v_j` (``alpha`` in CSR order) as one
-    sparse-dense product (SpMM) instead of ``[E, C]`` messages; the gradient
-    of ``alpha`` is an SDDMM."""
+    r""":math:`\sum_{j \to i} w_{ji} v_j` (``w`` in CSR order) as one
+    sparse-dense product (SpMM) instead of ``[E, C]`` messages: ``w [E]``,
+    ``v [N_src, C]`` -> ``[N_dst, C]``, or per head ``[E, H]``,
+    ``[N_src, H, C]`` -> ``[N_dst, H, C]``. Backward: :class:`EdgeDot` and
+    :class:`EdgeSumT`."""
 
     @staticmethod
-    def forward(ctx, pattern: EdgePattern, alpha: Tensor, value: Tensor):
+    def forward(ctx, pattern: EdgePattern, w: Tensor, v: Tensor):
+        _check('EdgeSum', w, v)
         ctx.pattern = pattern
-        ctx.save_for_backward(alpha, value)
-        return pattern.matrix(alpha) @ value  # [N_dst, C]
+        ctx.save_for_backward(w, v)
+        return _per_head(pattern, 'spmm', w, v)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        alpha, value = ctx.saved_tensors
+        w, v = ctx.saved_tensors
         pattern = ctx.pattern
-        grad = grad.contiguous()
-        grad_alpha = pattern.sddmm(grad, value) \
+        grad_w = EdgeDot.apply(pattern, grad, v) \
             if ctx.needs_input_grad[1] else None
-        grad_value = pattern.matrix_t(alpha) @ grad \
+        grad_v = EdgeSumT.apply(pattern, w, grad) \
             if ctx.needs_input_grad[2] else None
-        return None, grad_alpha, grad_value
+        return None, grad_w, grad_v
+
+
+class EdgeSumT(torch.autograd.Function):
+    r""":math:`\sum_{i: j \to i} w_{ji} u_i` per *source* (``w`` in CSR
+    order), the transposed SpMM: ``w [E]``, ``u [N_dst, C]`` ->
+    ``[N_src, C]``, or per head ``[E, H]``, ``[N_dst, H, C]`` ->
+    ``[N_src, H, C]``. Backward: :class:`EdgeDot` and :class:`EdgeSum`."""
+
+    @staticmethod
+    def forward(ctx, pattern: EdgePattern, w: Tensor, u: Tensor):
+        _check('EdgeSumT', w, u)
+        ctx.pattern = pattern
+        ctx.save_for_backward(w, u)
+        return _per_head(pattern, 'spmm_t', w, u)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        w, u = ctx.saved_tensors
+        pattern = ctx.pattern
+        grad_w = EdgeDot.apply(pattern, u, grad) \
+            if ctx.needs_input_grad[1] else None
+        grad_u = EdgeSum.apply(pattern, w, grad) \
+            if ctx.needs_input_grad[2] else None
+        return None, grad_w, grad_u
