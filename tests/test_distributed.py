@@ -1,0 +1,64 @@
+"""examples/distributed.py: one process on the global batch and two
+processes (torchrun, gloo) on half of it each train to the same weights."""
+import importlib.util
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.distributed as dist
+
+from .conftest import ROOT
+
+SCRIPT = osp.join(ROOT, 'examples', 'distributed.py')
+
+pytestmark = pytest.mark.usefixtures('one_thread')
+
+
+def _example():
+    spec = importlib.util.spec_from_file_location('distributed_example',
+                                                  SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _max_diff(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max((a[k] - b[k]).abs().max().item() for k in a)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
+                    reason='torch.distributed with gloo is not built in')
+def test_two_processes_train_like_one(tmp_path, monkeypatch):
+    example = _example()
+    for name in ('WORLD_SIZE', 'RANK', 'LOCAL_RANK'):
+        monkeypatch.delenv(name, raising=False)
+    one, two = tmp_path / 'one.pt', tmp_path / 'two.pt'
+    example.main(['--quick', '--device', 'cpu', '--save', str(one)])
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    proc = subprocess.run(
+        [sys.executable, '-m', 'torch.distributed.run', '--standalone',
+         '--nproc_per_node', '2', SCRIPT, '--quick', '--device', 'cpu',
+         '--save', str(two)], cwd=tmp_path, env=env, capture_output=True,
+        text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert '2 process(es)' in proc.stdout
+    a, b = torch.load(one), torch.load(two)
+    assert _max_diff(a, b) < 1e-5
+    # ... and training moved the weights away from their common start
+    torch.manual_seed(0)
+    args = example.parse_args(['--quick'])
+    start = example.EdgeClassifier(9 * 4, args.hidden).state_dict()
+    assert _max_diff(a, start) > 1e-4
+
+
+def test_odd_batch_is_refused(monkeypatch):
+    example = _example()
+    args = example.parse_args(['--batch-size', '15', '--device', 'cpu'])
+    monkeypatch.setenv('WORLD_SIZE', '2')  # checked before joining a group
+    with pytest.raises(ValueError, match='batch-size 15'):
+        example.setup(args)
