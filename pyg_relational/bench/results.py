@@ -26,7 +26,13 @@ class TwinResult:
 class SpeedResult:
     """Forward+backward of a graph layer vs. its dense twin on the same data.
     Times are medians in seconds, memory is peak bytes allocated by one
-    forward+backward (see :mod:`pyg_relational.bench.timing`)."""
+    forward+backward (see :mod:`pyg_relational.bench.timing`).
+
+    ``alternated`` says that the two sides were timed in alternation
+    (A B A B ..., :func:`~pyg_relational.bench.timing.measure_pair`), so
+    both saw the same machine load. The report shows a time ratio only
+    then: two medians taken at different moments of a loaded machine can be
+    off by orders of magnitude."""
     operator: str  # e.g. 'LatticeConv'
     baseline: str  # e.g. 'nn.Conv2d'
     config: str
@@ -37,6 +43,7 @@ class SpeedResult:
     graph_peak_bytes: int
     baseline_peak_bytes: int
     extra: Dict[str, Any] = field(default_factory=dict)
+    alternated: bool = False
 
     @property
     def time_ratio(self) -> float:
