@@ -9,11 +9,14 @@ r"""Benchmarks of the classic operators against their PyTorch twins:
 * :func:`speed_cases`: forward+backward time and peak memory of the graph
   layer and of its twin on the same data (the graph is built beforehand;
   everything the layer does per call is timed).
+* :func:`target_cases`: the speed targets of issue 12 for
+  :class:`~pyg_relational.nn.LatticeConv` (vs ``nn.Conv2d``) and
+  :class:`~pyg_relational.nn.RecurrentConv` on chains (vs ``nn.LSTM`` /
+  ``nn.GRU``), with the path that ran and whether the target is met.
 
 Both return plain records (:class:`~pyg_relational.bench.results.TwinResult`,
 :class:`~pyg_relational.bench.results.SpeedResult`) and never print.
 """
-import statistics
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
@@ -21,14 +24,15 @@ from torch import Tensor
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..graphs import chain_graph
+from ..structure import register, structure_of
 from ..nn.lattice import LatticeConv
 from ..nn.linear import FullyConnectedConv
 from ..nn.recurrent import RecurrentConv
 from ..transforms import image_to_nodes, nodes_to_image
 from .results import SpeedResult, TwinResult
-from .timing import measure, peak_memory
+from .timing import Target, compare_speed, measure_pair, scaled_error
 
-__all__ = ['twin_cases', 'speed_cases']
+__all__ = ['twin_cases', 'speed_cases', 'target_cases']
 
 TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-10}
 Progress = Optional[Callable[[str], None]]
@@ -53,12 +57,16 @@ def _run_side(fn, inputs: Sequence[Tensor], cotangents=None):
     return outs, [t.grad for t in leaves if t.grad is not None], cotangents
 
 
-def _scaled_err(a: Tensor, b: Tensor) -> float:
-    """``max|a - b|``, divided by ``max|b|`` where that exceeds 1."""
-    if a.numel() == 0:
-        return 0.
-    a, b = a.detach(), b.detach()
-    return float((a - b).abs().max() / b.abs().max().clamp(min=1))
+_scaled_err = scaled_error
+
+
+def _graph_to(edge_index: Tensor, device) -> Tensor:
+    """``edge_index`` on ``device`` with its registered structure (a
+    builder's graph moved to CUDA stays known to the dense paths)."""
+    if edge_index.device == torch.device(device):
+        return edge_index
+    structure = structure_of(edge_index, recognise_unknown=False)
+    return register(edge_index.to(device), structure)
 
 
 def _twin_errors(graph_fn, twin_fn, inputs: Sequence[Tensor],
@@ -238,22 +246,12 @@ def speed_cases(quick: bool = True, device='cpu', progress: Progress = None,
         run_graph = _fwd_bwd(lambda: graph_fn(*graph_in), to_graph(cot))
         run_twin = _fwd_bwd(lambda: twin_fn(*twin_in), cot)
         # Interleaved, so both sides see the same machine load.
-        times = {run_graph: [], run_twin: []}
-        for k in range(repeat + 1):
-            for fn in (run_graph, run_twin):
-                m = measure(fn, repeat=1, warmup=0, device=device,
-                            memory=False)
-                if k > 0:  # the first round is the warm-up
-                    times[fn].append(m.median_s)
+        mg, mt = measure_pair(run_graph, run_twin, repeat, 1, device)
         info = {'threads': torch.get_num_threads(), 'repeat': repeat,
-                'graph_times_s': times[run_graph],
-                'baseline_times_s': times[run_twin]}
+                'graph_times_s': mg.times_s, 'baseline_times_s': mt.times_s}
         results.append(SpeedResult(
-            operator, baseline, config, str(device), num_edges,
-            statistics.median(times[run_graph]),
-            statistics.median(times[run_twin]),
-            peak_memory(run_graph, device), peak_memory(run_twin, device),
-            info))
+            operator, baseline, config, str(device), num_edges, mg.median_s,
+            mt.median_s, mg.peak_bytes, mt.peak_bytes, info))
         if progress is not None:
             progress(f'{operator} vs {baseline}: {config}')
 
@@ -294,4 +292,130 @@ def speed_cases(quick: bool = True, device='cpu', progress: Progress = None,
               edge_index.size(1), lambda x: layer(x, edge_index), gru,
               [seq.reshape(batch * steps, hidden)], [seq],
               lambda cot: [cot[0].reshape(batch * steps, hidden), cot[1]])
+    return results
+
+
+# --- issue 12 targets --------------------------------------------------------
+
+LATTICE_TARGET = Target(1.2)
+RECURRENT_TARGET = Target(1.1)
+
+
+def _leaves(*items) -> List[Tensor]:
+    """Parameters of the modules and the tensors among ``items``: what a
+    step's gradients are reset on."""
+    out = []
+    for item in items:
+        if isinstance(item, torch.nn.Module):
+            out.extend(item.parameters())
+        elif isinstance(item, Tensor):
+            out.append(item)
+    return out
+
+
+def lattice_target(conv: torch.nn.Module, spatial: Tuple[int, ...],
+                   batch: int, device='cpu', repeat: int = 7,
+                   memory: bool = True) -> SpeedResult:
+    """:class:`LatticeConv` built from ``conv`` (``nn.Conv1d/2d``) on its
+    grid graph vs ``conv`` itself, images of ``spatial`` size, float32
+    (see :func:`~pyg_relational.bench.timing.compare_speed`)."""
+    device = torch.device(device)
+    conv = conv.to(device)
+    layer = LatticeConv.from_module(conv)
+    edge_index, edge_type, out_size = layer.grid_graph(
+        spatial if len(spatial) > 1 else spatial[0], batch)
+    edge_index = _graph_to(edge_index, device)
+    edge_type = edge_type.to(device)
+    out_spatial = out_size if isinstance(out_size, tuple) else (out_size, )
+    gen = torch.Generator().manual_seed(0)
+    image = torch.randn(batch, conv.in_channels, *spatial,
+                        generator=gen).to(device)
+    nodes = image_to_nodes(image).contiguous().requires_grad_()  # [B*P, C]
+    image.requires_grad_()
+    size = (nodes.size(0), batch * int(torch.tensor(out_spatial).prod()))
+    k = 'x'.join(map(str, conv.kernel_size))
+    config = (f"{conv.in_channels}->{conv.out_channels} {k} "
+              f"stride {conv.stride[0]} padding {conv.padding[0]} on "
+              f"{'x'.join(map(str, spatial))} batch {batch}")
+    return compare_speed(
+        'LatticeConv', f'nn.{type(conv).__name__}', config,
+        lambda: layer(nodes, edge_index, edge_type, size=size),
+        lambda: conv(image), _leaves(layer, nodes), _leaves(conv, image),
+        layer=layer, twin_module=conv,
+        align=lambda g, t: (nodes_to_image(g, batch, *out_spatial), t),
+        num_edges=edge_index.size(1), target=LATTICE_TARGET, repeat=repeat,
+        device=device, memory=memory,
+        extra={'batch': batch, 'size': spatial})
+
+
+def recurrent_target(module: torch.nn.RNNBase, length: int, batch: int,
+                     device='cpu', repeat: int = 7,
+                     memory: bool = True) -> SpeedResult:
+    """:class:`RecurrentConv` built from ``module`` (batch first) on
+    ``batch`` chains of ``length`` nodes vs ``module`` on ``[B, T, F]``
+    (outputs compared and back-propagated; final states not)."""
+    device = torch.device(device)
+    module = module.to(device)
+    layer = RecurrentConv.from_module(module)
+    edge_index = _graph_to(chain_graph([length] * batch), device)
+    gen = torch.Generator().manual_seed(0)
+    seq = torch.randn(batch, length, module.input_size,
+                      generator=gen).to(device)
+    nodes = seq.reshape(batch * length, -1).clone().requires_grad_()
+    seq.requires_grad_()
+    hidden = module.hidden_size
+    return compare_speed(
+        'RecurrentConv', f'nn.{type(module).__name__}',
+        f'{module.input_size}->{hidden} chains length {length} batch '
+        f'{batch}', lambda: layer(nodes, edge_index)[0],
+        lambda: module(seq)[0], _leaves(layer, nodes),
+        _leaves(module, seq), layer=layer, twin_module=module,
+        num_edges=edge_index.size(1), target=RECURRENT_TARGET,
+        repeat=repeat, device=device, memory=memory,
+        extra={'batch': batch, 'length': length})
+
+
+def target_cases(quick: bool = True, device='cpu', progress: Progress = None,
+                 repeat: Optional[int] = None, memory: bool = True
+                 ) -> List[SpeedResult]:
+    r"""Issue 12's targets for the classic layers, float32, forward+backward,
+    graph layer built from its twin (same weights) on the same data:
+
+    * :class:`LatticeConv` vs ``nn.Conv2d`` 3→64, 3×3, stride 2, padding 1
+      on 224², batch 2, and 64→64, 3×3, padding 1 on 16², batch 32
+      (target: time ≤ 1.2×);
+    * :class:`RecurrentConv` on chains vs ``nn.LSTM`` and ``nn.GRU``,
+      256→256, lengths 32 / 256 / 1024, batch 16 (target: time ≤ 1.1×).
+
+    ``quick=True`` runs the same cases at small sizes (seconds). Medians of
+    ``repeat`` alternated runs (default 7) after one warm-up round;
+    ``extra['path']`` is the layer's ``last_path``."""
+    repeat = repeat or 7
+    torch.manual_seed(0)
+    if quick:
+        convs = [(torch.nn.Conv2d(3, 8, 3, stride=2, padding=1), (16, 16), 2),
+                 (torch.nn.Conv2d(8, 8, 3, padding=1), (8, 8), 4)]
+        hidden, lengths, batch = 16, (4, 16), 2
+    else:
+        convs = [(torch.nn.Conv2d(3, 64, 3, stride=2, padding=1), (224, 224),
+                  2),
+                 (torch.nn.Conv2d(64, 64, 3, padding=1), (16, 16), 32)]
+        hidden, lengths, batch = 256, (32, 256, 1024), 16
+    results = []
+
+    def done(result: SpeedResult):
+        results.append(result)
+        if progress is not None:
+            progress(f'{result.operator} vs {result.baseline}: '
+                     f'{result.config}')
+
+    for conv, spatial, size_batch in convs:
+        done(lattice_target(conv, spatial, size_batch, device, repeat,
+                            memory))
+    for cls in (torch.nn.LSTM, torch.nn.GRU):
+        for length in lengths:
+            torch.manual_seed(0)
+            module = cls(hidden, hidden, batch_first=True)
+            done(recurrent_target(module, length, batch, device, repeat,
+                                  memory))
     return results
