@@ -41,7 +41,7 @@ def check_sizes(sizes: SizeLike, name: str = 'sizes') -> Tensor:
     non-negative integers (one entry per graph of the batch).
     """
     if isinstance(sizes, Integral) and not isinstance(sizes, bool):
-        sizes = [int(sizes)]
+        sizes = [sizes]
     if isinstance(sizes, Tensor):
         if sizes.dim() == 0:
             sizes = sizes.view(1)
@@ -61,6 +61,10 @@ def check_sizes(sizes: SizeLike, name: str = 'sizes') -> Tensor:
             if isinstance(v, bool) or not isinstance(v, Integral):
                 raise ValueError(f"'{name}' must contain integers only "
                                  f"(got {v!r} in {sizes!r})")
+            if not -2**63 <= v < 2**63:
+                raise ValueError(f"'{name}' entry {v} does not fit in a "
+                                 f"64-bit integer; no graph that large can "
+                                 f"be built")
         out = torch.tensor(values, dtype=torch.long).view(-1)
     if out.numel() > 0 and int(out.min()) < 0:
         raise ValueError(f"'{name}' must be non-negative (got {out.tolist()})")

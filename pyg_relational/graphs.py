@@ -14,6 +14,8 @@ Example:
     tensor([[0, 1, 3],
             [1, 2, 4]])
 """
+import math
+import os
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
@@ -29,21 +31,56 @@ __all__ = [
 ]
 
 
+# Bytes per edge while a builder runs: edge_index (16) plus the int64
+# temporaries of _expand and the gathers (target, rank, source, ...).
+_BYTES_PER_EDGE = 64
+_BYTES_PER_NODE = 32
+
+
+def _memory_bytes() -> int:
+    """This machine's physical memory (2**40 where unknown)."""
+    try:
+        return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+    except (AttributeError, ValueError, OSError):
+        return 2**40
+
+
+def _gib(num_bytes: float) -> str:
+    return f'{num_bytes / 2**30:,.1f} GiB'
+
+
+def _check_budget(builder: str, num_nodes: float, num_edges: float = 0):
+    """Refuse, before allocating anything, a graph whose construction needs
+    more memory than the machine has (``complete_graph(100000)``: 10^10
+    edges), with the counts and bytes it would need."""
+    need = _BYTES_PER_EDGE * num_edges + _BYTES_PER_NODE * num_nodes
+    limit = _memory_bytes()
+    if need > limit:
+        raise ValueError(
+            f"{builder}: the requested graph has {num_nodes:,.0f} nodes and "
+            f"{num_edges:,.0f} edges; its edge_index alone takes "
+            f"{_gib(16 * num_edges)} and building it about {_gib(need)}, "
+            f"more than this machine's memory ({_gib(limit)}). Build fewer "
+            f"or smaller graphs (e.g. batch by batch)")
+
+
 def _ptr(sizes: Tensor) -> Tensor:
     """``[0, n_0, n_0 + n_1, ...]`` — the first node of every graph."""
     return torch.cat([sizes.new_zeros(1), sizes.cumsum(0)])
 
 
-def _expand(counts: Tensor) -> Tuple[Tensor, Tensor]:
+def _expand(counts: Tensor, builder: str) -> Tuple[Tensor, Tensor]:
     """For per-target edge ``counts`` return, per edge, its target and its
     rank ``k`` among that target's edges (``0 <= k < counts[target]``)."""
+    _check_budget(builder, counts.numel(), float(counts.double().sum()))
     target = torch.repeat_interleave(torch.arange(counts.numel()), counts)
     rank = torch.arange(target.numel()) - _ptr(counts)[:-1][target]
     return target, rank
 
 
-def _node_layout(sizes: Tensor) -> Tuple[Tensor, Tensor]:
+def _node_layout(sizes: Tensor, builder: str) -> Tuple[Tensor, Tensor]:
     """Per node: the index of its graph and its position inside it."""
+    _check_budget(builder, float(sizes.double().sum()))
     graph = torch.repeat_interleave(torch.arange(sizes.numel()), sizes)
     position = torch.arange(graph.numel()) - _ptr(sizes)[:-1][graph]
     return graph, position
@@ -68,7 +105,9 @@ def chain_graph(sizes: SizeLike, reverse: bool = False) -> Tensor:
                 [0, 1]])
     """
     sizes = check_sizes(sizes)
-    _, position = _node_layout(sizes)
+    _check_budget('chain_graph', float(sizes.double().sum()),
+                  float((sizes - 1).clamp(min=0).double().sum()))
+    _, position = _node_layout(sizes, 'chain_graph')
     last = (sizes - 1).repeat_interleave(sizes)
     structure = Chains(sizes, reverse=bool(reverse))
     if reverse:
@@ -100,14 +139,14 @@ def complete_graph(sizes: SizeLike, self_loops: bool = True,
                 [0, 1, 1, 2, 2, 2]])
     """
     sizes = check_sizes(sizes)
-    graph, position = _node_layout(sizes)
+    graph, position = _node_layout(sizes, 'complete_graph')
     if causal:
         counts = position + 1
     else:
         counts = sizes[graph]
     if not self_loops:
         counts = (counts - 1).clamp(min=0)
-    target, rank = _expand(counts)
+    target, rank = _expand(counts, 'complete_graph')
     if not self_loops:  # skip the target's own position
         rank = rank + (rank >= position[target]).long()
     source = _ptr(sizes)[graph[target]] + rank
@@ -134,8 +173,8 @@ def bipartite_graph(src_sizes: SizeLike, dst_sizes: SizeLike) -> Tensor:
                 [0, 0, 1, 1]])
     """
     src_sizes, dst_sizes = _paired_sizes(src_sizes, dst_sizes)
-    graph, _ = _node_layout(dst_sizes)
-    target, rank = _expand(src_sizes[graph])
+    graph, _ = _node_layout(dst_sizes, 'bipartite_graph')
+    target, rank = _expand(src_sizes[graph], 'bipartite_graph')
     source = _ptr(src_sizes)[graph[target]] + rank
     return register(torch.stack([source, target]),
                     BipartiteBlocks(src_sizes, dst_sizes))
@@ -163,7 +202,7 @@ def window_graph(src_sizes: SizeLike, dst_sizes: SizeLike, radius: int,
     """
     src_sizes, dst_sizes = _paired_sizes(src_sizes, dst_sizes)
     radius = check_int(radius, 'radius', minimum=0)
-    graph, position = _node_layout(dst_sizes)
+    graph, position = _node_layout(dst_sizes, 'window_graph')
     if centers is None:
         low = position - radius
         high = position + radius
@@ -175,13 +214,24 @@ def window_graph(src_sizes: SizeLike, dst_sizes: SizeLike, radius: int,
             raise ValueError(f"'centers' must be a 1-D tensor with one entry "
                              f"per target node ({position.numel()}); got "
                              f"{shape}")
+        if centers.dtype == torch.bool or centers.is_complex():
+            raise ValueError(f"'centers' must hold real positions (got "
+                             f"dtype={centers.dtype})")
         centers = centers.detach().cpu().to(torch.float64)
+        bad = ~torch.isfinite(centers)
+        if bool(bad.any()):
+            first = int(bad.nonzero()[0])
+            raise ValueError(
+                f"'centers' must be finite: target {first} has centre "
+                f"{float(centers[first])} ({int(bad.sum())} non-finite in "
+                f"all); a NaN centre has no window (check the input that "
+                f"produced the positions, e.g. a local-p query with NaN)")
         low = torch.ceil(centers - radius).long()
         high = torch.floor(centers + radius).long()
     low = low.clamp(min=0)
     high = torch.minimum(high, src_sizes[graph] - 1)
     counts = (high - low + 1).clamp(min=0)
-    target, rank = _expand(counts)
+    target, rank = _expand(counts, 'window_graph')
     source = _ptr(src_sizes)[graph[target]] + low[target] + rank
     edge_index = torch.stack([source, target])
     if centers is None:
@@ -289,6 +339,9 @@ def grid_graph(
                 f"padding")
         out_size.append((n + p - span) // s + 1)
 
+    _check_budget('grid_graph', batch_size * (math.prod(size) +
+                                              math.prod(out_size)),
+                  max(batch_size, 1) * math.prod(out_size) * math.prod(kernel))
     # Per dimension: input coordinate of every (output position, tap).
     coords = []
     for n, m, k, s, p, d in zip(size, out_size, kernel, stride, pad_before,
@@ -309,15 +362,15 @@ def grid_graph(
         valid = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
         src = src.expand(mh, mw, kh, kw)
         valid = valid.expand(mh, mw, kh, kw)
-    num_out = int(torch.tensor(out_size).prod())
-    num_taps = int(torch.tensor(kernel).prod())
+    num_out = math.prod(out_size)
+    num_taps = math.prod(kernel)
     src = src.reshape(num_out, num_taps)  # [out positions, taps]
     valid = valid.reshape(num_out, num_taps)
     dst = torch.arange(num_out).view(-1, 1).expand(num_out, num_taps)
     tap = torch.arange(num_taps).view(1, -1).expand(num_out, num_taps)
     src, dst, tap = src[valid], dst[valid], tap[valid]  # row-major: by target
 
-    num_in = int(torch.tensor(size).prod())
+    num_in = math.prod(size)
     shift = torch.arange(batch_size).view(-1, 1)  # [B, 1]
     edge_index = torch.stack([
         (src.view(1, -1) + shift * num_in).view(-1),

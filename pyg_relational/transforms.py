@@ -219,7 +219,56 @@ def nodes_to_sequence(x: Tensor, batch: Tensor,
                       fill_value: float = 0.) -> Tuple[Tensor, Tensor]:
     r"""Flat nodes back to a padded batch ``[B, T, F]`` and its mask
     ``[B, T]`` (the inverse of :func:`sequence_to_nodes`; a thin wrapper of
-    :func:`torch_geometric.utils.to_dense_batch`)."""
+    :func:`torch_geometric.utils.to_dense_batch`).
+
+    Args:
+        x (Tensor): ``[N, F]`` nodes, sequence after sequence.
+        batch (LongTensor): ``[N]`` sequence of every node, sorted
+            (non-decreasing), as :func:`sequence_to_nodes` returns it.
+        batch_size (int, optional): :math:`B` (default: ``batch.max() + 1``).
+        max_length (int, optional): :math:`T`, at least the longest
+            sequence; nothing is ever dropped (default: the longest).
+        fill_value (float, optional): value of the padding. (default: ``0``)
+    """
+    if not isinstance(x, Tensor) or x.dim() == 0:
+        raise ValueError(f"'x' must be a tensor [N, F] (got "
+                         f"{getattr(x, 'shape', type(x).__name__)})")
+    if not isinstance(batch, Tensor) or batch.dim() != 1 or \
+            batch.dtype != torch.long or batch.numel() != x.size(0):
+        got = (f'{tuple(batch.shape)}, {batch.dtype}' if isinstance(
+            batch, Tensor) else type(batch).__name__)
+        raise ValueError(f"'batch' must be a 1-D long tensor with one entry "
+                         f"per row of 'x' ({x.size(0)}) (got {got})")
+    counts = batch.new_zeros(0)
+    if batch.numel() > 0:
+        if int(batch.min()) < 0:
+            raise IndexError(f"'batch' contains a negative sequence index "
+                             f"({int(batch.min())})")
+        down = (batch[1:] < batch[:-1]).nonzero()
+        if down.numel() > 0:
+            k = int(down[0]) + 1
+            raise ValueError(
+                f"'batch' must be sorted (sequence after sequence): row {k} "
+                f"belongs to sequence {int(batch[k])} after a row of "
+                f"sequence {int(batch[k - 1])}; sort first with "
+                f"perm = batch.argsort(stable=True) and pass x[perm], "
+                f"batch[perm]")
+        counts = torch.bincount(batch)
+    if batch_size is not None:
+        batch_size = check_int(batch_size, 'batch_size', 0)
+        if batch_size < counts.numel():
+            raise ValueError(f"'batch_size' ({batch_size}) is smaller than "
+                             f"the number of sequences in 'batch' "
+                             f"({counts.numel()})")
+    if max_length is not None:
+        max_length = check_int(max_length, 'max_length', 0)
+        longest = int(counts.max()) if counts.numel() > 0 else 0
+        if max_length < longest:
+            raise ValueError(
+                f"'max_length' ({max_length}) is shorter than sequence "
+                f"{int(counts.argmax())} ({longest} rows); rows would be "
+                f"dropped. Pass max_length >= {longest}, or cut the "
+                f"sequences before calling")
     return to_dense_batch(x, batch, fill_value=fill_value,
                           max_num_nodes=max_length, batch_size=batch_size)
 

@@ -190,3 +190,34 @@ def test_grid_graph_same_padding_matches_conv(kernel, dilation):
 def test_bad_input(call, match):
     with pytest.raises((ValueError, IndexError), match=match):
         call()
+
+
+@pytest.mark.parametrize('call,count', [
+    (lambda: complete_graph(100000), '10,000,000,000 edges'),
+    (lambda: complete_graph([60000, 60000], causal=True), 'edges'),
+    (lambda: chain_graph(2**62), '4,611,686,018,427,387,904 nodes'),
+    (lambda: bipartite_graph([2**40, 2**40], [2**20, 1]), 'edges'),
+    (lambda: window_graph(2**40, 2**40, radius=3), 'nodes'),
+    (lambda: grid_graph((10**6, 10**6), 3), 'edges'),
+])
+def test_absurd_graphs_refused_up_front(call, count):
+    # complete_graph(100000) tried to allocate 80 GB before; now the builder
+    # names the edge count and the memory it would need, allocating nothing
+    with pytest.raises(ValueError, match=rf'{count}.*GiB.*memory'):
+        call()
+
+
+def test_sizes_beyond_int64_refused():
+    with pytest.raises(ValueError, match="'sizes' entry 9223372036854775808"):
+        chain_graph(2**63)  # overflowed inside torch.tensor before
+    with pytest.raises(ValueError, match="'dst_sizes' entry"):
+        bipartite_graph(1, [1, 2**64])
+
+
+@pytest.mark.parametrize('bad', [float('nan'), float('inf'), -float('inf')])
+def test_window_graph_non_finite_centers_raise(bad):
+    # a NaN centre silently gave its target no edges (a zero context)
+    with pytest.raises(ValueError, match="'centers' must be finite: target 0"):
+        window_graph(3, 2, radius=1, centers=torch.tensor([bad, 1.]))
+    with pytest.raises(ValueError, match="'centers' must hold real"):
+        window_graph(3, 2, radius=1, centers=torch.tensor([True, False]))

@@ -84,3 +84,30 @@ def test_image_round_trip():
 def test_bad_input(call, match):
     with pytest.raises((ValueError, IndexError), match=match):
         call()
+
+
+def test_nodes_to_sequence_unsorted_batch_raises():
+    x = torch.arange(5.).view(-1, 1)
+    # rows used to land in the wrong sequences
+    with pytest.raises(ValueError, match="'batch' must be sorted.*row 2"):
+        nodes_to_sequence(x, torch.tensor([0, 1, 0, 1, 1]))
+    perm = torch.tensor([0, 1, 0, 1, 1]).argsort(stable=True)
+    dense, mask = nodes_to_sequence(x[perm], torch.tensor([0, 0, 1, 1, 1]))
+    assert dense[0, :2, 0].tolist() == [0., 2.]
+    assert dense[1, :, 0].tolist() == [1., 3., 4.]
+
+
+def test_nodes_to_sequence_never_drops_rows():
+    x, batch = torch.arange(5.).view(-1, 1), torch.tensor([0, 0, 0, 1, 1])
+    # max_length=2 silently dropped the third row of sequence 0 before
+    with pytest.raises(ValueError, match=r"'max_length' \(2\) is shorter "
+                                         r"than sequence 0 \(3 rows\)"):
+        nodes_to_sequence(x, batch, max_length=2)
+    dense, mask = nodes_to_sequence(x, batch, max_length=4)
+    assert dense.shape == (2, 4, 1) and int(mask.sum()) == 5
+    with pytest.raises(ValueError, match="'batch_size' \\(1\\)"):
+        nodes_to_sequence(x, batch, batch_size=1)
+    with pytest.raises(ValueError, match="'batch' must be a 1-D long"):
+        nodes_to_sequence(x, batch[:3])
+    with pytest.raises(IndexError, match="negative"):
+        nodes_to_sequence(x, batch - 1)
