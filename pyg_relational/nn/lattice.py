@@ -4,6 +4,7 @@ import math
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Parameter
 from torch_geometric.nn import MessagePassing
@@ -12,7 +13,10 @@ from torch_geometric.typing import PairTensor
 from .._checks import (check_edge_index, check_edge_vector, check_features,
                        check_int)
 from ..graphs import grid_graph
-from .typed import gather_typed, typed_aggregate, typed_transform
+from ..structure import GraphStructure, Grid, _known, register
+from ._paths import GraphInput, check_path, choose_path, compiling
+from .typed import (_group_mm_tn, _plan, _TypedAggregate, gather_typed,
+                    typed_transform)
 
 __all__ = ['LatticeConv']
 
@@ -37,19 +41,34 @@ class LatticeConv(MessagePassing):
     it runs on any graph whose edges carry a type in
     ``[0, prod(kernel_size))``.
 
-    The weights are never materialised per edge. The default fused path
-    (:func:`~pyg_relational.nn.typed.typed_aggregate`) loops over offsets:
-    gather the sources of that offset, multiply by :math:`\mathbf{W}_t`,
-    add to the targets, and recomputes the gathers in backward, so memory
-    stays near a dense convolution's. Offsets that are translations of the
-    node numbering (every offset of a stride-1 grid whose output grid is
-    its input grid, e.g. ``padding='same'``) skip the gather and scatter:
-    a shifted, border-masked slice of the input is multiplied straight into
-    the output rows. ``fused=False`` runs the reference
-    path through :meth:`message`: every node is transformed by every offset
-    (:func:`~pyg_relational.nn.typed.typed_transform`, ``[N, T, C_out]``)
-    and each edge picks its row
-    (:func:`~pyg_relational.nn.typed.gather_typed`).
+    Three paths compute this formula (``path``; the one that ran is
+    ``layer.last_path``, the reasons faster ones did not in
+    ``layer.why_not_faster``):
+
+    * ``'dense'``: on a graph whose structure is a
+      :class:`~pyg_relational.structure.Grid` with this layer's kernel (the
+      ``edge_index`` returned by :func:`~pyg_relational.graphs.grid_graph`
+      or :meth:`grid_graph`, a :class:`Grid` passed instead of it, or
+      ``structure_of(batch)`` after collating
+      :class:`~pyg_relational.transforms.ImageToGraph` graphs) and with the
+      grid's own kernel offsets as ``edge_type``, it calls
+      :func:`torch.nn.functional.conv1d` / :func:`~torch.nn.functional.conv2d`
+      with the grid's stride, padding and dilation. The nodes are viewed as
+      channels-last images, so nothing is copied in or out.
+    * ``'sparse'``: any typed graph. Per offset, the sources of that offset
+      are gathered, multiplied by :math:`\mathbf{W}_t` and added to their
+      targets; backward recomputes the gathers, so nothing per edge is kept.
+    * ``'message'``: the reference, through :meth:`message`: every node is
+      transformed by every offset
+      (:func:`~pyg_relational.nn.typed.typed_transform`, ``[N, T, C_out]``)
+      and each edge picks its row
+      (:func:`~pyg_relational.nn.typed.gather_typed`).
+
+    ``'auto'`` takes the first of these that applies and the message path
+    under PyG explain or message-passing hooks; while
+    :func:`torch.compile` traces, a tensor ``edge_index`` cannot be looked
+    up, so only a :class:`Grid` passed as the graph runs densely. All paths
+    give the same numbers, also second-order gradients.
 
     Args:
         in_channels (int): input channels :math:`C_{in}`.
@@ -68,14 +87,18 @@ class LatticeConv(MessagePassing):
             (default: :obj:`1`)
         bias (bool, optional): learn the additive bias :math:`\mathbf{b}`.
             (default: :obj:`True`)
-        fused (bool, optional): use the memory-lean fused path instead of
-            :meth:`message` + aggregation; both compute the same numbers.
-            (default: :obj:`True`)
+        path (str, optional): ``'auto'``, ``'dense'``, ``'sparse'`` or
+            ``'message'`` (see above); a forced path that cannot run raises
+            a :class:`ValueError`. (default: :obj:`'auto'`)
+        fused (bool, optional): the former switch, kept as an alias:
+            :obj:`False` is ``path='message'``, :obj:`True` ``'auto'``.
+            (default: :obj:`None`)
 
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}_s|, C_{in})` (or a
           pair, of which only the source part is used), edge indices
-          :math:`(2, |\mathcal{E}|)`, edge types :math:`(|\mathcal{E}|)`
+          :math:`(2, |\mathcal{E}|)` or a :class:`Grid`, edge types
+          :math:`(|\mathcal{E}|)` (implied by a :class:`Grid`)
         - **output:** node features :math:`(|\mathcal{V}_t|, C_{out})`
 
     .. note::
@@ -84,10 +107,6 @@ class LatticeConv(MessagePassing):
         pass ``size=(num_input_nodes, num_output_nodes)`` — the third value
         :func:`grid_graph` returns gives the output grid. Targets without
         incoming edges get :math:`\mathbf{b}` (zeros without bias).
-
-    .. note::
-        The fused path is differentiable once (no double backward); use
-        ``fused=False`` for higher-order gradients.
 
     Example:
         >>> conv = torch.nn.Conv2d(3, 8, 3, padding=1)
@@ -98,13 +117,16 @@ class LatticeConv(MessagePassing):
         >>> torch.allclose(nodes_to_image(out, 2, *out_size), conv(image),
         ...                atol=1e-6)
         True
+        >>> layer.last_path
+        'dense'
     """
     def __init__(self, in_channels: int, out_channels: int,
                  kernel_size: _IntOrTuple,
                  stride: _IntOrTuple = 1,
                  padding: Union[_IntOrTuple, str] = 0,
                  dilation: _IntOrTuple = 1, groups: int = 1,
-                 bias: bool = True, fused: bool = True):
+                 bias: bool = True, path: str = 'auto',
+                 fused: Optional[bool] = None):
         super().__init__(aggr='add')
         self.in_channels = check_int(in_channels, 'in_channels', 1)
         self.out_channels = check_int(out_channels, 'out_channels', 1)
@@ -127,7 +149,11 @@ class LatticeConv(MessagePassing):
         self.stride = stride
         self.padding = padding
         self.dilation = dilation
-        self.fused = fused
+        self.path = check_path(path)
+        if fused is not None:  # the old switch: fused=False is 'message'
+            self.fused = fused
+        self.last_path: Optional[str] = None
+        self.why_not_faster = None
         # W_t = weight[t]: [T, C_in / groups, C_out]; group g uses columns
         # g * C_out / groups ... (g + 1) * C_out / groups.
         self.weight = Parameter(
@@ -137,6 +163,15 @@ class LatticeConv(MessagePassing):
         else:
             self.register_parameter('bias', None)
         self.reset_parameters()
+
+    @property
+    def fused(self) -> bool:
+        """The old switch: :obj:`False` when ``path='message'``."""
+        return self.path != 'message'
+
+    @fused.setter
+    def fused(self, value: bool):
+        self.path = 'auto' if value else 'message'
 
     def reset_parameters(self):
         r"""The initialisation of :class:`torch.nn.Conv2d`."""
@@ -165,9 +200,15 @@ class LatticeConv(MessagePassing):
         return grid_graph(size, kernel, self.stride, padding,
                           self.dilation, batch_size)
 
-    def forward(self, x: Union[Tensor, PairTensor], edge_index: Tensor,
-                edge_type: Tensor,
+    def forward(self, x: Union[Tensor, PairTensor],
+                edge_index: Union[Tensor, Grid],
+                edge_type: Optional[Tensor] = None,
                 size: Optional[Tuple[int, int]] = None) -> Tensor:
+        r"""Returns the output node features ``[N_dst, C_out]``.
+
+        ``edge_index`` may be a :class:`~pyg_relational.structure.Grid`
+        instead of a tensor; ``edge_type`` is then implied (pass it only to
+        use other types) and ``size`` follows from the grid."""
         if isinstance(x, (tuple, list)):
             x = x[0]
         if isinstance(x, Tensor) and x.dim() != 2:
@@ -177,17 +218,46 @@ class LatticeConv(MessagePassing):
                              f"image_to_nodes(x)")
         check_features(x, self.in_channels)
         num_src = x.size(0)
-        num_dst = num_src if size is None or size[1] is None else size[1]
         if size is not None and size[0] is not None and size[0] != num_src:
             raise ValueError(f"'size' says {size[0]} source nodes but 'x' "
                              f"has {num_src}; pass size=({num_src}, "
                              f"num_output_nodes)")
-        check_edge_index(edge_index, num_src, num_dst)
-        check_edge_vector(edge_type, edge_index.size(1), 'edge_type',
-                          self.num_types)
-        if self.fused:
-            out = typed_aggregate(x, self.weight, edge_index, edge_type,
-                                  num_dst, self.groups)
+        given = edge_index
+        graph = GraphInput(edge_index, num_src, device=x.device)
+        grid = graph.structure if isinstance(graph.structure, Grid) else None
+        if isinstance(given, GraphStructure):
+            num_dst = given.num_dst_nodes
+            if size is not None and size[1] is not None \
+                    and size[1] != num_dst:
+                raise ValueError(f"'size' says {size[1]} target nodes but "
+                                 f"the structure {given!r} has {num_dst}")
+            if grid is None and edge_type is None:
+                raise ValueError(f"'edge_type' is needed with the structure "
+                                 f"{given!r}: only a Grid implies it")
+        else:
+            num_dst = num_src if size is None or size[1] is None else size[1]
+            if edge_type is None:
+                raise ValueError("'edge_type' is needed with an edge_index "
+                                 "tensor; pass the kernel offsets that "
+                                 "grid_graph returns (or a Grid structure "
+                                 "instead of edge_index)")
+        dense_why = self._why_not_dense(grid, edge_type, num_dst)
+        path = choose_path(self, self.path, {
+            'dense': dense_why,
+            'sparse': 'torch.compile traces (its plan is data-dependent)'
+            if compiling() else None})
+        if path == 'dense':
+            return self._dense(x, grid)
+        edge_index = graph.edge_index
+        if edge_type is None:
+            edge_type = grid.edge_type(x.device)
+        if dense_why is not None:  # a verified grid needs no index checks
+            check_edge_index(edge_index, num_src, num_dst)
+            check_edge_vector(edge_type, edge_index.size(1), 'edge_type',
+                              self.num_types)
+        if path == 'sparse':
+            plan = _plan(edge_index, edge_type, self.num_types, shifts=False)
+            out = _TypedSum.apply(x, self.weight, plan, num_dst, self.groups)
         else:
             h = typed_transform(x, self._dense_weight())  # [N, T, C_out]
             out = self.propagate(edge_index, h=h, edge_type=edge_type,
@@ -195,6 +265,49 @@ class LatticeConv(MessagePassing):
         if self.bias is not None:
             out = out + self.bias
         return out
+
+    def _why_not_dense(self, grid: Optional[Grid],
+                       edge_type: Optional[Tensor],
+                       num_dst: int) -> Optional[str]:
+        """Why ``conv1d``/``conv2d`` cannot compute this call (or None)."""
+        if grid is None:
+            return ('the graph is not a known grid (pass the edge_index of '
+                    'grid_graph, a Grid, or structure_of(batch))')
+        if grid.kernel_size != self.kernel_size:
+            return (f'the grid has kernel_size={grid.kernel_size}, the layer '
+                    f'{self.kernel_size}')
+        if grid.num_dst_nodes != num_dst:
+            return (f'the grid has {grid.num_dst_nodes} output positions but '
+                    f'{num_dst} target nodes were asked for; pass size=('
+                    f'{grid.num_src_nodes}, {grid.num_dst_nodes})')
+        if not _grid_types(edge_type, grid):
+            return "'edge_type' is not the grid's kernel offsets"
+        return None
+
+    def _dense(self, x: Tensor, grid: Grid) -> Tensor:
+        """The convolution on the images the nodes lay out (channels last
+        in memory, so reshaping in and out copies nothing)."""
+        c_in, c_out = self.in_channels, self.out_channels
+        image = x.reshape(grid.batch_size, *grid.size, c_in).movedim(-1, 1)
+        # [B, C_in, *size]; W_t = weight[t] -> [C_out, C_in / groups, *k]
+        weight = self.weight.permute(2, 1, 0).reshape(c_out, -1,
+                                                      *grid.kernel_size)
+        padding = grid.padding
+        if padding == 'same':  # explicit (asymmetric) padding, no warning
+            total = [d * (k - 1) for k, d in zip(grid.kernel_size,
+                                                 grid.dilation)]
+            if all(t % 2 == 0 for t in total):
+                padding = tuple(t // 2 for t in total)
+            else:
+                pads = []  # F.pad order: last dimension first
+                for t in reversed(total):
+                    pads += [t // 2, t - t // 2]
+                image = F.pad(image, pads)
+                padding = 0
+        conv = F.conv1d if grid.dims == 1 else F.conv2d
+        out = conv(image, weight, self.bias, grid.stride, padding,
+                   grid.dilation, self.groups)  # [B, C_out, *out_size]
+        return out.movedim(1, -1).reshape(-1, c_out)  # [B*prod(out), C_out]
 
     def message(self, h: Tensor, edge_index_j: Tensor,
                 edge_type: Tensor) -> Tensor:
@@ -215,11 +328,11 @@ class LatticeConv(MessagePassing):
         return dense.reshape(t, g * ci, c_out)
 
     @classmethod
-    def from_module(cls, module: torch.nn.Module,
-                    fused: bool = True) -> 'LatticeConv':
+    def from_module(cls, module: torch.nn.Module, path: str = 'auto',
+                    fused: Optional[bool] = None) -> 'LatticeConv':
         r"""The graph twin of a :class:`torch.nn.Conv1d` or
         :class:`torch.nn.Conv2d` (zero padding only), with its weights
-        copied."""
+        copied; ``path`` / ``fused`` as in the constructor."""
         if not isinstance(module, (torch.nn.Conv1d, torch.nn.Conv2d)):
             raise ValueError(f"LatticeConv.from_module expects an nn.Conv1d "
                              f"or nn.Conv2d (got {type(module).__name__})")
@@ -232,7 +345,7 @@ class LatticeConv(MessagePassing):
                     padding=module.padding if isinstance(module.padding, str)
                     else tuple(module.padding),
                     dilation=tuple(module.dilation), groups=module.groups,
-                    bias=module.bias is not None, fused=fused)
+                    bias=module.bias is not None, path=path, fused=fused)
         layer = layer.to(module.weight.device, module.weight.dtype)
         with torch.no_grad():
             # [C_out, C_in/g, *k] -> [T, C_in/g, C_out]
@@ -246,3 +359,56 @@ class LatticeConv(MessagePassing):
         return (f'{self.__class__.__name__}({self.in_channels}, '
                 f'{self.out_channels}, kernel_size={self.kernel_size}'
                 f'{extra})')
+
+
+def _grid_types(edge_type: Optional[Tensor], grid: Grid) -> bool:
+    """Whether ``edge_type`` holds exactly the kernel offsets of ``grid``
+    (None: implied). Compared once per tensor, then remembered like a
+    registered structure (by identity and in-place version)."""
+    if edge_type is None:
+        return True
+    found, known = _known(edge_type)
+    if found and known == grid:
+        return True
+    if compiling():
+        return False
+    expected = grid.edge_type(edge_type.device)
+    same = edge_type is expected or (
+        edge_type.shape == expected.shape and edge_type.dtype == expected.dtype
+        and torch.equal(edge_type, expected))
+    if same:
+        register(edge_type, grid)
+    return same
+
+
+class _TypedSum(_TypedAggregate):
+    # typed_aggregate's per-type gather plan, differentiable twice: under
+    # create_graph the backward is computed with differentiable operations
+    # (the input gradient is itself a typed sum, over the reversed edges
+    # with the transposed weights); otherwise the fast backward runs.
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        if not torch.is_grad_enabled():
+            return _TypedAggregate.backward(ctx, grad_out)
+        x, weight = ctx.saved_tensors
+        plan, groups = ctx.plan, ctx.groups
+        need_x, need_w = ctx.needs_input_grad[:2]
+        grad_x = grad_w = None
+        if need_x:
+            t, ci, c_out = weight.shape
+            co = c_out // groups
+            # W'_t [co, G*ci]: block g is W_t[:, g*co:(g+1)*co]^T
+            weight_t = weight.view(t, ci, groups, co).permute(
+                0, 3, 2, 1).reshape(t, co, groups * ci)
+            reverse = [None if step is None else ('gather', step[2], step[1])
+                       for step in plan]
+            grad_x = _TypedSum.apply(grad_out, weight_t, reverse, x.size(0),
+                                     groups)
+        if need_w:
+            grad_w = torch.stack([
+                weight.new_zeros(weight.shape[1:]) if step is None else
+                _group_mm_tn(x.index_select(0, step[1]),
+                             grad_out.index_select(0, step[2]), groups)
+                for step in plan])  # [T, C_in / groups, C_out]
+        return grad_x, grad_w, None, None, None
