@@ -8,12 +8,20 @@ r"""Benchmarks of the attention layers (issue 4).
   complete graphs vs ``nn.MultiheadAttention``, PyG ``TransformerConv`` and
   ``GATConv`` on the same graphs, and on a window graph (radius 16) vs dense
   full attention.
+* :func:`target_cases`: the speed targets of issue 12 for the attention
+  layers: ``MultiheadAttentionConv`` and ``TransformerEncoderLayer`` on
+  complete and causal graphs vs ``torch.nn``, ragged blocks vs padded
+  attention, ``AttentionConv(score='gat')`` vs ``GATConv`` on a large random
+  graph, window graphs vs band-masked SDPA, and ``AttentionConv`` on a
+  random graph (sparse path) vs the message path or an earlier version of
+  the library (:func:`random_sparse_target`).
 * :func:`run_seq2seq`: a GRU encoder-decoder without attention, with
   Bahdanau attention and with Luong global / local-p attention on sequence
   reversal, accuracy per sequence length.
 
 Everything returns data; nothing prints.
 """
+import copy
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -25,11 +33,12 @@ from ..graphs import bipartite_graph, complete_graph, window_graph
 from ..nn.attention import AttentionConv, BahdanauAttention, LuongAttention
 from ..nn.transformer import (MultiheadAttentionConv, TransformerDecoderLayer,
                               TransformerEncoderLayer)
-from .classic import _scaled_err
+from .classic import _graph_to, _leaves
 from .results import SpeedResult, TwinResult
-from .timing import measure
+from .timing import Target, compare_speed, measure, scaled_error
 
-__all__ = ['twin_cases', 'speed_cases', 'run_seq2seq']
+__all__ = ['twin_cases', 'speed_cases', 'target_cases',
+           'random_sparse_target', 'run_seq2seq']
 
 Progress = Optional[Callable[[str], None]]
 TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
@@ -54,7 +63,7 @@ def _compare(graph_fn, twin_fn, inputs: Sequence[Tensor],
 
     a_in, b_in = leaves(), leaves()
     a, b = graph_fn(*a_in), twin_fn(*b_in)
-    err = _scaled_err(a, b)
+    err = scaled_error(a, b)
     gen = torch.Generator().manual_seed(0)
     g = torch.randn(b.shape, generator=gen, dtype=b.dtype).to(b.device)
     (a * g).sum().backward()
@@ -63,7 +72,7 @@ def _compare(graph_fn, twin_fn, inputs: Sequence[Tensor],
     pairs = [(x.grad, y.grad) for x, y in zip(a_in, b_in)]
     pairs += [(ga(), gb()) for ga, gb in params]
     for ga, gb in pairs:
-        grad_err = max(grad_err, _scaled_err(ga, gb))
+        grad_err = max(grad_err, scaled_error(ga, gb))
     return err, grad_err
 
 
@@ -292,6 +301,274 @@ def speed_cases(quick: bool = True, device='cpu', progress: Progress = None,
           lambda: mha(x, x, x, need_weights=False)[0],
           {'tokens': n, 'batch': batch, 'graph': f'window r={radius}',
            'repeat': repeat, 'fused': fused})
+    return results
+
+
+# --- issue 12 targets --------------------------------------------------------
+
+ATTENTION_TARGET = Target(1.1, 1.2)
+RAGGED_TARGET = Target(1.2)
+GAT_TARGET = Target(1 / 1.5, note='>= 1.5x faster')
+WINDOW_TARGET = Target(1.0, note='beats band-masked attention')
+BEFORE_TARGET = Target(1.05, note='no slower than before, 5% noise allowance')
+
+
+def _tokens(batch: int, T: int, d: int, device) -> (Tensor, Tensor):
+    """The same random tokens as a twin's ``[B, T, d]`` and as graph nodes
+    ``[B*T, d]``, two leaves."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, T, d, generator=gen).to(device)
+    nodes = x.reshape(-1, d).clone().requires_grad_()  # [B*T, d]
+    return x.requires_grad_(), nodes
+
+
+def block_target(kind: str, T: int, batch: int, d: int, heads: int,
+                 causal: bool = False, device='cpu', repeat: int = 7,
+                 memory: bool = True) -> SpeedResult:
+    r"""``kind='mha'``: :class:`MultiheadAttentionConv` vs
+    ``nn.MultiheadAttention(need_weights=False)``; ``kind='encoder'``:
+    :class:`TransformerEncoderLayer` vs ``nn.TransformerEncoderLayer``
+    (FFN :math:`4d`, no dropout, post-norm). ``batch`` complete graphs of
+    ``T`` tokens, or causal graphs vs the twin with a causal ``attn_mask``
+    and ``is_causal=True``. Target: time ≤ 1.1×, memory ≤ 1.2×."""
+    device = torch.device(device)
+    torch.manual_seed(0)
+    if kind == 'mha':
+        twin = torch.nn.MultiheadAttention(d, heads, batch_first=True)
+        layer = MultiheadAttentionConv.from_module(twin.to(device))
+    elif kind == 'encoder':
+        twin = torch.nn.TransformerEncoderLayer(d, heads, 4 * d, dropout=0.,
+                                                batch_first=True)
+        layer = TransformerEncoderLayer.from_module(twin.to(device))
+    else:
+        raise ValueError(f"'kind' must be 'mha' or 'encoder' (got {kind!r})")
+    x, nodes = _tokens(batch, T, d, device)
+    edge_index = _graph_to(complete_graph([T] * batch, causal=causal),
+                           device)
+    mask = torch.nn.Transformer.generate_square_subsequent_mask(
+        T, device=device) if causal else None
+    if kind == 'mha':
+        def twin_fn():
+            return twin(x, x, x, need_weights=False, attn_mask=mask,
+                        is_causal=causal)[0]
+    else:
+        def twin_fn():
+            return twin(x, src_mask=mask, is_causal=causal)
+    graph = 'causal' if causal else 'complete'
+    return compare_speed(
+        type(layer).__name__, f'nn.{type(twin).__name__}',
+        f'{graph} T={T} B={batch} d={d} heads={heads}',
+        lambda: layer(nodes, edge_index), twin_fn, _leaves(layer, nodes),
+        _leaves(twin, x), layer=layer, num_edges=edge_index.size(1),
+        target=ATTENTION_TARGET, repeat=repeat, device=device,
+        memory=memory, extra={'tokens': T, 'batch': batch, 'graph': graph})
+
+
+def ragged_target(T: int, batch: int, d: int, heads: int, device='cpu',
+                  repeat: int = 7, memory: bool = True) -> SpeedResult:
+    r""":class:`MultiheadAttentionConv` on complete blocks of ragged sizes
+    (uniform in :math:`[T/2, T]`, the first :math:`T`) vs
+    ``nn.MultiheadAttention`` on the zero-padded ``[B, T, d]`` batch with a
+    ``key_padding_mask`` (outputs compared on the real tokens). Target:
+    time ≤ 1.2×."""
+    device = torch.device(device)
+    gen = torch.Generator().manual_seed(1)
+    lengths = torch.randint(T // 2, T + 1, (batch, ), generator=gen)
+    lengths[0] = T
+    valid = (torch.arange(T).view(1, -1) < lengths.view(-1, 1)).to(device)
+    torch.manual_seed(0)
+    twin = torch.nn.MultiheadAttention(d, heads, batch_first=True).to(device)
+    layer = MultiheadAttentionConv.from_module(twin)
+    x, _ = _tokens(batch, T, d, device)
+    with torch.no_grad():
+        x[~valid] = 0.
+    nodes = x.detach()[valid].clone().requires_grad_()  # [sum(lengths), d]
+    edge_index = _graph_to(complete_graph(lengths), device)
+    return compare_speed(
+        'MultiheadAttentionConv', 'nn.MultiheadAttention (padded)',
+        f'ragged T={T} B={batch} d={d} heads={heads}, lengths '
+        f'{int(lengths.min())}-{T}', lambda: layer(nodes, edge_index),
+        lambda: twin(x, x, x, key_padding_mask=~valid,
+                     need_weights=False)[0],
+        _leaves(layer, nodes), _leaves(twin, x), layer=layer,
+        align=lambda g, t: (g, t[valid]), num_edges=edge_index.size(1),
+        target=RAGGED_TARGET, repeat=repeat, device=device, memory=memory,
+        extra={'tokens': T, 'batch': batch, 'graph': 'ragged complete',
+               'lengths': lengths.tolist()})
+
+
+def _random_graph(num_nodes: int, num_edges: int) -> Tensor:
+    """``num_edges`` random edges without repeats or self-loops (a few
+    fewer after removing those), sorted by target."""
+    from torch_geometric.utils import coalesce, remove_self_loops
+    gen = torch.Generator().manual_seed(0)
+    edge_index = torch.randint(0, num_nodes, (2, num_edges), generator=gen)
+    edge_index, _ = remove_self_loops(edge_index)
+    return coalesce(edge_index, num_nodes=num_nodes, sort_by_row=False)
+
+
+def _nodes(num_nodes: int, channels: int, device) -> (Tensor, Tensor):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(num_nodes, channels, generator=gen).to(device)
+    return x.clone().requires_grad_(), x.requires_grad_()
+
+
+def gat_target(num_nodes: int, num_edges: int, channels: int, heads: int,
+               device='cpu', repeat: int = 7,
+               memory: bool = True) -> SpeedResult:
+    r"""``AttentionConv.from_module(GATConv(channels, channels // heads,
+    heads))`` vs that ``GATConv`` (both add self-loops) on a random graph.
+    Target: ≥ 1.5× faster (time ≤ 0.67×)."""
+    from torch_geometric.nn import GATConv
+    device = torch.device(device)
+    torch.manual_seed(0)
+    gat = GATConv(channels, channels // heads, heads=heads).to(device)
+    conv = AttentionConv.from_module(gat)
+    edge_index = _random_graph(num_nodes, num_edges).to(device)
+    x_graph, x_twin = _nodes(num_nodes, channels, device)
+    return compare_speed(
+        "AttentionConv(score='gat')", 'GATConv',
+        f'random graph {num_nodes} nodes {edge_index.size(1)} edges, '
+        f'{channels}->{heads}x{channels // heads}',
+        lambda: conv(x_graph, edge_index), lambda: gat(x_twin, edge_index),
+        _leaves(conv, x_graph), _leaves(gat, x_twin), layer=conv,
+        num_edges=edge_index.size(1), target=GAT_TARGET, repeat=repeat,
+        device=device, memory=memory,
+        extra={'nodes': num_nodes, 'graph': 'random'})
+
+
+def window_target(T: int, radius: int, d: int, heads: int, device='cpu',
+                  repeat: int = 7, memory: bool = True) -> SpeedResult:
+    r"""``AttentionConv(d, d // heads, heads, score='scaled_dot')`` on a
+    window graph of radius ``radius`` over ``T`` tokens vs
+    :func:`~torch.nn.functional.scaled_dot_product_attention` with the
+    layer's own projections and a ``[T, T]`` band mask
+    :math:`|i - j| \le r` (built beforehand). Target: faster than the
+    band-masked attention."""
+    device = torch.device(device)
+    torch.manual_seed(0)
+    H, C = heads, d // heads
+    conv = AttentionConv(d, C, heads=H, score='scaled_dot').to(device)
+    edge_index = _graph_to(window_graph(T, T, radius), device)
+    x_graph, x_twin = _nodes(T, d, device)
+    pos = torch.arange(T, device=device)
+    band = (pos.view(-1, 1) - pos.view(1, -1)).abs() <= radius  # [T, T]
+
+    def twin():
+        q, k, v = (lin(x_twin).view(T, H, C).transpose(0, 1)  # [H, T, C]
+                   for lin in (conv.lin_query, conv.lin_key, conv.lin_value))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=band)
+        return out.transpose(0, 1).reshape(T, H * C) + conv.bias
+
+    return compare_speed(
+        "AttentionConv(score='scaled_dot') (window graph)",
+        'band-masked SDPA', f'window r={radius} T={T} d={d} heads={H}',
+        lambda: conv(x_graph, edge_index), twin, _leaves(conv, x_graph),
+        _leaves(conv, x_twin), layer=conv, num_edges=edge_index.size(1),
+        target=WINDOW_TARGET, repeat=repeat, device=device, memory=memory,
+        extra={'tokens': T, 'graph': f'window r={radius}'})
+
+
+def _message_path(module: torch.nn.Module) -> torch.nn.Module:
+    """``module`` forced onto its message path (``path='message'``, or
+    ``fused=False`` on versions without paths)."""
+    if hasattr(module, 'path'):
+        module.path = 'message'
+    else:
+        module.fused = False
+    return module
+
+
+def random_sparse_target(num_nodes: int, num_edges: int, channels: int,
+                         heads: int, device='cpu', repeat: int = 7,
+                         memory: bool = True, before=None,
+                         before_name: str = 'before') -> SpeedResult:
+    r"""``AttentionConv(channels, channels // heads, heads,
+    score='scaled_dot')`` on a random graph (the sparse path) against the
+    same layer on the message path, or, with ``before`` (the
+    ``AttentionConv`` class of an earlier version of the library, e.g.
+    loaded by ``benchmarks/scripts/paths_speed.py --before DIR``), against
+    that version with the same weights (target: no slower)."""
+    device = torch.device(device)
+    torch.manual_seed(0)
+    conv = AttentionConv(channels, channels // heads, heads=heads,
+                         score='scaled_dot').to(device)
+    if before is None:
+        twin, name, target = _message_path(copy.deepcopy(conv)), \
+            'AttentionConv (message path)', None
+    else:
+        twin = before(channels, channels // heads, heads=heads,
+                      score='scaled_dot').to(device)
+        twin.load_state_dict(conv.state_dict())
+        name, target = f'AttentionConv ({before_name})', BEFORE_TARGET
+    edge_index = _random_graph(num_nodes, num_edges).to(device)
+    x_graph, x_twin = _nodes(num_nodes, channels, device)
+    return compare_speed(
+        "AttentionConv(score='scaled_dot')", name,
+        f'random graph {num_nodes} nodes {edge_index.size(1)} edges, '
+        f'{channels}->{heads}x{channels // heads}',
+        lambda: conv(x_graph, edge_index), lambda: twin(x_twin, edge_index),
+        _leaves(conv, x_graph), _leaves(twin, x_twin), layer=conv,
+        twin_module=twin, num_edges=edge_index.size(1), target=target,
+        repeat=repeat, device=device, memory=memory,
+        extra={'nodes': num_nodes, 'graph': 'random'})
+
+
+def target_cases(quick: bool = True, device='cpu', progress: Progress = None,
+                 repeat: Optional[int] = None, memory: bool = True,
+                 before=None, before_name: str = 'before'
+                 ) -> List[SpeedResult]:
+    r"""Issue 12's targets for the attention layers, float32,
+    forward+backward, the graph layer built from its twin (same weights) on
+    the same data, medians of ``repeat`` alternated runs (default 7) after
+    one warm-up round:
+
+    * :func:`block_target`: ``MultiheadAttentionConv`` and
+      ``TransformerEncoderLayer`` on complete and on causal graphs,
+      :math:`T \times B` = 64×64, 256×16, 1024×4, 2048×1, d = 256, 8 heads;
+    * :func:`ragged_target`: ragged blocks vs padded attention, the same
+      sizes with :math:`B > 1`;
+    * :func:`gat_target`: ``AttentionConv(score='gat')`` vs ``GATConv``,
+      100k nodes, 1M random edges, 64 -> 8 heads × 8;
+    * :func:`window_target`: window graph r = 16 vs band-masked SDPA at
+      T = 16384, d = 64, 4 heads;
+    * :func:`random_sparse_target`: the sparse path on the random graph of
+      :func:`gat_target` (vs the message path, or vs ``before``).
+
+    ``quick=True`` runs the same cases at small sizes (seconds)."""
+    repeat = repeat or 7
+    if quick:
+        d, heads, blocks, ragged = 32, 4, [(8, 4), (16, 2)], [(16, 4)]
+        graph, window = (1000, 10000, 16, 2), (256, 4, 32, 4)
+    else:
+        d, heads = 256, 8
+        blocks = [(64, 64), (256, 16), (1024, 4), (2048, 1)]
+        ragged = [b for b in blocks if b[1] > 1]
+        graph, window = (100000, 1000000, 64, 8), (16384, 16, 64, 4)
+    results = []
+
+    def done(result: SpeedResult):
+        results.append(result)
+        if progress is not None:
+            progress(f'{result.operator} vs {result.baseline}: '
+                     f'{result.config}')
+
+    for kind in ('mha', 'encoder'):
+        for causal in (False, True):
+            for T, batch in blocks:
+                done(block_target(kind, T, batch, d, heads, causal, device,
+                                  repeat, memory))
+    for T, batch in ragged:
+        done(ragged_target(T, batch, d, heads, device, repeat, memory))
+    done(gat_target(*graph, device=device, repeat=repeat, memory=memory))
+    done(window_target(*window, device=device, repeat=repeat,
+                       memory=memory))
+    done(random_sparse_target(*graph, device=device, repeat=repeat,
+                              memory=memory))
+    if before is not None:
+        done(random_sparse_target(*graph, device=device, repeat=repeat,
+                                  memory=memory, before=before,
+                                  before_name=before_name))
     return results
 
 
