@@ -5,6 +5,8 @@ r"""Benchmarks of :class:`~pyg_relational.nn.NonLocalBlock`.
   matrix products (the way the paper's implementation computes it).
 * :func:`speed_cases`: forward+backward of the block on an image batch vs
   :func:`dense_non_local` with the same weights.
+* :func:`target_cases`: issue 12's target, the block on
+  8×64×{8², 16², 32²} within 1.2× of :func:`dense_non_local`'s time.
 * :func:`run_digits`: a small CNN with and without one non-local block on
   scikit-learn's bundled 8×8 digits (test accuracy over seeds).
 
@@ -21,9 +23,10 @@ from torch import Tensor
 from ..nn.non_local import NonLocalBlock
 from ..transforms import image_to_nodes, nodes_to_image
 from .results import SpeedResult, TwinResult
-from .timing import measure
+from .timing import Target, compare_speed, measure
 
-__all__ = ['dense_non_local', 'twin_cases', 'speed_cases', 'run_digits',
+__all__ = ['dense_non_local', 'twin_cases', 'speed_cases', 'target_cases',
+           'run_digits',
            'DigitsNet', 'digits_data', 'fit_digits']
 
 Progress = Optional[Callable[[str], None]]
@@ -197,6 +200,48 @@ def _build_graph(block: NonLocalBlock, batch: int, side: int):
 
 # ---------------------------------------------------------------------------
 # Digits: a small CNN with and without a non-local block.
+
+NON_LOCAL_TARGET = Target(1.2)
+
+
+def target_cases(quick: bool = True, device='cpu', progress: Progress = None,
+                 repeat: Optional[int] = None, memory: bool = True
+                 ) -> List[SpeedResult]:
+    """Issue 12's target: ``NonLocalBlock(64)`` (embedded Gaussian, no
+    sub-sampling, training mode) on ``8×64×{8², 16², 32²}`` vs
+    :func:`dense_non_local` with the same weights, float32,
+    forward+backward, medians of ``repeat`` alternated runs (default 7)
+    after one warm-up round, which also builds and caches the block's graph
+    for the input shape. Target: time ≤ 1.2×. ``quick=True``: 2×8×{4², 8²}.
+    """
+    from .classic import _leaves
+    repeat = repeat or 7
+    channels, batch, sides = (8, 2, (4, 8)) if quick else (64, 8,
+                                                           (8, 16, 32))
+    results = []
+    for side in sides:
+        torch.manual_seed(0)
+        block = NonLocalBlock(channels).to(device)
+        _randomise_bn(block)
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(batch, channels, side, side, generator=gen).to(
+            device)
+        x_graph = x.clone().requires_grad_()
+        x_dense = x.requires_grad_()
+        positions = side * side
+        result = compare_speed(
+            'NonLocalBlock', 'dense bmm non-local',
+            f'embedded_gaussian {batch}x{channels}x{side}x{side}',
+            lambda: block(x_graph), lambda: dense_non_local(block, x_dense),
+            _leaves(block, x_graph), _leaves(block, x_dense), layer=block,
+            num_edges=batch * positions * positions,
+            target=NON_LOCAL_TARGET, repeat=repeat, device=device,
+            memory=memory, extra={'batch': batch, 'side': side})
+        results.append(result)
+        if progress is not None:
+            progress(result.config)
+    return results
+
 
 def _conv_layer():
     """``LatticeConv`` (graph convolution, issue 3) when it is exported,
