@@ -251,7 +251,8 @@ def speed_cases(quick: bool = True, device='cpu', progress: Progress = None,
                 'graph_times_s': mg.times_s, 'baseline_times_s': mt.times_s}
         results.append(SpeedResult(
             operator, baseline, config, str(device), num_edges, mg.median_s,
-            mt.median_s, mg.peak_bytes, mt.peak_bytes, info))
+            mt.median_s, mg.peak_bytes, mt.peak_bytes, info,
+            alternated=True))
         if progress is not None:
             progress(f'{operator} vs {baseline}: {config}')
 

@@ -155,9 +155,9 @@ def _same_layout(graph_out: Tensor, twin_out: Tensor
 
 
 def _cotangents(graph_out: Tensor, twin_out: Tensor, align, seed: int
-                ) -> Tuple[Tensor, Tensor, float]:
+                ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     """One random cotangent in the common layout of ``align``, pulled back
-    to each side's own layout, and the outputs' :func:`scaled_error`."""
+    to each side's own layout, and the two outputs in that layout."""
     g_out = graph_out.detach().requires_grad_()
     t_out = twin_out.detach().requires_grad_()
     a, b = align(g_out, t_out)
@@ -165,7 +165,7 @@ def _cotangents(graph_out: Tensor, twin_out: Tensor, align, seed: int
     cot = torch.randn(a.shape, generator=gen, dtype=a.dtype).to(a.device)
     cot_g, = torch.autograd.grad(a, g_out, cot)
     cot_t, = torch.autograd.grad(b, t_out, cot)
-    return cot_g, cot_t, scaled_error(a, b)
+    return cot_g, cot_t, a.detach(), b.detach()
 
 
 def _step(forward: Callable[[], Tensor], cotangent: Tensor,
@@ -200,8 +200,8 @@ def compare_speed(operator: str, baseline: str, config: str,
     twin_out)`` maps both to one layout (default: the graph output reshaped
     to the twin's). Both sides get the same random cotangent there, pulled
     back to their layouts outside the timed region, and the outputs are
-    compared (``extra['max_abs_diff']``: :func:`scaled_error`;
-    ``extra['outputs_agree']``: within ``tolerance``). Then each side's step
+    compared (``extra['max_abs_diff']``; ``extra['outputs_agree']``:
+    :func:`scaled_error` within ``tolerance``). Then each side's step
     (gradients of its ``*_leaves`` reset to :obj:`None`, forward,
     ``backward``) is timed by :func:`measure_pair`.
 
@@ -210,17 +210,19 @@ def compare_speed(operator: str, baseline: str, config: str,
     ``met`` (:class:`Target`, :obj:`None` without one), the per-run times,
     ``repeat``, ``warmup``, ``threads`` and ``timer``."""
     graph_leaves, twin_leaves = list(graph_leaves), list(twin_leaves)
-    cot_g, cot_t, err = _cotangents(graph(), twin(), align, seed=0)
+    cot_g, cot_t, out_g, out_t = _cotangents(graph(), twin(), align, seed=0)
+    diff = float((out_g - out_t).abs().max()) if out_t.numel() else 0.
     mg, mt = measure_pair(_step(graph, cot_g, graph_leaves),
                           _step(twin, cot_t, twin_leaves), repeat, warmup,
                           device, memory)
     result = SpeedResult(operator, baseline, config, str(device), num_edges,
                          mg.median_s, mt.median_s, mg.peak_bytes,
-                         mt.peak_bytes)
+                         mt.peak_bytes, alternated=True)
     result.extra = dict(extra or {})
     result.extra.update({
         'path': path_of(layer), 'baseline_path': path_of(twin_module),
-        'max_abs_diff': err, 'outputs_agree': err <= tolerance,
+        'max_abs_diff': diff,
+        'outputs_agree': scaled_error(out_g, out_t) <= tolerance,
         'target': None if target is None else str(target),
         'met': None if target is None or not memory and target.memory
         else target.met(result.time_ratio, result.memory_ratio),
