@@ -31,7 +31,9 @@ It works on per-head node features, queries ``q [N_dst, H, C_q]`` (targets
 
 Scores with ``dot_product = True`` (``dot``, ``scaled_dot``, ``general``)
 have ``edge = q_i . k_j / scale``, so layers may compute them as sparse CSR
-products without gathering per-edge rows (``AttentionConv(fused=True)``).
+products without gathering per-edge rows, or, on complete and bipartite
+blocks, with :func:`~torch.nn.functional.scaled_dot_product_attention`
+(``AttentionConv(path=...)``).
 
 ``score(q, k, edge_index, edge_type=None)`` runs both steps (gathering
 ``q_node[edge_index[1]]`` and ``k_node[edge_index[0]]``).
@@ -81,7 +83,11 @@ from torch_geometric.utils import add_self_loops, remove_self_loops, softmax
 from .._checks import (check_choice, check_edge_index, check_edge_vector,
                        check_features, check_int, check_sizes)
 from ..graphs import bipartite_graph, window_graph
+from ..structure import GraphStructure
 from ._csr import EdgeDot, EdgePattern, EdgeSum
+from ._dense import block_attention, dense_reason
+from ._paths import (GraphInput, check_path, choose_path, compiling,
+                     sparse_dtype_ok)
 from .typed import gather_typed
 
 __all__ = [
@@ -459,6 +465,30 @@ class AttentionConv(MessagePassing):
         For ``'gat'`` the edge-feature term sits inside the LeakyReLU, as in
         ``GATConv``.
 
+    Execution paths (``path='auto'`` takes the first that applies; a forced
+    path that cannot run raises a :class:`ValueError` saying why):
+
+    * ``'dense'``: scores ``'dot'``, ``'scaled_dot'``, ``'general'`` on a
+      graph of :class:`~pyg_relational.structure.CompleteBlocks` (with
+      self-loops, causal or not) or
+      :class:`~pyg_relational.structure.BipartiteBlocks` whose node counts
+      match the input (built by :func:`~pyg_relational.graphs.complete_graph`
+      / :func:`~pyg_relational.graphs.bipartite_graph`, recognised on a plain
+      ``edge_index``, or passed as the structure itself), without
+      ``edge_attr``, ``add_self_loops`` or relative positions
+      (``num_edge_types``: their value term needs every
+      :math:`\alpha_{ij}`, which the fused kernel does not expose; they run
+      on the sparse path): :func:`~torch.nn.functional.
+      scaled_dot_product_attention` on ``[B, H, n, C]`` blocks, no
+      ``[E]``-sized tensor unless the weights are returned
+      (:mod:`~pyg_relational.nn._dense`);
+    * ``'sparse'``: the same scores on any graph with at least one edge and
+      no repeated edge, float32/float64, not while :func:`torch.compile`
+      traces: logits and sums as CSR products per head (SDDMM, SpMM);
+    * ``'message'``: :meth:`edge_update` + :meth:`message` (every score,
+      edge features; the reference), also taken by ``'auto'`` for PyG
+      explain masks and hooks.
+
     Args:
         in_channels (int or (int, int)): input size, or
             ``(source size, target size)`` for bipartite input.
@@ -485,11 +515,13 @@ class AttentionConv(MessagePassing):
         num_edge_types (int, optional): learn relative key/value vectors
             :math:`\mathbf{a}^K_t, \mathbf{a}^V_t` per edge type.
             (default: :obj:`None`)
-        fused (bool, optional): for ``'dot'``, ``'scaled_dot'`` and
-            ``'general'`` without edge features, compute the logits and the
-            sum with sparse CSR products per head (SDDMM, SpMM) instead of
-            per-edge ``[E, H, C]`` messages; same numbers, far less memory.
-            ``False`` forces the message path. (default: :obj:`True`)
+        path (str, optional): how to compute it, same numbers on every
+            path (see below): ``'auto'``, ``'dense'``, ``'sparse'`` or
+            ``'message'``. The one that ran is ``conv.last_path``, the
+            reasons faster ones did not are ``conv.why_not_faster``.
+            (default: :obj:`'auto'`)
+        fused (bool, optional): old alias: ``fused=False`` is
+            ``path='message'``. (default: :obj:`None`)
         **score_kwargs: options of the score (e.g. ``num_types`` for
             ``'location'``, ``attention_channels`` for ``'additive'``).
 
@@ -519,8 +551,8 @@ class AttentionConv(MessagePassing):
                  edge_dim: Optional[int] = None,
                  fill_value: Union[float, Tensor, str] = 'mean',
                  bias: bool = True, qkv_bias: bool = False,
-                 num_edge_types: Optional[int] = None, fused: bool = True,
-                 **score_kwargs):
+                 num_edge_types: Optional[int] = None, path: str = 'auto',
+                 fused: Optional[bool] = None, **score_kwargs):
         super().__init__(aggr='add', node_dim=0)
         check_choice(score, SCORES, 'score')
         self.in_channels = in_channels
@@ -533,7 +565,9 @@ class AttentionConv(MessagePassing):
         self.edge_dim = edge_dim
         self.fill_value = fill_value
         self.num_edge_types = num_edge_types
-        self.fused = fused
+        self.path = check_path('message' if fused is False else path)
+        self.last_path: Optional[str] = None
+        self.why_not_faster = None
         if isinstance(in_channels, int):
             in_src = in_dst = check_int(in_channels, 'in_channels', 1)
         else:
@@ -615,22 +649,61 @@ class AttentionConv(MessagePassing):
             value = self.lin_value(x_src).view(-1, H, C)
         return query, key, value
 
-    def _check_inputs(self, x_src, x_dst, edge_index, edge_attr, edge_type,
-                      size):
+    @property
+    def fused(self) -> bool:
+        """Old alias of :attr:`path`: ``False`` means ``path='message'``."""
+        return self.path != 'message'
+
+    @fused.setter
+    def fused(self, value: bool):
+        self.path = 'auto' if value else 'message'
+
+    def _nodes(self, x, size):
+        """``(x_src, x_dst)`` checked against ``in_channels`` and ``size``;
+        a single ``x`` with ``size=(N, M)``, ``M <= N``, has its first ``M``
+        nodes as targets (PyG's sampled-subgraph convention)."""
+        x_src, x_dst = _split(x, 'x')
         if isinstance(self.in_channels, int):
             in_src = in_dst = self.in_channels
         else:
             in_src, in_dst = self.in_channels
-        check_features(x_src, in_src, 'x' if x_src is x_dst else 'x_src')
-        check_features(x_dst, in_dst, 'x' if x_src is x_dst else 'x_dst')
+        single = x_src is x_dst
+        check_features(x_src, in_src, 'x' if single else 'x_src')
+        check_features(x_dst, in_dst, 'x' if single else 'x_dst')
         if x_src.dim() != 2 or x_dst.dim() != 2:
             raise ValueError(f"node features must be 2-D [N, F] (got "
                              f"{tuple(x_src.shape)} and {tuple(x_dst.shape)})")
-        num_src, num_dst = x_src.size(0), x_dst.size(0)
-        if size is not None:
-            num_src, num_dst = size
-        check_edge_index(edge_index, num_src, num_dst)
-        E = edge_index.size(1)
+        if size is None:
+            return x_src, x_dst
+        if not isinstance(size, (tuple, list)) or len(size) != 2 or not all(
+                isinstance(n, int) and n >= 0 for n in size):
+            raise ValueError(f"'size' must be a pair of ints (N_src, N_dst) "
+                             f"(got {size!r})")
+        num_src, num_dst = size
+        if single and num_src == x_src.size(0) and num_dst <= num_src:
+            return x_src, x_dst[:num_dst]
+        if (num_src, num_dst) != (x_src.size(0), x_dst.size(0)):
+            raise ValueError(
+                f"size={tuple(size)} does not match the node features "
+                f"({x_src.size(0)} sources, {x_dst.size(0)} targets); pass "
+                f"x=(x_src, x_dst) for a bipartite graph, or size=(N, M) "
+                f"with M <= N = x.size(0) for the first M nodes as targets")
+        return x_src, x_dst
+
+    def _check_edges(self, graph: GraphInput, edge_attr, edge_type,
+                     num_src: int, num_dst: int):
+        """Edge list, ``adj_t`` values, edge features and edge types."""
+        if graph.edge_weight is not None and not bool(
+                (graph.edge_weight == 1).all()):
+            raise ValueError(
+                "AttentionConv infers its own edge weights: the values of "
+                "the adj_t passed as 'edge_index' would be ignored; pass it "
+                "without values (SparseTensor(row=..., col=...)) or with "
+                "values of one")
+        if graph.structure is None:  # a known structure is valid as built
+            check_edge_index(graph.edge_index, num_src, num_dst)
+        E = graph.structure.num_edges if graph.structure is not None \
+            else graph.edge_index.size(1)
         if edge_attr is not None:
             if self.lin_edge is None:
                 raise ValueError("'edge_attr' was given but the layer has no "
@@ -660,48 +733,71 @@ class AttentionConv(MessagePassing):
                              "score='location'")
         return edge_attr
 
+    def _fast_reason(self, edge_attr) -> Optional[str]:
+        """Why neither the dense nor the sparse path computes this layer
+        (None when one may)."""
+        if not self.score.dot_product:
+            return f"score={self.score_name!r} is not a dot product"
+        if edge_attr is not None:
+            return 'edge features (edge_attr) are not part of a dot product'
+        return None
+
     def forward(self, x: Union[Tensor, Tuple[Tensor, Tensor]],
-                edge_index: Tensor, edge_attr: Optional[Tensor] = None,
+                edge_index: Union[Tensor, GraphStructure],
+                edge_attr: Optional[Tensor] = None, *,
                 edge_type: Optional[Tensor] = None,
                 size: Optional[Tuple[int, int]] = None,
                 return_attention_weights: bool = False):
         r"""Args:
             x (Tensor or (Tensor, Tensor)): node features, or
                 ``(x_src, x_dst)``.
-            edge_index (LongTensor): ``[2, E]``, sources first.
+            edge_index (LongTensor or EdgeIndex or adj_t or GraphStructure):
+                ``[2, E]``, sources first; PyG's ``EdgeIndex``; an
+                ``adj_t`` (``SparseTensor`` or ``torch.sparse``
+                ``[N_dst, N_src]``, without values); or a
+                :class:`~pyg_relational.structure.GraphStructure` (the dense
+                path then never builds the edge list).
             edge_attr (Tensor, optional): ``[E, D]`` with ``edge_dim``.
             edge_type (LongTensor, optional): ``[E]`` type per edge (needed
                 with ``num_edge_types`` or ``score='location'``).
-            size ((int, int), optional): ``(N_src, N_dst)``.
+                Keyword-only.
+            size ((int, int), optional): ``(N_src, N_dst)``; with a single
+                ``x``, ``N_src = x.size(0)`` and the first ``N_dst`` nodes
+                are the targets. Keyword-only.
             return_attention_weights (bool, optional): also return
-                ``(edge_index, alpha)``, ``alpha [E, H]``.
+                ``(edge_index, alpha)``, ``alpha [E, H]``. Keyword-only.
         """
-        x_src, x_dst = _split(x, 'x')
-        edge_attr = self._check_inputs(x_src, x_dst, edge_index, edge_attr,
-                                       edge_type, size)
+        x_src, x_dst = self._nodes(x, size)
+        num_src, num_dst = x_src.size(0), x_dst.size(0)
+        graph = GraphInput(edge_index, num_src, num_dst, device=x_src.device)
+        edge_attr = self._check_edges(graph, edge_attr, edge_type, num_src,
+                                      num_dst)
         query, key, value = self._project(x_src, x_dst)
+        size = (num_src, num_dst)
         if self.add_self_loops:
-            num_nodes = min(x_src.size(0), x_dst.size(0))
-            if size is not None:
-                num_nodes = min(size)
-            edge_index, edge_attr = remove_self_loops(edge_index, edge_attr)
-            edge_index, edge_attr = add_self_loops(
-                edge_index, edge_attr, fill_value=self.fill_value,
-                num_nodes=num_nodes)
-        size = (x_src.size(0), x_dst.size(0)) if size is None else size
+            loops, edge_attr = remove_self_loops(graph.edge_index, edge_attr)
+            loops, edge_attr = add_self_loops(
+                loops, edge_attr, fill_value=self.fill_value,
+                num_nodes=min(size))
+            graph = GraphInput(loops, num_src, num_dst)
+        path, pattern = self._choose(graph, edge_attr, value, size)
         q_node, k_node = self.score.project(query, key)
         # Relative keys, scored once per (target, type): [N_dst, T, H]
         rel = None
         if self.rel_key is not None:
             rel = torch.einsum('nhc,tc->nth', query, self.rel_key) \
                 / self.score.scale
-        fused = None
-        if self.fused and self.score.dot_product and edge_attr is None:
-            fused = self._fused(q_node, k_node, value, rel, edge_index,
-                                edge_type, size)
-        if fused is not None:
-            out, alpha = fused
+        if path == 'dense':
+            out, alpha = block_attention(
+                q_node, k_node, value, graph.structure,
+                scale=1. / self.score.scale, dropout_p=self.dropout,
+                training=self.training,
+                need_weights=return_attention_weights)  # [N_dst, H, C]
+        elif path == 'sparse':
+            out, alpha = self._sparse(q_node, k_node, value, rel, pattern,
+                                      edge_type, size)
         else:
+            edge_index = graph.edge_index
             alpha = self.edge_updater(edge_index, q=(None, q_node),
                                       k=(k_node, None), rel=rel,
                                       edge_attr=edge_attr,
@@ -716,22 +812,50 @@ class AttentionConv(MessagePassing):
         if self.bias is not None:
             out = out + self.bias
         if return_attention_weights:
-            return out, (edge_index, alpha)
+            return out, (graph.edge_index, alpha)
         return out
 
-    def _fused(self, q_node: Tensor, k_node: Tensor, value: Tensor,
-               rel: Optional[Tensor], edge_index: Tensor,
-               edge_type: Optional[Tensor], size: Tuple[int, int]):
+    def _choose(self, graph: GraphInput, edge_attr, value: Tensor,
+                size: Tuple[int, int]):
+        """The path to run (one chain of conditions, recorded in
+        ``last_path`` / ``why_not_faster``) and the CSR pattern of the
+        sparse path."""
+        fast = self._fast_reason(edge_attr)
+        dense = fast
+        if dense is None and self.add_self_loops:
+            dense = 'add_self_loops=True rewrites the graph'
+        if dense is None and self.rel_key is not None:
+            dense = ('relative positions (num_edge_types) need every weight '
+                     'alpha_ij for their value term; they run on the sparse '
+                     'path')
+        if dense is None:
+            dense = dense_reason(graph.structure)
+        sparse = fast
+        if sparse is None and not sparse_dtype_ok(value):
+            sparse = (f'CSR products exist for float32/float64 only (got '
+                      f'{value.dtype})')
+        if sparse is None and compiling():
+            sparse = 'torch.compile cannot trace the CSR products'
+        pattern = None
+        wanted = self.path == 'sparse' or (self.path == 'auto'
+                                           and dense is not None)
+        if sparse is None and wanted:
+            pattern = EdgePattern.build(graph.edge_index, *size)
+            if pattern is None:
+                sparse = 'the graph has no edge or a repeated edge ' \
+                    '(no CSR form)'
+        path = choose_path(self, self.path, {'dense': dense,
+                                             'sparse': sparse})
+        return path, pattern
+
+    def _sparse(self, q_node: Tensor, k_node: Tensor, value: Tensor,
+                rel: Optional[Tensor], pattern: EdgePattern,
+                edge_type: Optional[Tensor], size: Tuple[int, int]):
         r"""The same ``out [N_dst, H, C]`` and ``alpha [E, H]`` as
         :meth:`edge_update` + :meth:`message` for ``dot_product`` scores,
         with CSR products per head instead of ``[E, H, C]`` rows: the
         logits as a sampled dense-dense product (SDDMM), the sum
-        :math:`\sum_j \alpha_{ij} v_j` as a sparse-dense product (SpMM).
-        :obj:`None` when the graph has no CSR form (no edge or a repeated
-        edge); the message path is then taken."""
-        pattern = EdgePattern.build(edge_index, size[0], size[1])
-        if pattern is None:
-            return None
+        :math:`\sum_j \alpha_{ij} v_j` as a sparse-dense product (SpMM)."""
         perm = pattern.perm
         if edge_type is not None and perm is not None:
             edge_type = edge_type[perm]  # CSR order

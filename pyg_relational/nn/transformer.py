@@ -22,6 +22,8 @@ from torch_geometric.nn.dense.linear import Linear
 
 from .._checks import check_choice, check_features, check_int
 from ..graphs import relative_position
+from ..structure import GraphStructure
+from ._paths import GraphInput
 from .attention import AttentionConv
 
 __all__ = [
@@ -61,9 +63,12 @@ class MultiheadAttentionConv(AttentionConv):
         :math:`p_j - p_i` of the given positions (the same on sequences).
         ``bias_k``/``bias_v``/``add_zero_attn`` and different ``kdim``/
         ``vdim`` of :class:`torch.nn.MultiheadAttention` are not supported.
-        The logits and the weighted sum run as sparse CSR products per head
-        (``fused=True`` of :class:`AttentionConv`; set ``conv.fused =
-        False`` for the per-edge message path, same numbers).
+        The execution path is :class:`AttentionConv`'s (``path=``): on
+        complete / causal / bipartite blocks without relative positions,
+        :func:`~torch.nn.functional.scaled_dot_product_attention` (the
+        kernel of :class:`torch.nn.MultiheadAttention`); relative positions
+        and other graphs run as sparse CSR products per head; ``conv.path =
+        'message'`` forces per-edge messages. Same numbers on every path.
 
     Args:
         embed_dim (int): model size :math:`H \cdot d`.
@@ -74,6 +79,9 @@ class MultiheadAttentionConv(AttentionConv):
             (default: :obj:`True`)
         relative_clip (int, optional): maximum relative distance :math:`k`;
             enables the relative terms. (default: :obj:`None`)
+        path (str, optional): ``'auto'``, ``'dense'``, ``'sparse'`` or
+            ``'message'`` (see :class:`AttentionConv`).
+            (default: :obj:`'auto'`)
 
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, H d)` or
@@ -92,7 +100,8 @@ class MultiheadAttentionConv(AttentionConv):
         torch.Size([6, 8])
     """
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.,
-                 bias: bool = True, relative_clip: Optional[int] = None):
+                 bias: bool = True, relative_clip: Optional[int] = None,
+                 path: str = 'auto'):
         embed_dim = check_int(embed_dim, 'embed_dim', 1)
         num_heads = check_int(num_heads, 'num_heads', 1)
         if embed_dim % num_heads:
@@ -104,7 +113,8 @@ class MultiheadAttentionConv(AttentionConv):
             num_types = 2 * relative_clip + 1
         super().__init__(embed_dim, embed_dim // num_heads, heads=num_heads,
                          score='scaled_dot', concat=True, dropout=dropout,
-                         bias=False, qkv_bias=bias, num_edge_types=num_types)
+                         bias=False, qkv_bias=bias, num_edge_types=num_types,
+                         path=path)
         self.embed_dim = embed_dim
         self.num_heads = num_heads
         self.relative_clip = relative_clip
@@ -125,7 +135,8 @@ class MultiheadAttentionConv(AttentionConv):
                 torch.nn.init.zeros_(out_proj.bias)
 
     def forward(self, x: Union[Tensor, Tuple[Tensor, Tensor]],
-                edge_index: Tensor, edge_type: Optional[Tensor] = None,
+                edge_index: Union[Tensor, GraphStructure], *,
+                edge_type: Optional[Tensor] = None,
                 position: Optional[Union[Tensor, Tuple[Tensor,
                                                       Tensor]]] = None,
                 size: Optional[Tuple[int, int]] = None,
@@ -134,7 +145,8 @@ class MultiheadAttentionConv(AttentionConv):
             x (Tensor or (Tensor, Tensor)): node features or
                 ``(x_src, x_dst)`` (cross-attention: keys/values from
                 ``x_src``).
-            edge_index (LongTensor): ``[2, E]``.
+            edge_index (LongTensor or EdgeIndex or adj_t or GraphStructure):
+                the graph (see :meth:`AttentionConv.forward`).
             edge_type (LongTensor, optional): clipped relative positions
                 ``[E]`` in ``[0, 2k]``. (default: computed from
                 ``position``)
@@ -143,6 +155,8 @@ class MultiheadAttentionConv(AttentionConv):
             size ((int, int), optional): ``(N_src, N_dst)``.
             return_attention_weights (bool, optional): also return
                 ``(edge_index, alpha [E, H])``.
+
+        All arguments after ``edge_index`` are keyword-only.
         """
         if self.relative_clip is not None and edge_type is None:
             if position is None:
@@ -150,8 +164,8 @@ class MultiheadAttentionConv(AttentionConv):
                     "MultiheadAttentionConv(relative_clip=...) needs "
                     "'position' (node positions) or 'edge_type' (from "
                     "relative_position(edge_index, position, clip))")
-            edge_type = relative_position(edge_index, position,
-                                          self.relative_clip)
+            edge_index, edge_type = self._relative(x, edge_index, position,
+                                                   size)
         elif self.relative_clip is None and (edge_type is not None
                                              or position is not None):
             raise ValueError("'position'/'edge_type' are only used with "
@@ -164,6 +178,31 @@ class MultiheadAttentionConv(AttentionConv):
             out, attention = out
             return self.out_proj(out), attention
         return self.out_proj(out)
+
+    def _relative(self, x, edge_index, position, size):
+        """``(edge_index, edge_type)``: the edge list and the clipped
+        relative position of every edge, ``position`` checked against the
+        nodes."""
+        x_src, x_dst = self._nodes(x, size)
+        if isinstance(position, (tuple, list)):
+            pos_src, pos_dst = position
+        elif isinstance(x, Tensor) and isinstance(position, Tensor):
+            # one node set; with size=(N, M) the targets are the first M
+            pos_src, pos_dst = position, position[:x_dst.size(0)]
+        else:
+            pos_src = pos_dst = position
+        for what, p, n in (('source', pos_src, x_src.size(0)),
+                           ('target', pos_dst, x_dst.size(0))):
+            if not isinstance(p, Tensor) or p.dim() != 1 or p.numel() != n:
+                raise ValueError(
+                    f"'position' must give one position per {what} node "
+                    f"({n}); got {getattr(p, 'shape', p)}; pass a 1-D "
+                    f"tensor [N] or a pair (position_src, position_dst)")
+        graph = GraphInput(edge_index, x_src.size(0), x_dst.size(0),
+                           device=x_src.device)
+        edge_index = graph.edge_index
+        return edge_index, relative_position(edge_index, (pos_src, pos_dst),
+                                             self.relative_clip)
 
     @classmethod
     def from_module(cls, module: torch.nn.MultiheadAttention
@@ -364,8 +403,8 @@ class TransformerEncoderLayer(_TransformerLayer):
         check_features(x, self.d_model, 'x')
 
         def attend(h):
-            return self.dropout(self.self_attn(h, edge_index, edge_type,
-                                               position))
+            return self.dropout(self.self_attn(
+                h, edge_index, edge_type=edge_type, position=position))
 
         x = self._sublayer(x, 0, attend)
         return self._sublayer(x, 1, self._feed_forward)
@@ -470,8 +509,8 @@ class TransformerDecoderLayer(_TransformerLayer):
         check_features(memory, self.d_model, 'memory')
 
         def self_attend(h):
-            return self.dropout(self.self_attn(h, edge_index, edge_type,
-                                               position))
+            return self.dropout(self.self_attn(
+                h, edge_index, edge_type=edge_type, position=position))
 
         def cross_attend(h):
             return self.dropout(self.multihead_attn((memory, h),
@@ -535,6 +574,10 @@ class PositionalEncoding(torch.nn.Module):
                  base: float = 10000.):
         super().__init__()
         self.d_model = check_int(d_model, 'd_model', 1)
+        if not isinstance(base, (int, float)) or not base > 0:
+            raise ValueError(f"'base' must be a number > 0 (the 10000 of "
+                             f"PE(p, 2i) = sin(p / base^(2i/d))); got "
+                             f"{base!r}")
         self.base = float(base)
         self.dropout = torch.nn.Dropout(dropout)
         # 1 / base^{2i/d} for i = 0 .. ceil(d/2) - 1
