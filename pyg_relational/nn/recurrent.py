@@ -1,6 +1,7 @@
 r"""Recurrence as message passing in topological order over a DAG."""
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import List, Optional, Tuple, Union
 
 import numpy as np
@@ -12,6 +13,8 @@ from torch_geometric.nn import MessagePassing
 
 from .._checks import (check_choice, check_edge_index, check_features,
                        check_int)
+from ..structure import Chains
+from ._paths import GraphInput, check_path, choose_path
 
 __all__ = ['RecurrentConv']
 
@@ -130,6 +133,29 @@ def _schedule(edge_index: Tensor, num_nodes: int) -> _Schedule:
                      bool(np.array_equal(order, np.arange(n))))
 
 
+@lru_cache(maxsize=32)
+def _packing(lengths: Tuple[int, ...], device: str):
+    """How chains of ``lengths`` (all > 0, laid end to end) form a
+    :class:`~torch.nn.utils.rnn.PackedSequence`: ``order`` gathers the nodes
+    time-major, longest sequence first (packed row -> node), ``position``
+    gathers them back (node -> packed row), ``batch_sizes`` (CPU) counts the
+    sequences alive at every step, ``perm`` / ``unperm`` sort the sequences
+    by length and back."""
+    lens = torch.tensor(lengths)
+    lens_sorted, perm = lens.sort(descending=True, stable=True)
+    first = torch.cat([lens.new_zeros(1), lens.cumsum(0)[:-1]])
+    step = torch.arange(int(lens_sorted[0])).view(-1, 1)  # [T, 1]
+    node = first[perm].view(1, -1) + step  # [T, B]
+    alive = step < lens_sorted.view(1, -1)  # [T, B]
+    order = node[alive]  # [N], time-major
+    position = torch.empty_like(order)
+    position[order] = torch.arange(order.numel())
+    unperm = torch.empty_like(perm)
+    unperm[perm] = torch.arange(perm.numel())
+    return (order.to(device), position.to(device), alive.sum(1),
+            perm.to(device), unperm.to(device))
+
+
 class RecurrentConv(MessagePassing):
     r"""Recurrence as message passing in topological order (Elman,
     `"Finding Structure in Time"
@@ -168,6 +194,27 @@ class RecurrentConv(MessagePassing):
     On a tree with edges from children to parents it is a child-sum
     tree-RNN.
 
+    Two paths compute this (``path``; the one that ran is
+    ``layer.last_path``, the reason the faster one did not in
+    ``layer.why_not_faster``):
+
+    * ``'dense'``: on chains (:class:`~pyg_relational.structure.Chains`:
+      the ``edge_index`` of :func:`~pyg_relational.graphs.chain_graph`, a
+      plain ``edge_index`` recognised as chains, a :class:`Chains` passed
+      instead of it, or ``structure_of(batch)`` after collating
+      :class:`~pyg_relational.transforms.SequenceToGraph` graphs), every
+      layer and direction runs in PyTorch's fused kernel
+      (``torch._VF.lstm`` / ``gru`` / ``rnn_tanh`` / ``rnn_relu``, the
+      kernels of :class:`torch.nn.LSTM` etc.): sequences of equal length as
+      a ``[B, T, F]`` view, others as a packed sequence.
+    * ``'message'``: the level schedule described above, for any DAG.
+
+    ``'auto'`` takes the dense path on chains and the message path
+    otherwise, under PyG explain or message-passing hooks, and while
+    :func:`torch.compile` traces a tensor ``edge_index`` (which cannot be
+    looked up then). Both paths give the same numbers, second-order
+    gradients included on the CPU.
+
     Args:
         input_size (int): input features :math:`F`.
         hidden_size (int): state size :math:`H`.
@@ -183,6 +230,9 @@ class RecurrentConv(MessagePassing):
             the last, in training mode. (default: :obj:`0.`)
         nonlinearity (str, optional): ``'tanh'`` or ``'relu'`` for
             ``cell='rnn'``. (default: :obj:`'tanh'`)
+        path (str, optional): ``'auto'``, ``'dense'`` or ``'message'``
+            (see above); a forced path that cannot run raises a
+            :class:`ValueError`. (default: :obj:`'auto'`)
 
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, F)`, edge indices
@@ -202,8 +252,17 @@ class RecurrentConv(MessagePassing):
         directions of a bidirectional layer have different numbers of
         start or end nodes (trees), ``h_0`` and the final states are lists
         of :math:`L \cdot D` tensors ``[S_d, H]`` instead of one stacked
-        tensor. The topological schedule is computed on the CPU at every
-        call (nothing is cached).
+        tensor. The topological schedule of the message path is computed on
+        the CPU at every call (nothing is cached).
+
+    .. note::
+        On CUDA the dense path runs cuDNN, whose RNN backward cannot be
+        differentiated again: for second-order gradients
+        (``torch.autograd.grad(..., create_graph=True)`` through the layer)
+        on CUDA use ``path='message'``; ``'auto'`` cannot know in advance
+        that they will be asked for. cuDNN also wants its weights in one
+        buffer and copies them at every call (only tested on the CPU).
+        Dropout between layers draws other random numbers on the two paths.
 
     Example:
         >>> gru = torch.nn.GRU(3, 4, batch_first=True)
@@ -217,14 +276,19 @@ class RecurrentConv(MessagePassing):
         True
         >>> torch.allclose(h_n, h_ref, atol=1e-6)
         True
+        >>> layer.last_path
+        'dense'
     """
     GATES = {'rnn': 1, 'gru': 3, 'lstm': 4}
 
     def __init__(self, input_size: int, hidden_size: int,
                  num_layers: int = 1, cell: str = 'gru', bias: bool = True,
                  bidirectional: bool = False, dropout: float = 0.,
-                 nonlinearity: str = 'tanh'):
+                 nonlinearity: str = 'tanh', path: str = 'auto'):
         super().__init__(aggr='add')
+        self.path = check_path(path)
+        self.last_path: Optional[str] = None
+        self.why_not_faster = None
         self.input_size = check_int(input_size, 'input_size', 1)
         self.hidden_size = check_int(hidden_size, 'hidden_size', 1)
         self.num_layers = check_int(num_layers, 'num_layers', 1)
@@ -276,18 +340,36 @@ class RecurrentConv(MessagePassing):
                              f"into nodes with sequence_to_nodes(x, lengths)")
         check_features(x, self.input_size)
         num_nodes = x.size(0)
-        check_edge_index(edge_index, num_nodes, num_nodes)
-        schedules = [_schedule(edge_index, num_nodes)]
-        if self.bidirectional:
-            schedules.append(_schedule(edge_index.flip(0), num_nodes))
+        graph = GraphInput(edge_index, num_nodes, num_nodes, device=x.device)
+        chains = graph.structure if isinstance(graph.structure, Chains) \
+            else None
+        dense_why = None
+        if chains is None:
+            dense_why = ('the graph is not a set of chains (DAGs and trees '
+                         'take the level schedule)')
+        elif chains.reverse:
+            dense_why = ('the chains point backwards in time (pass '
+                         'chain_graph(sizes), reverse=False)')
+        path = choose_path(self, self.path, {'dense': dense_why})
         lstm = self.cell == 'lstm'
         if lstm and h_0 is not None:
             if not isinstance(h_0, (tuple, list)) or len(h_0) != 2:
                 raise ValueError("'h_0' of an LSTM must be a pair (h_0, c_0)")
-            h_init = self._initial(h_0[0], schedules, 'h_0', x)
-            c_init = self._initial(h_0[1], schedules, 'c_0', x)
+        if path == 'dense':
+            return self._dense(x, chains, h_0)
+        edge_index = graph.edge_index
+        if chains is None:  # a known structure has valid indices
+            check_edge_index(edge_index, num_nodes, num_nodes)
+        schedules = [_schedule(edge_index, num_nodes)]
+        if self.bidirectional:
+            schedules.append(_schedule(edge_index.flip(0), num_nodes))
+        starts = [sched.level_sizes[0] if sched.level_sizes else 0
+                  for sched in schedules]
+        if lstm and h_0 is not None:
+            h_init = self._initial(h_0[0], starts, 'h_0')
+            c_init = self._initial(h_0[1], starts, 'c_0')
         else:
-            h_init = self._initial(h_0, schedules, 'h_0', x)
+            h_init = self._initial(h_0, starts, 'h_0')
             c_init = [None] * len(h_init)
 
         h_n, c_n = [], []
@@ -312,6 +394,54 @@ class RecurrentConv(MessagePassing):
                 inp = F.dropout(inp, self.dropout, training=True)
         h_n = self._stack(h_n)
         return inp, (h_n, self._stack(c_n)) if lstm else h_n
+
+    def _flat_weights(self) -> List[Tensor]:
+        """The parameters in the order of PyTorch's fused RNN kernels
+        (``nn.RNNBase._flat_weights``)."""
+        names = ('weight_ih', 'weight_hh') + (('bias_ih', 'bias_hh')
+                                              if self.bias else ())
+        return [getattr(self, f'{name}_l{layer}{suffix}')
+                for layer in range(self.num_layers)
+                for suffix in self._suffixes() for name in names]
+
+    def _dense(self, x: Tensor, chains: Chains, h_0):
+        """All layers and directions in one fused kernel call
+        (``torch._VF.lstm`` / ``gru`` / ``rnn_tanh`` / ``rnn_relu``): equal
+        lengths as a ``[B, T, F]`` view, else a packed sequence."""
+        lengths = tuple(n for n in chains.sizes if n > 0)
+        batch, hidden = len(lengths), self.hidden_size
+        count = self.num_layers * self.num_directions
+        lstm = self.cell == 'lstm'
+        starts = [batch] * self.num_directions
+        states = []  # [L*D, B, H] each: h (and c)
+        for k, name in enumerate(('h_0', 'c_0')[:2 if lstm else 1]):
+            given = h_0[k] if lstm and h_0 is not None else h_0
+            parts = self._initial(given, starts, name)
+            states.append(x.new_zeros(count, batch, hidden)
+                          if parts[0] is None else torch.stack(parts))
+        if batch == 0:
+            out = x.new_zeros(0, self.num_directions * hidden)
+            return out, (tuple(states) if lstm else states[0])
+        kernel = self.cell if self.cell != 'rnn' \
+            else f'rnn_{self.nonlinearity}'
+        kernel = getattr(torch._VF, kernel)
+        args = (self._flat_weights(), self.bias, self.num_layers,
+                self.dropout, self.training, self.bidirectional)
+        if len(set(lengths)) == 1:
+            seq = x.reshape(batch, lengths[0], -1)  # [B, T, F], batch first
+            result = kernel(seq, tuple(states) if lstm else states[0],
+                            *args, True)
+            out = result[0].reshape(x.size(0), -1)  # [B*T, D*H]
+            finals = list(result[1:])
+        else:
+            order, position, batch_sizes, perm, unperm = _packing(
+                lengths, str(x.device))
+            states = [s.index_select(1, perm) for s in states]  # sorted
+            result = kernel(x.index_select(0, order), batch_sizes,
+                            tuple(states) if lstm else states[0], *args)
+            out = result[0].index_select(0, position)  # node order
+            finals = [h.index_select(1, unperm) for h in result[1:]]
+        return out, (tuple(finals) if lstm else finals[0])
 
     def _direction(self, x: Tensor, sched: _Schedule, params: List[Tensor],
                    h_0: Optional[Tensor], c_0: Optional[Tensor]):
@@ -393,10 +523,11 @@ class RecurrentConv(MessagePassing):
         c = i * g if c is None else f * c + i * g
         return o * torch.tanh(c), c
 
-    def _initial(self, h_0: Optional[State], schedules: List[_Schedule],
-                 name: str, x: Tensor) -> List[Optional[Tensor]]:
+    def _initial(self, h_0: Optional[State], starts: List[int],
+                 name: str) -> List[Optional[Tensor]]:
         """Per (layer, direction): the state of the nodes without
-        predecessors, ``[S_d, H]`` or ``None`` (zeros)."""
+        predecessors, ``[S_d, H]`` with ``S_d = starts[d]``, or ``None``
+        (zeros)."""
         count = self.num_layers * self.num_directions
         if h_0 is None:
             return [None] * count
@@ -408,8 +539,7 @@ class RecurrentConv(MessagePassing):
                 f"'{name}' must have shape [num_layers * num_directions "
                 f"({count}), S, {self.hidden_size}] (got {shape})")
         for k, p in enumerate(parts):
-            starts = schedules[k % self.num_directions].level_sizes[:1]
-            s = starts[0] if starts else 0
+            s = starts[k % self.num_directions]
             if not isinstance(p, Tensor) or p.shape != (s, self.hidden_size):
                 raise ValueError(
                     f"'{name}'[{k}] must have shape [{s}, {self.hidden_size}]"
