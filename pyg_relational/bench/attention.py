@@ -23,6 +23,7 @@ Everything returns data; nothing prints.
 """
 import copy
 import time
+from functools import partial
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
@@ -35,7 +36,8 @@ from ..nn.transformer import (MultiheadAttentionConv, TransformerDecoderLayer,
                               TransformerEncoderLayer)
 from .classic import _graph_to, _leaves
 from .results import SpeedResult, TwinResult
-from .timing import Target, compare_speed, measure, scaled_error
+from .timing import (Target, compare_speed, measure, run_cases,
+                     scaled_error)
 
 __all__ = ['twin_cases', 'speed_cases', 'target_cases',
            'random_sparse_target', 'run_seq2seq']
@@ -545,31 +547,20 @@ def target_cases(quick: bool = True, device='cpu', progress: Progress = None,
         blocks = [(64, 64), (256, 16), (1024, 4), (2048, 1)]
         ragged = [b for b in blocks if b[1] > 1]
         graph, window = (100000, 1000000, 64, 8), (16384, 16, 64, 4)
-    results = []
-
-    def done(result: SpeedResult):
-        results.append(result)
-        if progress is not None:
-            progress(f'{result.operator} vs {result.baseline}: '
-                     f'{result.config}')
-
-    for kind in ('mha', 'encoder'):
-        for causal in (False, True):
-            for T, batch in blocks:
-                done(block_target(kind, T, batch, d, heads, causal, device,
-                                  repeat, memory))
-    for T, batch in ragged:
-        done(ragged_target(T, batch, d, heads, device, repeat, memory))
-    done(gat_target(*graph, device=device, repeat=repeat, memory=memory))
-    done(window_target(*window, device=device, repeat=repeat,
-                       memory=memory))
-    done(random_sparse_target(*graph, device=device, repeat=repeat,
-                              memory=memory))
+    cases = [partial(block_target, kind, T, batch, d, heads, causal,
+                     device, repeat, memory)
+             for kind in ('mha', 'encoder') for causal in (False, True)
+             for T, batch in blocks]
+    cases += [partial(ragged_target, T, batch, d, heads, device, repeat,
+                      memory) for T, batch in ragged]
+    options = dict(device=device, repeat=repeat, memory=memory)
+    cases += [partial(gat_target, *graph, **options),
+              partial(window_target, *window, **options),
+              partial(random_sparse_target, *graph, **options)]
     if before is not None:
-        done(random_sparse_target(*graph, device=device, repeat=repeat,
-                                  memory=memory, before=before,
-                                  before_name=before_name))
-    return results
+        cases.append(partial(random_sparse_target, *graph, **options,
+                             before=before, before_name=before_name))
+    return run_cases(cases, progress)
 
 
 # --- seq2seq: attention against forgetting ---------------------------------

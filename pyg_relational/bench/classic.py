@@ -17,6 +17,7 @@ r"""Benchmarks of the classic operators against their PyTorch twins:
 Both return plain records (:class:`~pyg_relational.bench.results.TwinResult`,
 :class:`~pyg_relational.bench.results.SpeedResult`) and never print.
 """
+from functools import partial
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
@@ -30,7 +31,8 @@ from ..nn.linear import FullyConnectedConv
 from ..nn.recurrent import RecurrentConv
 from ..transforms import image_to_nodes, nodes_to_image
 from .results import SpeedResult, TwinResult
-from .timing import Target, compare_speed, measure_pair, scaled_error
+from .timing import (Target, compare_speed, measure_pair, run_cases,
+                     scaled_error)
 
 __all__ = ['twin_cases', 'speed_cases', 'target_cases']
 
@@ -402,21 +404,14 @@ def target_cases(quick: bool = True, device='cpu', progress: Progress = None,
                   2),
                  (torch.nn.Conv2d(64, 64, 3, padding=1), (16, 16), 32)]
         hidden, lengths, batch = 256, (32, 256, 1024), 16
-    results = []
 
-    def done(result: SpeedResult):
-        results.append(result)
-        if progress is not None:
-            progress(f'{result.operator} vs {result.baseline}: '
-                     f'{result.config}')
+    def recurrent(cls, length):
+        torch.manual_seed(0)
+        return recurrent_target(cls(hidden, hidden, batch_first=True),
+                                length, batch, device, repeat, memory)
 
-    for conv, spatial, size_batch in convs:
-        done(lattice_target(conv, spatial, size_batch, device, repeat,
-                            memory))
-    for cls in (torch.nn.LSTM, torch.nn.GRU):
-        for length in lengths:
-            torch.manual_seed(0)
-            module = cls(hidden, hidden, batch_first=True)
-            done(recurrent_target(module, length, batch, device, repeat,
-                                  memory))
-    return results
+    cases = [partial(lattice_target, conv, spatial, size_batch, device,
+                     repeat, memory) for conv, spatial, size_batch in convs]
+    cases += [partial(recurrent, cls, length)
+              for cls in (torch.nn.LSTM, torch.nn.GRU) for length in lengths]
+    return run_cases(cases, progress)

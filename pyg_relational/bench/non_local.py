@@ -14,6 +14,7 @@ Everything returns data; nothing is printed.
 """
 import math
 import time
+from functools import partial
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import torch
@@ -23,7 +24,7 @@ from torch import Tensor
 from ..nn.non_local import NonLocalBlock
 from ..transforms import image_to_nodes, nodes_to_image
 from .results import SpeedResult, TwinResult
-from .timing import Target, compare_speed, measure
+from .timing import Target, compare_speed, measure, run_cases
 
 __all__ = ['dense_non_local', 'twin_cases', 'speed_cases', 'target_cases',
            'run_digits',
@@ -218,8 +219,8 @@ def target_cases(quick: bool = True, device='cpu', progress: Progress = None,
     repeat = repeat or 7
     channels, batch, sides = (8, 2, (4, 8)) if quick else (64, 8,
                                                            (8, 16, 32))
-    results = []
-    for side in sides:
+
+    def case(side: int) -> SpeedResult:
         torch.manual_seed(0)
         block = NonLocalBlock(channels).to(device)
         _randomise_bn(block)
@@ -228,19 +229,16 @@ def target_cases(quick: bool = True, device='cpu', progress: Progress = None,
             device)
         x_graph = x.clone().requires_grad_()
         x_dense = x.requires_grad_()
-        positions = side * side
-        result = compare_speed(
+        return compare_speed(
             'NonLocalBlock', 'dense bmm non-local',
             f'embedded_gaussian {batch}x{channels}x{side}x{side}',
             lambda: block(x_graph), lambda: dense_non_local(block, x_dense),
             _leaves(block, x_graph), _leaves(block, x_dense), layer=block,
-            num_edges=batch * positions * positions,
-            target=NON_LOCAL_TARGET, repeat=repeat, device=device,
-            memory=memory, extra={'batch': batch, 'side': side})
-        results.append(result)
-        if progress is not None:
-            progress(result.config)
-    return results
+            num_edges=batch * side ** 4, target=NON_LOCAL_TARGET,
+            repeat=repeat, device=device, memory=memory,
+            extra={'batch': batch, 'side': side})
+
+    return run_cases([partial(case, side) for side in sides], progress)
 
 
 def _conv_layer():

@@ -28,7 +28,8 @@ from torch.profiler import ProfilerActivity, profile
 from .results import SpeedResult
 
 __all__ = ['Measurement', 'measure', 'measure_pair', 'peak_memory',
-           'scaled_error', 'Target', 'compare_speed', 'path_of']
+           'scaled_error', 'Target', 'compare_speed', 'path_of',
+           'run_cases']
 
 TIMER = 'time.perf_counter hand loop, A/B alternated, median'
 
@@ -230,3 +231,18 @@ def compare_speed(operator: str, baseline: str, config: str,
         'repeat': repeat, 'warmup': warmup,
         'threads': torch.get_num_threads(), 'timer': TIMER})
     return result
+
+
+def run_cases(cases: Iterable[Callable[[], SpeedResult]],
+              progress: Optional[Callable[[str], None]] = None
+              ) -> List[SpeedResult]:
+    """Run the cases (functions returning one :class:`SpeedResult` each) in
+    order, telling ``progress`` after each."""
+    results = []
+    for case in cases:
+        result = case()
+        results.append(result)
+        if progress is not None:
+            progress(f'{result.operator} vs {result.baseline}: '
+                     f'{result.config}')
+    return results
