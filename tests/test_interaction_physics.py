@@ -1,12 +1,17 @@
 import math
 import os
+import re
+import shutil
+import warnings
 
 import pytest
 import torch
+from torch_geometric.data import InMemoryDataset
+from torch_geometric.loader import DataLoader
 
 from pyg_relational.bench.physics import run_physics
 from pyg_relational.datasets import (BouncingBallsDataset, NBodyDataset,
-                                     StringDataset)
+                                     SpringsDataset, StringDataset)
 from pyg_relational.datasets.interaction_physics import (
     simulate_bouncing_balls, simulate_nbody, simulate_string)
 
@@ -93,7 +98,10 @@ def test_dataset_caches_to_root(tmp_path, monkeypatch, cls, kwargs):
     ds = cls(str(tmp_path), 2, seed=4, num_steps=6, **kwargs)
     files = os.listdir(tmp_path)
     assert len(files) == 1 and len(ds) == 2
-    assert ds[1]['pos'].shape == (6, 3, 2)
+    # one node per object, its trajectory inside: [N, T, 2]
+    assert ds[1]['pos'].shape == (3, 6, 2) and ds[1].num_nodes == 3
+    assert torch.equal(ds[1].pos, ds.simulation['pos'][1].transpose(0, 1))
+    assert ds[1].edge_index.size(1) == (4 if cls is StringDataset else 6)
 
     def fail(*args, **kw):
         raise AssertionError('re-simulated instead of loading the cache')
@@ -123,3 +131,87 @@ def test_run_physics_quick():
     for r in rows:
         assert math.isfinite(r['rollout_mse']) and r['rollout_mse'] > 0
     assert rows[1]['ratio_to_baseline'] == 1.0
+
+
+def _nbody(root, **kwargs):
+    return NBodyDataset(str(root), 2, seed=4, num_steps=5, num_bodies=3,
+                        **kwargs)
+
+
+def test_cache_with_other_contents_is_regenerated(tmp_path):
+    # a valid file holding another configuration used to be loaded as is
+    # (SpringsDataset(num_particles=5) returned x of 6 particles)
+    five = SpringsDataset(str(tmp_path), 2, num_particles=5, num_steps=300)
+    six = SpringsDataset(str(tmp_path), 2, num_particles=6, num_steps=300)
+    shutil.copy(six.cache_path, five.cache_path)
+    with pytest.warns(UserWarning, match=rf"{re.escape(five.cache_path)} "
+                      r"holds another configuration"):
+        again = SpringsDataset(str(tmp_path), 2, num_particles=5,
+                               num_steps=300)
+    assert again.x.shape == five.x.shape and torch.equal(again.x, five.x)
+    with warnings.catch_warnings():  # the file was replaced: loads quietly
+        warnings.simplefilter('error')
+        SpringsDataset(str(tmp_path), 2, num_particles=5, num_steps=300)
+
+
+@pytest.mark.parametrize('damage,problem', [
+    (lambda path: open(path, 'wb').close(), 'is unreadable'),  # empty
+    (lambda path: open(path, 'r+b').truncate(os.path.getsize(path) // 2),
+     'is unreadable'),  # truncated
+    (lambda path: open(path, 'wb').write(b'not a checkpoint'),
+     'is unreadable'),  # corrupt
+    (lambda path: torch.save({'pos': torch.zeros(2)}, path),
+     'has another layout'),  # the old layout: tensors without config
+    (lambda path: torch.save({'f': os.path.join}, path),
+     'is unreadable'),  # pickled code: refused by weights_only loading
+])
+def test_damaged_cache_is_regenerated_naming_the_file(tmp_path, damage,
+                                                      problem):
+    # before: PytorchStreamReader failed / UnpicklingError / EOFError
+    good = _nbody(tmp_path)
+    damage(good.cache_path)
+    with pytest.warns(UserWarning,
+                      match=rf"{re.escape(good.cache_path)} {problem}"):
+        again = _nbody(tmp_path)
+    assert torch.equal(again.simulation['pos'], good.simulation['pos'])
+    assert _nbody(tmp_path).cache_path == good.cache_path
+    assert os.listdir(tmp_path) == [os.path.basename(good.cache_path)]
+
+
+def test_concurrent_writers_use_unique_temporary_files(tmp_path,
+                                                        monkeypatch):
+    # Two writers of the same cache shared one '.tmp' name: the second
+    # replaced it, and the first died with FileNotFoundError. Interleave
+    # them by starting the second writer while the first is saving.
+    real_save = torch.save
+    started = []
+
+    def save_and_race(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)
+        if not started:
+            started.append(True)
+            _nbody(tmp_path)  # a second process writing the same file
+    monkeypatch.setattr(torch, 'save', save_and_race)
+    ds = _nbody(tmp_path)
+    monkeypatch.undo()
+    assert started and os.listdir(tmp_path) == [
+        os.path.basename(ds.cache_path)]  # no temporary file left behind
+    assert torch.equal(_nbody(tmp_path).simulation['pos'],
+                       ds.simulation['pos'])
+
+
+def test_unwritable_root_is_named(tmp_path):
+    blocker = tmp_path / 'file'
+    blocker.write_text('')
+    with pytest.raises(OSError, match=f"cannot write the cache file "
+                       f"{re.escape(str(blocker))}"):
+        _nbody(blocker)
+
+
+def test_items_are_pyg_data(tmp_path):
+    ds = _nbody(tmp_path, transform=lambda d: d.update(dict(y=d.mass * 2)))
+    assert isinstance(ds, InMemoryDataset)
+    assert torch.equal(ds[0].y, 2 * ds[0].mass)
+    batch = next(iter(DataLoader(ds, batch_size=2)))
+    assert batch.pos.shape == (6, 5, 2) and batch.num_graphs == 2
+    assert batch.edge_index.max() == 5  # incremented per graph

@@ -3,6 +3,7 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
+from torch_geometric.data import InMemoryDataset
 from torch_geometric.loader import DataLoader
 
 from pyg_relational.datasets import (ChargedDataset, SpringsDataset,
@@ -144,11 +145,11 @@ def test_dataset_cache_normalisation_and_batching(cls, tmp_path):
                stats=ds.stats)
     assert test.stats == ds.stats and test.num_frames == 5
     lo, hi = ds.stats[:2]
-    loc = test.data['loc'].transpose(1, 2)  # [S, n, T, 2]
+    loc = test.simulation['loc'].transpose(1, 2)  # [S, n, T, 2]
     assert torch.allclose(test.x[..., :2], (loc - lo) * 2 / (hi - lo) - 1)
     # edge_label of edge j -> i is e_ij
     d = ds[1]
-    e = ds.data['edges'][1]
+    e = ds.simulation['edges'][1]
     assert torch.equal(d.edge_label, e[d.edge_index[1], d.edge_index[0]])
     assert torch.equal(d.edge_index, complete_graph(3, self_loops=False))
     # the fast batch equals PyG's DataLoader collation
@@ -171,6 +172,47 @@ def test_bad_arguments():
         simulate_springs(2, num_steps=450, sample_every=100)
     with pytest.raises(ValueError, match='num_particles'):
         simulate_charged(2, num_particles=0)
-    ds = SpringsDataset(None, 2, num_particles=3, num_steps=300)
-    with pytest.raises(ValueError, match='batch'):
-        ds[[0, 1]]
+    with pytest.raises(ValueError, match="'stats'"):
+        SpringsDataset(None, 2, num_particles=3, num_steps=300,
+                       stats=(1., 0., -1., 1.))
+
+
+def test_pyg_dataset_protocol():
+    """Slicing, index lists, masks, shuffle, transform, pre_transform and
+    pre_filter behave as for any InMemoryDataset."""
+    ds = SpringsDataset(None, 8, num_particles=3, num_steps=400, seed=2)
+    assert isinstance(ds, InMemoryDataset) and len(ds) == 8
+    sub = ds[2:6]
+    assert len(sub) == 4 and torch.equal(sub[0].x, ds[2].x)
+    assert torch.equal(sub.x, ds.x[2:6])
+    picked = ds[[5, 1]]
+    assert torch.equal(picked[0].edge_label, ds[5].edge_label)
+    assert torch.equal(picked.batch(torch.tensor([1, 0])).x,
+                       ds.batch(torch.tensor([1, 5])).x)
+    mask = torch.zeros(8, dtype=torch.bool)
+    mask[[0, 7]] = True
+    assert len(ds[mask]) == 2
+    shuffled, perm = ds.shuffle(return_perm=True)
+    assert torch.equal(shuffled[0].x, ds[int(perm[0])].x)
+
+    def double(data):
+        data = data.clone()
+        data.x = 2 * data.x
+        return data
+
+    t = SpringsDataset(None, 8, num_particles=3, num_steps=400, seed=2,
+                       transform=double)
+    assert torch.equal(t[3].x, 2 * ds[3].x)
+    assert torch.equal(t.x, ds.x)  # the stored items are untouched
+    loader = next(iter(DataLoader(t, batch_size=3)))
+    assert torch.equal(t.batch(torch.arange(3)).x, loader.x)
+    pre = SpringsDataset(None, 8, num_particles=3, num_steps=400, seed=2,
+                         pre_transform=double,
+                         pre_filter=lambda d: int(d.edge_label.sum()) > 0)
+    kept = [i for i in range(8) if int(ds[i].edge_label.sum()) > 0]
+    assert len(pre) == len(kept) < 8
+    assert torch.equal(pre[0].x, 2 * ds[kept[0]].x)
+    assert torch.equal(pre.batch(torch.tensor([0, 1])).x,
+                       torch.cat([2 * ds[kept[0]].x, 2 * ds[kept[1]].x]))
+    with pytest.raises(ValueError, match='pre_transform'):
+        pre.x

@@ -26,7 +26,8 @@ import torch
 from torch import Tensor
 
 from .._checks import check_int
-from .base import SimulatedDataset
+from ..graphs import complete_graph
+from .base import SimulatedDataset, stacked_storage
 
 __all__ = ['simulate_nbody', 'simulate_bouncing_balls', 'simulate_string',
            'NBodyDataset', 'BouncingBallsDataset', 'StringDataset']
@@ -228,40 +229,64 @@ def simulate_string(num_samples: int, num_masses: int = 10,
                 edge_index=edge_index.expand(S, 2, 2 * (N - 1)).clone())
 
 
-class NBodyDataset(SimulatedDataset):
-    r"""Trajectories of :func:`simulate_nbody`, cached to ``root``. Item
-    ``k`` is a dict ``pos [T, N, 2]``, ``vel [T, N, 2]``, ``mass [N]``.
+class _BodiesDataset(SimulatedDataset):
+    r"""Items of the three systems: one node per object, its trajectory
+    inside (``pos``, ``vel`` ``[N, T, 2]``), per-object entries ``[N]`` and
+    the relation graph ``edge_index``."""
+    _simulator = None
+
+    def simulate(self, num_samples, seed, **config):
+        return type(self)._simulator(num_samples, seed=seed, **config)
+
+    def relations(self, simulation: Dict[str, Tensor]) -> Tensor:
+        """The relation graph of one sample: every ordered pair."""
+        return complete_graph(simulation['mass'].size(1), self_loops=False)
+
+    def storage(self, simulation):
+        node = {key: value.transpose(1, 2)  # [S, T, N, 2] -> [S, N, T, 2]
+                for key, value in simulation.items() if key in ('pos', 'vel')}
+        node.update({key: value for key, value in simulation.items()
+                     if key not in ('pos', 'vel', 'edge_index')})  # [S, N]
+        return stacked_storage(self.config['num_samples'], node, {},
+                               self.relations(simulation))
+
+
+class NBodyDataset(_BodiesDataset):
+    r"""Trajectories of :func:`simulate_nbody`, cached to ``root``
+    (a :class:`~torch_geometric.data.InMemoryDataset`). Item ``k`` is a
+    :class:`~torch_geometric.data.Data` with one node per body: ``pos``
+    and ``vel`` ``[N, T, 2]``, ``mass [N]`` and ``edge_index`` every
+    ordered pair of bodies (the relations of an Interaction Network).
 
     Args:
         root (str, optional): cache folder (:obj:`None`: memory only).
         num_samples (int): number of trajectories.
         seed (int, optional): simulation seed. (default: :obj:`0`)
+        transform, pre_transform, pre_filter (callable, optional): as in
+            :class:`~torch_geometric.data.InMemoryDataset`.
         **config: arguments of :func:`simulate_nbody`.
 
     Example:
-        >>> NBodyDataset(None, 2, num_bodies=3, num_steps=4)[0]['pos'].shape
-        torch.Size([4, 3, 2])
+        >>> NBodyDataset(None, 2, num_bodies=3, num_steps=4)[0]
+        Data(pos=[3, 4, 2], vel=[3, 4, 2], mass=[3], edge_index=[2, 6])
     """
     name = 'nbody'
-
-    def simulate(self, num_samples, seed, **config):
-        return simulate_nbody(num_samples, seed=seed, **config)
+    _simulator = staticmethod(simulate_nbody)
 
 
-class BouncingBallsDataset(SimulatedDataset):
+class BouncingBallsDataset(_BodiesDataset):
     r"""Trajectories of :func:`simulate_bouncing_balls`, cached to
     ``root`` (items as :class:`NBodyDataset`, plus ``radius [N]``)."""
     name = 'bouncing_balls'
-
-    def simulate(self, num_samples, seed, **config):
-        return simulate_bouncing_balls(num_samples, seed=seed, **config)
+    _simulator = staticmethod(simulate_bouncing_balls)
 
 
-class StringDataset(SimulatedDataset):
+class StringDataset(_BodiesDataset):
     r"""Trajectories of :func:`simulate_string`, cached to ``root`` (items
-    as :class:`NBodyDataset`, plus ``pinned [N]`` and the springs'
-    ``edge_index [2, 2(N-1)]``)."""
+    as :class:`NBodyDataset`, plus ``pinned [N]``; ``edge_index`` is the
+    springs ``[2, 2(N-1)]``)."""
     name = 'string'
+    _simulator = staticmethod(simulate_string)
 
-    def simulate(self, num_samples, seed, **config):
-        return simulate_string(num_samples, seed=seed, **config)
+    def relations(self, simulation: Dict[str, Tensor]) -> Tensor:
+        return simulation['edge_index'][0]  # the same springs in every sample

@@ -22,14 +22,14 @@ dataset is simulated at once as a batch of ``torch`` tensors (float64), from
 one seeded :class:`torch.Generator`, so a dataset is reproducible bit for bit
 from its seed.
 """
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
 
 from .._checks import check_int
 from ..graphs import complete_graph
-from .base import SimulatedDataset
+from .base import SimulatedDataset, stacked_storage
 
 __all__ = ['simulate_springs', 'simulate_charged', 'SpringsDataset',
            'ChargedDataset']
@@ -181,13 +181,30 @@ class _ParticleDataset(SimulatedDataset):
                  num_particles: int = 5, num_steps: int = 5000,
                  sample_every: int = 100, seed: int = 0,
                  stats: Optional[Tuple[float, float, float, float]] = None,
-                 **physics):
+                 transform: Optional[Callable] = None,
+                 pre_transform: Optional[Callable] = None,
+                 pre_filter: Optional[Callable] = None, **physics):
         _check_sim_args(num_samples, num_particles, num_steps, sample_every)
-        super().__init__(root, num_samples, seed,
-                         num_particles=int(num_particles),
+        if stats is not None:
+            stats = tuple(float(s) for s in stats)
+            if len(stats) != 4 or not stats[0] < stats[1] or \
+                    not stats[2] < stats[3]:
+                raise ValueError(f"'stats' must be (loc_min, loc_max, "
+                                 f"vel_min, vel_max) with min < max (got "
+                                 f"{stats}); pass the training set's .stats")
+        self._requested_stats = stats
+        self._pair = complete_graph(int(num_particles), self_loops=False)
+        super().__init__(root, num_samples, seed, transform, pre_transform,
+                         pre_filter, num_particles=int(num_particles),
                          num_steps=int(num_steps),
                          sample_every=int(sample_every), **physics)
-        loc, vel = self.data['loc'], self.data['vel']
+
+    def simulate(self, num_samples, seed, **config):
+        return type(self)._simulator(num_samples, seed=seed, **config)
+
+    def storage(self, simulation):
+        loc, vel = simulation['loc'], simulation['vel']
+        stats = self._requested_stats
         if stats is None:
             stats = (float(loc.min()), float(loc.max()), float(vel.min()),
                      float(vel.max())) if loc.numel() > 0 else (-1., 1., -1.,
@@ -197,15 +214,11 @@ class _ParticleDataset(SimulatedDataset):
         loc = (loc - lo_l) * 2 / (hi_l - lo_l) - 1
         vel = (vel - lo_v) * 2 / (hi_v - lo_v) - 1
         # [S, T, n, 4] -> [S, n, T, 4]: one node per particle, time inside
-        self.x = torch.cat([loc, vel], -1).transpose(1, 2).contiguous()
-        n = self.num_particles
-        one = complete_graph(n, self_loops=False)  # [2, n(n-1)], by target
-        self._pair = one
-        edges = self.data['edges']
-        self.edge_label = edges[:, one[1], one[0]]  # [S, n(n-1)]: e_{ij}
-
-    def simulate(self, num_samples, seed, **config):
-        return type(self)._simulator(num_samples, seed=seed, **config)
+        x = torch.cat([loc, vel], -1).transpose(1, 2).contiguous()
+        one = self._pair  # [2, n(n-1)], by target
+        edge_label = simulation['edges'][:, one[1], one[0]]  # e_{ij}
+        return stacked_storage(len(x), dict(x=x), dict(edge_label=edge_label),
+                               one)
 
     @property
     def num_particles(self) -> int:
@@ -215,26 +228,45 @@ class _ParticleDataset(SimulatedDataset):
     def num_frames(self) -> int:
         return self.config['num_steps'] // self.config['sample_every'] - 1
 
-    def __getitem__(self, idx):
-        r"""One system as a :class:`torch_geometric.data.Data`: ``x``
-        ``[n, T, 4]`` (normalised position and velocity), ``edge_index`` the
-        complete graph without self-loops, ``edge_label`` ``[n(n-1)]``.
-        Batch a list of them with :class:`torch_geometric.loader.DataLoader`.
-        """
-        from torch_geometric.data import Data
-        if not isinstance(idx, int):
-            raise ValueError(f"'idx' must be an int (got {idx!r}); use "
-                             f"batch(index) for many samples")
-        return Data(x=self.x[idx], edge_index=self._pair.clone(),
-                    edge_label=self.edge_label[idx])
+    @property
+    def _stacked(self) -> bool:
+        # items still in the simulator's layout (no pre_transform/filter)
+        return self.pre_transform is None and self.pre_filter is None
+
+    def _per_sample(self, key: str) -> Tensor:
+        if not self._stacked:
+            raise ValueError(
+                f"'{key}' as one [S, ...] tensor is only kept without "
+                f"pre_transform / pre_filter; iterate the items instead")
+        value = self._data[key]
+        value = value.view(self.config['num_samples'], -1,
+                           *value.shape[1:])  # [S, rows, ...]
+        if self._indices is None:
+            return value
+        return value[torch.as_tensor(list(self.indices()), dtype=torch.long)]
+
+    @property
+    def x(self) -> Tensor:
+        r"""Normalised positions and velocities ``[S, n, T, 4]`` of the
+        items, in the dataset's order."""
+        return self._per_sample('x')
+
+    @property
+    def edge_label(self) -> Tensor:
+        r"""True edge type ``[S, n(n-1)]`` of every candidate edge."""
+        return self._per_sample('edge_label')
 
     def batch(self, index: Tensor):
-        r"""The samples ``index`` laid end to end (fast path of
-        :class:`torch_geometric.loader.DataLoader`'s collation, the same
-        tensors): ``x [B*n, T, 4]``, ``edge_index`` ``[2, B*n(n-1)]``,
-        ``edge_label``, ``batch``."""
+        r"""The items ``index`` laid end to end as one
+        :class:`~torch_geometric.data.Batch`, exactly as
+        :class:`torch_geometric.loader.DataLoader` collates them (tested);
+        without ``transform`` / ``pre_transform`` it gathers the stacked
+        tensors directly: ``x [B*n, T, 4]``, ``edge_index``
+        ``[2, B*n(n-1)]``, ``edge_label``, ``batch``."""
         from torch_geometric.data import Batch
         index = torch.as_tensor(index, dtype=torch.long).view(-1)
+        if not self._stacked or self.transform is not None:
+            return Batch.from_data_list([self[int(i)] for i in index])
         B, n = index.numel(), self.num_particles
         x = self.x[index].reshape(B * n, self.num_frames, -1)  # [B*n, T, 4]
         offset = (torch.arange(B) * n).repeat_interleave(self._pair.size(1))
@@ -242,7 +274,7 @@ class _ParticleDataset(SimulatedDataset):
         return Batch(x=x, edge_index=edge_index,
                      edge_label=self.edge_label[index].reshape(-1),
                      batch=torch.arange(B).repeat_interleave(n),
-                     num_graphs=B)
+                     ptr=torch.arange(B + 1) * n, num_graphs=B)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({len(self)}, '
