@@ -1,0 +1,620 @@
+r"""The case table of the conformance suite (``tests/test_conformance.py``).
+
+A :class:`Case` is one layer on one kind of graph with the list of the
+execution paths it has there (``'dense'``, ``'sparse'``, ``'message'``).
+Every test of the suite runs on every ``(case, path)`` pair of this table:
+a new path joins the suite by being added to a case's ``paths``, a new
+layer by adding a case, never by writing new tests.
+
+A :class:`Kind` builds the graphs of a case from a list of graph sizes (a
+batch of graphs laid end to end, as :class:`torch_geometric.data.Batch`
+does) and knows which graph of the batch every node belongs to, so the
+suite can check that a NaN in one graph stays there. Kinds also build an
+empty batch (``sizes=[0]``), a batch of one-node graphs and, where the
+kind allows it, a graph with targets that receive no edge.
+"""
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+from pyg_relational import graphs
+from pyg_relational.nn import (AttentionConv, BahdanauAttention, EdgeBlock,
+                               FullyConnectedConv, GlobalBlock, GraphNetwork,
+                               InteractionNetwork, LatticeConv,
+                               LuongAttention, MPNNConv,
+                               MultiheadAttentionConv, NodeBlock,
+                               NonLocalBlock, NRIDecoder, NRIEncoder,
+                               NRIRNNDecoder, RecurrentConv,
+                               TransformerDecoderLayer,
+                               TransformerEncoderLayer)
+
+F_IN = 4  # node features of every case
+
+
+# --------------------------------------------------------------------------
+# Graphs.
+# --------------------------------------------------------------------------
+@dataclass
+class Graph:
+    r"""A batch of graphs.
+
+    Attributes:
+        edge_index: ``[2, E]``, sources first.
+        src_graph, dst_graph: graph of every source / target node.
+        num_graphs: number of graphs (empty graphs count).
+        edge_type: ``[E]`` edge types, for typed kinds.
+        info: what a case needs besides (sizes, grid geometry, ...).
+    """
+    edge_index: Tensor
+    src_graph: Tensor
+    dst_graph: Tensor
+    num_graphs: int
+    edge_type: Optional[Tensor] = None
+    info: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_src(self) -> int:
+        return self.src_graph.numel()
+
+    @property
+    def num_dst(self) -> int:
+        return self.dst_graph.numel()
+
+    def isolated_targets(self) -> Tensor:
+        """Targets without an incoming edge (mask ``[N_dst]``)."""
+        degree = torch.zeros(self.num_dst, dtype=torch.long)
+        degree.index_add_(0, self.edge_index[1],
+                          torch.ones_like(self.edge_index[1]))
+        return degree == 0
+
+
+def _graph_of(sizes: Sequence[int]) -> Tensor:
+    sizes = torch.tensor(list(sizes), dtype=torch.long)
+    return torch.repeat_interleave(torch.arange(sizes.numel()), sizes)
+
+
+def _same_nodes(edge_index: Tensor, sizes: Sequence[int], **info) -> Graph:
+    node_graph = _graph_of(sizes)
+    return Graph(edge_index, node_graph, node_graph, len(sizes),
+                 info=dict(sizes=list(sizes), **info))
+
+
+def _random_edges(sizes: Sequence[int], keep: float, seed: int,
+                  acyclic: bool = False, isolate: bool = False) -> Tensor:
+    """Random edges inside every graph (no repeated edge, never all pairs,
+    shuffled so that no path may rely on sorted edges). ``isolate``: the
+    last node of every graph with more than one node receives nothing."""
+    gen = torch.Generator().manual_seed(seed)
+    edges, start = [], 0
+    for n in sizes:
+        src, dst = torch.meshgrid(torch.arange(n), torch.arange(n),
+                                  indexing='ij')
+        src, dst = src.reshape(-1), dst.reshape(-1)
+        mask = torch.rand(src.numel(), generator=gen) < keep
+        if acyclic:
+            mask &= src < dst
+        if isolate and n > 1:
+            mask &= dst != n - 1
+        if n > 1 and bool(mask.all()):  # never the complete graph
+            mask[0] = False
+        edges.append(torch.stack([src[mask], dst[mask]]) + start)
+        start += n
+    edge_index = torch.cat(edges, dim=1) if edges else \
+        torch.empty(2, 0, dtype=torch.long)
+    perm = torch.randperm(edge_index.size(1), generator=gen)
+    return edge_index[:, perm]
+
+
+class Kind:
+    r"""A family of graphs. ``batch(sizes)`` builds one batch;
+    ``isolated()`` a batch with targets that receive no edge (None where
+    the kind has none)."""
+    name = 'graph'
+    one_node_sizes: Optional[List[int]] = [1, 1]
+
+    def batch(self, sizes: Sequence[int]) -> Graph:  # pragma: no cover
+        raise NotImplementedError
+
+    def isolated(self) -> Optional[Graph]:
+        return None
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class Complete(Kind):
+    def __init__(self, causal: bool = False):
+        self.causal = causal
+        self.name = 'causal' if causal else 'complete'
+
+    def batch(self, sizes):
+        return _same_nodes(graphs.complete_graph(list(sizes),
+                                                 causal=self.causal), sizes)
+
+    def isolated(self):
+        # Still complete blocks: without self-loops the first node of a
+        # causal block, and a one-node block, receive nothing.
+        sizes = [3, 1, 2]
+        return _same_nodes(graphs.complete_graph(sizes, self_loops=False,
+                                                 causal=self.causal), sizes)
+
+
+class Random(Kind):
+    name = 'random'
+
+    def __init__(self, acyclic: bool = False, num_types: Optional[int] = None):
+        self.acyclic = acyclic
+        self.num_types = num_types
+        if acyclic:
+            self.name = 'dag'
+        if num_types:
+            self.name = 'typed'
+
+    def _build(self, sizes, isolate):
+        edge_index = _random_edges(sizes, 0.5, seed=sum(sizes) + 7,
+                                   acyclic=self.acyclic, isolate=isolate)
+        g = _same_nodes(edge_index, sizes)
+        if self.num_types:
+            gen = torch.Generator().manual_seed(3)
+            g.edge_type = torch.randint(self.num_types, (edge_index.size(1),),
+                                        generator=gen)
+        return g
+
+    def batch(self, sizes):
+        return self._build(sizes, False)
+
+    def isolated(self):
+        return None if self.acyclic else self._build([3, 4, 2], True)
+
+
+class Chain(Kind):
+    name = 'chain'
+
+    def batch(self, sizes):
+        return _same_nodes(graphs.chain_graph(list(sizes)), sizes)
+
+
+class Bipartite(Kind):
+    r"""Sources of block :math:`b` to targets of block :math:`b`
+    (cross-attention); block :math:`b` has ``n`` sources and
+    ``max(n - 1, 1)`` targets (none when ``n = 0``)."""
+    name = 'bipartite'
+
+    def _build(self, src_sizes, dst_sizes):
+        edge_index = graphs.bipartite_graph(src_sizes, dst_sizes)
+        return Graph(edge_index, _graph_of(src_sizes), _graph_of(dst_sizes),
+                     len(src_sizes), info=dict(src_sizes=list(src_sizes),
+                                                dst_sizes=list(dst_sizes)))
+
+    def batch(self, sizes):
+        return self._build(list(sizes), [max(n - 1, 1) if n else 0
+                                         for n in sizes])
+
+    def isolated(self):  # a block without sources
+        return self._build([2, 0, 3], [2, 2, 1])
+
+
+class Window(Bipartite):
+    r"""Local windows of radius 1 (targets past the sources receive
+    nothing: :func:`~pyg_relational.graphs.window_graph`)."""
+    name = 'window'
+
+    def _build(self, src_sizes, dst_sizes):
+        g = super()._build(src_sizes, dst_sizes)
+        g.edge_index = graphs.window_graph(src_sizes, dst_sizes, radius=1)
+        return g
+
+    def batch(self, sizes):
+        return self._build(list(sizes), list(sizes))
+
+    def isolated(self):
+        return self._build([1, 3], [4, 3])
+
+
+class Grid(Kind):
+    r"""``batch_size = len(sizes)`` images of ``size`` (one-node graphs:
+    1-pixel images, where the geometry allows them)."""
+
+    def __init__(self, size, kernel_size, stride=1, padding=0, dilation=1):
+        self.geometry = dict(kernel_size=kernel_size, stride=stride,
+                             padding=padding, dilation=dilation)
+        self.size = size
+        self.dims = 1 if isinstance(size, int) else 2
+        self.name = f'grid{self.dims}d-s{stride}-p{padding}-d{dilation}'
+        one_pixel = 1 if self.dims == 1 else (1, 1)
+        try:
+            graphs.grid_graph(one_pixel, **self.geometry)
+        except ValueError:  # the kernel does not fit a 1-pixel image
+            self.one_node_sizes = None
+        else:
+            self.one_node_sizes = [1, 1]
+
+    def batch(self, sizes):
+        if sizes == [0]:
+            size, batch_size = self.size, 0
+        elif all(n == 1 for n in sizes):  # one-pixel images
+            size, batch_size = (1 if self.dims == 1 else (1, 1)), len(sizes)
+        else:
+            size, batch_size = self.size, len(sizes)
+        edge_index, edge_type, out_size = graphs.grid_graph(
+            size, batch_size=batch_size, **self.geometry)
+        pixels = size if self.dims == 1 else size[0] * size[1]
+        out_pixels = out_size if self.dims == 1 else out_size[0] * out_size[1]
+        return Graph(edge_index, _graph_of([pixels] * batch_size),
+                     _graph_of([out_pixels] * batch_size), batch_size,
+                     edge_type=edge_type,
+                     info=dict(size=size, out_size=out_size))
+
+
+class Images(Kind):
+    r"""A dense batch ``[B, C, H, W]`` (``NonLocalBlock`` builds the
+    complete graph of every image itself); one graph per image."""
+    name = 'images'
+
+    def batch(self, sizes):
+        side = {0: 2, 1: 1}.get(min(sizes), 2)
+        count = 0 if sizes == [0] else len(sizes)
+        pixels = side * side
+        return Graph(torch.empty(2, 0, dtype=torch.long),
+                     _graph_of([pixels] * count), torch.arange(count),
+                     count, info=dict(side=side))
+
+
+class Examples(Kind):
+    r"""Rows of examples (the graph of :class:`FullyConnectedConv` is over
+    its units; the examples of a batch must not mix)."""
+    name = 'examples'
+
+    def batch(self, sizes):
+        rows = _graph_of(sizes)
+        return Graph(torch.empty(2, 0, dtype=torch.long), rows, rows,
+                     len(sizes))
+
+
+# --------------------------------------------------------------------------
+# Cases.
+# --------------------------------------------------------------------------
+Inputs = Dict[str, Tensor]
+
+
+@dataclass
+class Case:
+    r"""One layer on one kind of graph.
+
+    Args:
+        name: test id.
+        make: builds the layer (default path, float64 later cast).
+        kind: the graphs.
+        paths: every path the layer has on these graphs; the parameter
+            list of the suite.
+        auto: the path ``'auto'`` must take on ``kind.batch(sizes)``.
+        inputs: ``inputs(graph, gen)`` -> named float64 tensors.
+        call: ``call(layer, graph, inputs)`` -> output(s).
+        poison: the input that gets a NaN/inf (dim 0 over ``poison_nodes``
+            nodes: ``'src'`` or ``'dst'``).
+        out_graph: graph of every row of the first output (default: the
+            target's graph).
+        isolated: ``'zero'`` if rows of targets without incoming edges
+            must be exactly 0, ``'finite'`` if only finite (the layer adds
+            a residual or an update of the target itself).
+        attention: the layer takes ``(x, edge_index)`` and returns
+            attention weights (explain tests).
+        compile: include in the ``torch.compile`` (eager backend) tests.
+    """
+    name: str
+    make: Callable[[], torch.nn.Module]
+    kind: Kind
+    paths: Tuple[str, ...]
+    auto: str
+    inputs: Callable[[Graph, torch.Generator], Inputs]
+    call: Callable[[torch.nn.Module, Graph, Inputs], Any]
+    sizes: Tuple[int, ...] = (3, 4, 2)
+    poison: str = 'x'
+    poison_nodes: str = 'src'
+    out_graph: Optional[Callable[[Graph], Tensor]] = None
+    isolated: Optional[str] = 'zero'
+    attention: bool = False
+    compile: bool = True
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def rows_graph(self, g: Graph) -> Tensor:
+        return g.dst_graph if self.out_graph is None else self.out_graph(g)
+
+
+def _randn(gen, *shape) -> Tensor:
+    return torch.randn(*shape, generator=gen, dtype=torch.float64)
+
+
+def node_x(g, gen):
+    return {'x': _randn(gen, g.num_src, F_IN)}
+
+
+def pair_x(g, gen):
+    return {'x_src': _randn(gen, g.num_src, F_IN),
+            'x_dst': _randn(gen, g.num_dst, F_IN)}
+
+
+def _x(inputs):
+    return inputs['x'] if 'x' in inputs else \
+        (inputs['x_src'], inputs['x_dst'])
+
+
+def call_graph(layer, g, inputs):
+    return layer(_x(inputs), g.edge_index)
+
+
+def call_typed(layer, g, inputs):
+    return layer(_x(inputs), g.edge_index, edge_type=g.edge_type)
+
+
+def _seeded(factory):
+    def make():
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return factory()
+    return make
+
+
+def _attention(score, **kwargs):
+    return _seeded(lambda: AttentionConv(F_IN, 3, heads=2, score=score,
+                                         **kwargs))
+
+
+def _nonlocal(pairwise, **kwargs):
+    return _seeded(lambda: NonLocalBlock(F_IN, 3, pairwise=pairwise,
+                                         output_projection=False, **kwargs))
+
+
+def _with_weights(call):
+    """Also return the attention weights (checked like any output)."""
+    def run(layer, g, inputs):
+        return call(layer, g, inputs, return_attention_weights=True)
+    return run
+
+
+def _attend(layer, g, inputs, **kwargs):
+    return layer(_x(inputs), g.edge_index, **kwargs)
+
+
+def _relative(layer, g, inputs, **kwargs):
+    return layer(_x(inputs), g.edge_index, position=_positions(g), **kwargs)
+
+
+def _edge_rows(g):
+    return g.src_graph[g.edge_index[0]]
+
+
+def _lattice(layer, g, inputs):
+    return layer(inputs['x'], g.edge_index, g.edge_type,
+                 size=(g.num_src, g.num_dst))
+
+
+def _images(g, gen):
+    side = g.info['side']
+    return {'x': _randn(gen, g.num_graphs, F_IN, side, side)}
+
+
+def _recurrent(layer, g, inputs):
+    return layer(inputs['x'], g.edge_index)
+
+
+def _examples(g, gen):
+    return {'x': _randn(gen, g.num_src, F_IN)}
+
+
+def _bahdanau(layer, g, inputs):
+    return layer(inputs['x_dst'], inputs['x_src'], g.edge_index)
+
+
+def _luong(layer, g, inputs):
+    return layer(inputs['x_dst'], inputs['x_src'], g.info['src_sizes'],
+                 g.info['dst_sizes'])
+
+
+def _gn_inputs(g, gen):
+    return {'x': _randn(gen, g.num_src, F_IN),
+            'edge_attr': _randn(gen, g.edge_index.size(1), 2),
+            'u': _randn(gen, g.num_graphs, 1)}
+
+
+def _gn(layer, g, inputs):
+    return layer(inputs['x'], g.edge_index, inputs['edge_attr'], inputs['u'],
+                 g.dst_graph, g.num_graphs)
+
+
+def _edge_block(layer, g, inputs):
+    return layer(inputs['x'], g.edge_index, inputs['edge_attr'], inputs['u'],
+                 g.dst_graph)
+
+
+def _global_block(layer, g, inputs):
+    return layer(inputs['x'], g.edge_index, inputs['edge_attr'], inputs['u'],
+                 g.dst_graph, g.num_graphs)
+
+
+def _nri_inputs(frames):
+    def inputs(g, gen):
+        z = torch.softmax(_randn(gen, g.edge_index.size(1), 2), dim=-1)
+        return {'x': _randn(gen, g.num_src, frames, 2), 'z': z}
+    return inputs
+
+
+def _nri_decoder(layer, g, inputs):
+    return layer(inputs['x'], g.edge_index, inputs['z'], 1)
+
+
+def _graph_rows(g):
+    return torch.arange(g.num_graphs)
+
+
+ATTENTION_PATHS = ('dense', 'sparse', 'message')
+SPARSE_PATHS = ('sparse', 'message')
+MESSAGE = ('message', )
+
+CASES: List[Case] = [
+    # ---- AttentionConv: dot-product scores have all three paths -------
+    Case('attention-scaled_dot-complete', _attention('scaled_dot'),
+         Complete(), ATTENTION_PATHS, 'dense', node_x,
+         _with_weights(_attend), attention=True),
+    Case('attention-scaled_dot-causal', _attention('scaled_dot'),
+         Complete(causal=True), ATTENTION_PATHS, 'dense', node_x,
+         _with_weights(_attend)),
+    Case('attention-dot-complete', _attention('dot'), Complete(),
+         ATTENTION_PATHS, 'dense', node_x, call_graph),
+    Case('attention-scaled_dot-random', _attention('scaled_dot'), Random(),
+         SPARSE_PATHS, 'sparse', node_x, _with_weights(_attend)),
+    Case('attention-general-random', _attention('general'), Random(),
+         SPARSE_PATHS, 'sparse', node_x, call_graph),
+    Case('attention-scaled_dot-bipartite',
+         _seeded(lambda: AttentionConv((F_IN, F_IN), 3, heads=2,
+                                       score='scaled_dot')),
+         Bipartite(), SPARSE_PATHS, 'sparse', pair_x, call_graph,
+         poison='x_src'),
+    Case('attention-scaled_dot-window', _attention('scaled_dot'), Window(),
+         SPARSE_PATHS, 'sparse', pair_x, call_graph, poison='x_src'),
+    Case('attention-relative-complete',
+         _attention('scaled_dot', num_edge_types=5), Complete(),
+         SPARSE_PATHS, 'sparse', node_x,
+         lambda layer, g, inputs: layer(
+             inputs['x'], g.edge_index, edge_type=graphs.relative_position(
+                 g.edge_index, _positions(g), clip=2))),
+    # message-only scores
+    Case('attention-gat-random', _attention('gat'), Random(), MESSAGE,
+         'message', node_x, _with_weights(_attend), attention=True),
+    Case('attention-additive-random', _attention('additive'), Random(),
+         MESSAGE, 'message', node_x, call_graph, compile=False),
+    # ---- MultiheadAttentionConv and the Transformer layers --------------
+    Case('mha-complete', _seeded(lambda: MultiheadAttentionConv(6, 2)),
+         Complete(), ATTENTION_PATHS, 'dense', lambda g, gen: {
+             'x': _randn(gen, g.num_src, 6)}, _with_weights(_attend),
+         attention=True),
+    Case('mha-causal-ragged', _seeded(lambda: MultiheadAttentionConv(6, 2)),
+         Complete(causal=True), ATTENTION_PATHS, 'dense', lambda g, gen: {
+             'x': _randn(gen, g.num_src, 6)}, call_graph, sizes=(2, 5, 3)),
+    Case('mha-random', _seeded(lambda: MultiheadAttentionConv(6, 2)),
+         Random(), SPARSE_PATHS, 'sparse', lambda g, gen: {
+             'x': _randn(gen, g.num_src, 6)}, call_graph),
+    Case('mha-relative-complete',
+         _seeded(lambda: MultiheadAttentionConv(6, 2, relative_clip=2)),
+         Complete(), SPARSE_PATHS, 'sparse', lambda g, gen: {
+             'x': _randn(gen, g.num_src, 6)}, _relative, compile=False),
+    Case('transformer-encoder-causal',
+         _seeded(lambda: TransformerEncoderLayer(6, 2, 8, dropout=0.)),
+         Complete(causal=True), ATTENTION_PATHS, 'dense', lambda g, gen: {
+             'x': _randn(gen, g.num_src, 6)}, call_graph, isolated='finite'),
+    Case('transformer-decoder-bipartite',
+         _seeded(lambda: TransformerDecoderLayer(6, 2, 8, dropout=0.)),
+         Bipartite(), SPARSE_PATHS, 'sparse', lambda g, gen: {
+             'memory': _randn(gen, g.num_src, 6),
+             'x': _randn(gen, g.num_dst, 6)},
+         lambda layer, g, inputs: layer(
+             inputs['x'], inputs['memory'],
+             graphs.complete_graph(g.info['dst_sizes'], causal=True),
+             g.edge_index), poison='memory', isolated='finite',
+         compile=False),
+    # ---- NonLocalBlock -------------------------------------------------
+    Case('nonlocal-embedded_gaussian-complete',
+         _nonlocal('embedded_gaussian'), Complete(), ATTENTION_PATHS, 'dense',
+         node_x, _with_weights(_attend)),
+    Case('nonlocal-gaussian-complete', _nonlocal('gaussian'), Complete(),
+         ATTENTION_PATHS, 'dense', node_x, call_graph),
+    Case('nonlocal-embedded_gaussian-random',
+         _nonlocal('embedded_gaussian'), Random(), SPARSE_PATHS, 'sparse',
+         node_x, call_graph),
+    Case('nonlocal-dot-random', _nonlocal('dot'), Random(), SPARSE_PATHS,
+         'sparse', node_x, call_graph),
+    Case('nonlocal-concat-random', _nonlocal('concat'), Random(), MESSAGE,
+         'message', node_x, call_graph, compile=False),
+    Case('nonlocal-images',
+         _seeded(lambda: NonLocalBlock(F_IN, 3, batch_norm=False)), Images(),
+         ATTENTION_PATHS, 'dense', _images,
+         lambda layer, g, inputs: layer(inputs['x']), isolated=None),
+    # ---- LatticeConv: grids are convolutions ---------------------------
+    Case('lattice-grid2d-same',
+         _seeded(lambda: LatticeConv(F_IN, 3, (3, 3), bias=False)),
+         Grid((3, 3), 3, padding=1), ATTENTION_PATHS, 'dense', node_x,
+         _lattice, sizes=(9, 9, 9), isolated=None),
+    Case('lattice-grid2d-stride2-groups',
+         _seeded(lambda: LatticeConv(F_IN, 4, (3, 3), groups=2)),
+         Grid((5, 5), 3, stride=2), ATTENTION_PATHS, 'dense', node_x,
+         _lattice, sizes=(25, 25), isolated=None),
+    Case('lattice-grid1d-dilated',
+         _seeded(lambda: LatticeConv(F_IN, 3, 3)),
+         Grid(7, 3, padding=2, dilation=2), ATTENTION_PATHS, 'dense', node_x,
+         _lattice, sizes=(7, 7, 7), isolated=None),
+    Case('lattice-typed-random',
+         _seeded(lambda: LatticeConv(F_IN, 3, (3, 3), bias=False)),
+         Random(num_types=9), SPARSE_PATHS, 'sparse', node_x, _lattice),
+    # ---- RecurrentConv: chains are RNNs --------------------------------
+    Case('recurrent-gru-chain', _seeded(lambda: RecurrentConv(F_IN, 3)),
+         Chain(), ('dense', 'message'), 'dense', node_x, _recurrent,
+         sizes=(3, 1, 4), isolated=None),
+    Case('recurrent-lstm-bidirectional-chain',
+         _seeded(lambda: RecurrentConv(F_IN, 3, num_layers=2, cell='lstm',
+                                       bidirectional=True)),
+         Chain(), ('dense', 'message'), 'dense', node_x, _recurrent,
+         sizes=(3, 1, 4), isolated=None),
+    Case('recurrent-rnn-dag',
+         _seeded(lambda: RecurrentConv(F_IN, 3, cell='rnn')),
+         Random(acyclic=True), MESSAGE, 'message', node_x, _recurrent,
+         isolated=None),
+    # ---- message-only layers: the default path keeps the same contract -
+    Case('fully-connected', _seeded(lambda: FullyConnectedConv(F_IN, 3)),
+         Examples(), MESSAGE, 'message', _examples,
+         lambda layer, g, inputs: layer(inputs['x']), isolated=None),
+    Case('bahdanau-bipartite', _seeded(lambda: BahdanauAttention(F_IN, F_IN)),
+         Bipartite(), MESSAGE, 'message', pair_x, _bahdanau, poison='x_src'),
+    Case('luong-global', _seeded(lambda: LuongAttention(F_IN)), Bipartite(),
+         MESSAGE, 'message', pair_x, _luong, poison='x_src'),
+    Case('luong-local-m', _seeded(lambda: LuongAttention(
+        F_IN, score='dot', mode='local-m', window=1)), Window(), MESSAGE,
+        'message', pair_x, _luong, poison='x_src'),
+    Case('luong-local-p', _seeded(lambda: LuongAttention(
+        F_IN, score='concat', mode='local-p', window=1)), Bipartite(),
+        MESSAGE, 'message', pair_x, _luong, poison='x_src', isolated=None,
+        compile=False),
+    Case('graph-network', _seeded(lambda: GraphNetwork.from_sizes(
+        F_IN, 2, 1, 3, hidden_channels=5)), Random(), MESSAGE, 'message',
+        _gn_inputs, _gn, isolated='finite'),
+    Case('edge-block', _seeded(lambda: EdgeBlock.from_sizes(
+        2, F_IN, 1, 3, hidden_channels=5, node_first=True)), Random(),
+        MESSAGE, 'message', _gn_inputs, _edge_block, out_graph=_edge_rows,
+        isolated=None),
+    Case('node-block', _seeded(lambda: NodeBlock.from_sizes(
+        2, F_IN, 1, 3, hidden_channels=5)), Random(), MESSAGE, 'message',
+        _gn_inputs, _edge_block, isolated='finite'),
+    Case('global-block', _seeded(lambda: GlobalBlock.from_sizes(
+        2, F_IN, 1, 3, hidden_channels=5)), Random(), MESSAGE, 'message',
+        _gn_inputs, _global_block, out_graph=_graph_rows, isolated=None),
+    Case('interaction-network', _seeded(lambda: InteractionNetwork(
+        F_IN, 3, edge_channels=2, effect_channels=5,
+        relation_hidden_channels=5, relation_layers=2,
+        object_hidden_channels=5)), Random(), MESSAGE, 'message', _gn_inputs,
+        lambda layer, g, inputs: layer(inputs['x'], g.edge_index,
+                                       inputs['edge_attr']),
+        isolated='finite'),
+    Case('mpnn', _seeded(lambda: MPNNConv(F_IN, 5, num_steps=2)), Random(),
+         MESSAGE, 'message', node_x, call_graph, isolated='finite'),
+    Case('nri-encoder', _seeded(lambda: NRIEncoder(3 * 2, 5)), Random(),
+         MESSAGE, 'message', _nri_inputs(3),
+         lambda layer, g, inputs: layer(inputs['x'], g.edge_index),
+         out_graph=_edge_rows, isolated=None),
+    Case('nri-decoder', _seeded(lambda: NRIDecoder(2, 2, 5, 5, 5)), Random(),
+         MESSAGE, 'message', _nri_inputs(3), _nri_decoder,
+         isolated='finite'),
+    Case('nri-rnn-decoder', _seeded(lambda: NRIRNNDecoder(2, 2, 5)),
+         Random(), MESSAGE, 'message', _nri_inputs(3), _nri_decoder,
+         isolated='finite', compile=False),
+]
+
+
+def _positions(g: Graph) -> Tensor:
+    """Position of every node inside its graph."""
+    sizes = g.info['sizes']
+    if not sizes or sum(sizes) == 0:
+        return torch.zeros(0, dtype=torch.long)
+    return torch.cat([torch.arange(n) for n in sizes])

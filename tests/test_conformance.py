@@ -1,0 +1,432 @@
+r"""One conformance suite for every execution path of every layer (issue 12).
+
+Every ``(case, path)`` pair of :data:`tests.conformance_cases.CASES` is held
+to the same contract, against the *same* module switched to
+``path='message'`` (the reference):
+
+* forward, backward (inputs and parameters) and second order equal the
+  message path (float64 1e-10, float32 1e-5); the message path itself
+  passes ``gradcheck`` / ``gradgradcheck``;
+* a NaN/inf in one graph of a batch poisons exactly what the message path
+  poisons and nothing in the other graphs;
+* empty graphs, graphs of one node, targets without incoming edges (zeros,
+  never NaN);
+* bfloat16 / float16 / CPU bf16 autocast run and stay near float32;
+* ``layer.last_path`` is the forced path, and ``'auto'`` picks the
+  expected one;
+* the default path compiles (``torch.compile``, eager and inductor
+  backends) and runs under PyG's explainers.
+
+A path joins the suite by being added to a case's ``paths``.
+"""
+import math
+from typing import List, Sequence
+
+import pytest
+import torch
+from torch import Tensor
+
+from pyg_relational.nn import AttentionConv, MultiheadAttentionConv
+from tests.conformance_cases import CASES, Case, Complete, Graph, Random
+from tests.helpers import TOL, _flatten, assert_close
+
+pytestmark = pytest.mark.usefixtures('one_thread')
+
+POISONED = 1  # the graph of a batch that gets the NaN/inf
+
+
+def _pairs(robust: bool = False, fast_only: bool = False):
+    """``(case, path)`` parameters. ``robust``: also ``'auto'`` for layers
+    with several paths (the default path must pass too)."""
+    out = []
+    for case in CASES:
+        paths = list(case.paths)
+        if fast_only:
+            paths = [p for p in paths if p != 'message']
+        if robust and len(case.paths) > 1:
+            paths.append('auto')
+        out.extend(pytest.param(case, p, id=f'{case.name}-{p}')
+                   for p in paths)
+    return out
+
+
+# --------------------------------------------------------------------------
+# Running a case.
+# --------------------------------------------------------------------------
+def _use_path(layer, case: Case, path: str):
+    """Force ``path`` ('auto': the default). A layer with one path (the
+    message path) need not have the ``path`` attribute."""
+    if path == 'auto' or (path == 'message' and case.paths == ('message', )
+                          and not hasattr(layer, 'path')):
+        return
+    assert hasattr(layer, 'path'), (
+        f"{type(layer).__name__} has no 'path' attribute: the case lists "
+        f"paths {case.paths}")
+    layer.path = path
+
+
+def _check_ran(layer, path: str):
+    if path != 'auto' and hasattr(layer, 'path'):
+        assert getattr(layer, 'last_path', None) == path, (
+            f"path={path!r} was forced but last_path="
+            f"{getattr(layer, 'last_path', None)!r}")
+
+
+def _inputs(case: Case, g: Graph, dtype=torch.float64, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    return {k: v.to(dtype) for k, v in case.inputs(g, gen).items()}
+
+
+def _leaves(inputs):
+    return {k: v.detach().clone().requires_grad_(v.is_floating_point())
+            for k, v in inputs.items()}
+
+
+def _layer(case: Case, dtype=torch.float64):
+    return case.make().to(dtype)
+
+
+def _forward(case: Case, layer, g: Graph, inputs, path: str) -> List[Tensor]:
+    """Floating outputs of ``layer`` on ``path``; a forced path that
+    declines this input (a ValueError from the chooser) skips the test
+    with the layer's reason."""
+    _use_path(layer, case, path)
+    try:
+        out = case.call(layer, g, inputs)
+    except ValueError as error:
+        if 'cannot run here' in str(error) and path != 'auto':
+            pytest.skip(f'{path} declines: {error}')
+        raise
+    _check_ran(layer, path)
+    return [o for o in _flatten(out) if o.is_floating_point()]
+
+
+def _cotangents(outputs: Sequence[Tensor], seed: int) -> List[Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randn(o.shape, generator=gen, dtype=torch.float64).to(
+        o.dtype) for o in outputs]
+
+
+def _derivatives(case: Case, layer, g: Graph, inputs, path: str):
+    """Outputs, first and second derivatives (of a random scalar of the
+    first derivatives) with respect to the inputs and parameters."""
+    leaves = _leaves(inputs)
+    outputs = _forward(case, layer, g, leaves, path)
+    wrt = [v for v in leaves.values() if v.requires_grad] + \
+        [p for p in layer.parameters() if p.requires_grad]
+    names = [k for k, v in leaves.items() if v.requires_grad] + \
+        [n for n, p in layer.named_parameters() if p.requires_grad]
+    loss = sum((o * c).sum() for o, c in
+               zip(outputs, _cotangents(outputs, 0)) if o.requires_grad)
+    first = torch.autograd.grad(loss, wrt, create_graph=True,
+                                allow_unused=True, materialize_grads=True)
+    scalar = sum((f * r).sum() for f, r in
+                 zip(first, _cotangents(first, 1)) if f.requires_grad)
+    if isinstance(scalar, Tensor) and scalar.requires_grad:
+        second = torch.autograd.grad(scalar, wrt, allow_unused=True,
+                                     materialize_grads=True)
+    else:
+        second = [torch.zeros_like(w) for w in wrt]
+    detach = lambda ts: [t.detach() for t in ts]  # noqa: E731
+    return detach(outputs), detach(first), detach(second), names
+
+
+# --------------------------------------------------------------------------
+# Every path equals the message path: forward, backward, second order.
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float32],
+                         ids=['float64', 'float32'])
+@pytest.mark.parametrize('case,path', _pairs(fast_only=True))
+def test_path_equals_message_path(case, path, dtype):
+    g = case.kind.batch(list(case.sizes))
+    inputs = _inputs(case, g, dtype)
+    layer = _layer(case, dtype)
+    out, first, second, names = _derivatives(case, layer, g, inputs, path)
+    ref_out, ref_first, ref_second, _ = _derivatives(case, layer, g, inputs,
+                                                     'message')
+    assert len(out) == len(ref_out)
+    for k, (a, b) in enumerate(zip(out, ref_out)):
+        assert a.shape == b.shape, f'output {k}: {a.shape} vs {b.shape}'
+        assert_close(a, b, dtype, f'{path}: output {k}')
+    for order, got, want in (('first', first, ref_first),
+                             ('second', second, ref_second)):
+        for name, a, b in zip(names, got, want):
+            assert_close(a, b, dtype, f'{path}: {order}-order derivative '
+                         f'with respect to {name}')
+
+
+@pytest.mark.parametrize('case', [pytest.param(c, id=c.name) for c in CASES])
+def test_message_path_gradcheck(case):
+    """The reference itself: analytical first and second derivatives equal
+    finite differences (float64)."""
+    g = case.kind.batch(list(case.sizes))
+    inputs = _leaves(_inputs(case, g))
+    layer = _layer(case)
+    _use_path(layer, case, 'message')
+    names = [k for k, v in inputs.items() if v.requires_grad]
+
+    def fn(*tensors):
+        values = dict(inputs, **dict(zip(names, tensors)))
+        out = [o for o in _flatten(case.call(layer, g, values))
+               if o.is_floating_point()]
+        return tuple(out)
+
+    tensors = tuple(inputs[k] for k in names)
+    assert torch.autograd.gradcheck(fn, tensors, fast_mode=True)
+    assert torch.autograd.gradgradcheck(fn, tensors, fast_mode=True)
+    _check_ran(layer, 'message')
+
+
+# --------------------------------------------------------------------------
+# NaN / inf stay in their graph.
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize('value', [math.nan, math.inf], ids=['nan', 'inf'])
+@pytest.mark.parametrize('case,path', _pairs(robust=True))
+def test_nonfinite_stays_in_its_graph(case, path, value):
+    g = case.kind.batch(list(case.sizes))
+    inputs = _inputs(case, g)
+    nodes = g.src_graph if case.poison_nodes == 'src' else g.dst_graph
+    first = int((nodes == POISONED).nonzero()[0])
+    inputs[case.poison][first] = value  # one node of graph POISONED
+    layer = _layer(case)
+    out = _forward(case, layer, g, inputs, path)
+    rows = case.rows_graph(g) != POISONED
+    assert bool(torch.isfinite(out[0][rows]).all()), (
+        f'{path}: a {value} in graph {POISONED} reached rows '
+        f'{(~torch.isfinite(out[0][rows])).nonzero()[:, 0].unique().tolist()}'
+        f' of other graphs')
+    if case.paths == ('message', ):
+        return
+    ref = _forward(case, layer, g, inputs, 'message')
+    for k, (a, b) in enumerate(zip(out, ref)):
+        assert torch.equal(a.isnan(), b.isnan()), \
+            f'{path}: output {k} has NaN where the message path has not'
+        assert torch.equal(a.isinf(), b.isinf()), \
+            f'{path}: output {k} has inf where the message path has not'
+        finite = torch.isfinite(b)
+        assert_close(a[finite], b[finite], torch.float64, f'output {k}')
+
+
+# --------------------------------------------------------------------------
+# Empty graphs, one-node graphs, targets without incoming edges.
+# --------------------------------------------------------------------------
+def _forward_backward(case, layer, g, path, dtype=torch.float64):
+    inputs = _leaves(_inputs(case, g, dtype))
+    out = _forward(case, layer, g, inputs, path)
+    wrt = [v for v in inputs.values() if v.requires_grad] + \
+        list(layer.parameters())
+    loss = sum(o.sum() for o in out if o.requires_grad)
+    grads = [] if not isinstance(loss, Tensor) else torch.autograd.grad(
+        loss, wrt, allow_unused=True, materialize_grads=True)
+    return out, grads
+
+
+def _assert_like_message(case, layer, g, path, out, grads):
+    for k, o in enumerate(out):
+        assert bool(torch.isfinite(o).all()), f'{path}: output {k} not finite'
+    for k, gr in enumerate(grads):
+        assert bool(torch.isfinite(gr).all()), f'{path}: gradient {k} not ' \
+            f'finite'
+    if path == 'message':
+        return
+    ref, ref_grads = _forward_backward(case, layer, g, 'message')
+    for k, (a, b) in enumerate(zip(out, ref)):
+        assert a.shape == b.shape, f'output {k}: {a.shape} vs {b.shape}'
+        assert_close(a, b, torch.float64, f'{path}: output {k}')
+    for k, (a, b) in enumerate(zip(grads, ref_grads)):
+        assert_close(a, b, torch.float64, f'{path}: gradient {k}')
+
+
+@pytest.mark.parametrize('where', ['alone', 'in-batch'])
+@pytest.mark.parametrize('case,path', _pairs(robust=True))
+def test_empty_graph(case, path, where):
+    if where == 'in-batch' and type(case.kind).__name__ in ('Grid',
+                                                           'Images'):
+        pytest.skip('a batch of images has no empty image')
+    sizes = [0] if where == 'alone' else [2, 0, 3]
+    g = case.kind.batch(sizes)
+    layer = _layer(case)
+    out, grads = _forward_backward(case, layer, g, path)
+    assert out[0].size(0) == case.rows_graph(g).numel()
+    _assert_like_message(case, layer, g, path, out, grads)
+
+
+@pytest.mark.parametrize('case,path', [
+    p for p in _pairs(robust=True) if p.values[0].kind.one_node_sizes])
+def test_one_node_graphs(case, path):
+    g = case.kind.batch(case.kind.one_node_sizes)
+    layer = _layer(case)
+    out, grads = _forward_backward(case, layer, g, path)
+    _assert_like_message(case, layer, g, path, out, grads)
+
+
+@pytest.mark.parametrize('case,path', [
+    p for p in _pairs(robust=True) if p.values[0].isolated is not None
+    and p.values[0].kind.isolated() is not None])
+def test_isolated_targets(case, path):
+    g = case.kind.isolated()
+    isolated = g.isolated_targets()
+    assert bool(isolated.any())
+    layer = _layer(case)
+    out, grads = _forward_backward(case, layer, g, path)
+    rows = out[0][isolated]
+    assert bool(torch.isfinite(rows).all()), f'{path}: NaN at isolated ' \
+        f'targets'
+    if case.isolated == 'zero':
+        assert torch.equal(rows, torch.zeros_like(rows)), \
+            f'{path}: targets without incoming edges must get zeros'
+    _assert_like_message(case, layer, g, path, out, grads)
+
+
+# --------------------------------------------------------------------------
+# Low precision.
+# --------------------------------------------------------------------------
+LOW = {'bfloat16': (torch.bfloat16, 0.1), 'float16': (torch.float16, 0.02),
+       'autocast-bfloat16': (None, 0.1)}
+
+
+@pytest.mark.parametrize('precision', list(LOW))
+@pytest.mark.parametrize('case,path', _pairs(robust=True))
+def test_low_precision(case, path, precision):
+    dtype, tol = LOW[precision]
+    g = case.kind.batch(list(case.sizes))
+    layer = _layer(case, torch.float32)
+    ref, _ = _forward_backward(case, layer, g, path, torch.float32)
+    inputs = _leaves(_inputs(case, g, dtype or torch.float32))
+    try:
+        if dtype is None:
+            with torch.autocast('cpu', dtype=torch.bfloat16):
+                out = _forward(case, layer, g, inputs, path)
+        else:
+            layer = layer.to(dtype)
+            out = _forward(case, layer, g, inputs, path)
+        loss = sum(o.float().sum() for o in out if o.requires_grad)
+        loss.backward()
+    except RuntimeError as error:  # a kernel PyTorch lacks on CPU
+        if dtype is torch.float16 and "not implemented for 'Half'" in \
+                str(error):
+            pytest.skip(f'no float16 CPU kernel: {error}')
+        raise
+    for k, (a, b) in enumerate(zip(out, ref)):
+        assert bool(torch.isfinite(a).all()), f'{precision}: output {k}'
+        scale = max(1., float(b.abs().max())) if b.numel() else 1.
+        torch.testing.assert_close(a.float(), b, atol=tol * scale, rtol=tol)
+    for name, v in inputs.items():
+        if v.grad is not None:
+            assert bool(torch.isfinite(v.grad).all()), f'grad of {name}'
+
+
+# --------------------------------------------------------------------------
+# Path choice.
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize('case', [pytest.param(c, id=c.name) for c in CASES
+                                  if len(c.paths) > 1])
+def test_auto_picks_expected_path(case):
+    g = case.kind.batch(list(case.sizes))
+    layer = _layer(case)
+    assert layer.path == 'auto'
+    _forward(case, layer, g, _inputs(case, g), 'auto')
+    assert layer.last_path == case.auto, layer.why_not_faster
+    if case.auto == case.paths[0]:
+        assert layer.why_not_faster is None
+
+
+# --------------------------------------------------------------------------
+# torch.compile of the default path.
+# --------------------------------------------------------------------------
+def _compiled_matches_eager(case, backend, dtype=torch.float64):
+    import torch._dynamo
+    torch._dynamo.reset()
+    g = case.kind.batch(list(case.sizes))
+    layer = _layer(case, dtype)
+    inputs = _inputs(case, g, dtype)
+    eager, eager_grads = _forward_backward(case, layer, g, 'auto', dtype)
+    compiled = torch.compile(layer, backend=backend, dynamic=False)
+    leaves = _leaves(inputs)
+    out = [o for o in _flatten(case.call(compiled, g, leaves))
+           if o.is_floating_point()]
+    loss = sum(o.sum() for o in out if o.requires_grad)
+    wrt = [v for v in leaves.values() if v.requires_grad] + \
+        list(layer.parameters())
+    grads = torch.autograd.grad(loss, wrt, allow_unused=True,
+                                materialize_grads=True)
+    for k, (a, b) in enumerate(zip(out, eager)):
+        assert_close(a, b, dtype, f'compiled ({backend}) output {k}')
+    for k, (a, b) in enumerate(zip(grads, eager_grads)):
+        assert_close(a, b, dtype, f'compiled ({backend}) gradient {k}')
+
+
+@pytest.mark.parametrize('case', [pytest.param(c, id=c.name) for c in CASES
+                                  if c.compile])
+def test_compile_eager_backend(case):
+    _compiled_matches_eager(case, 'eager')
+
+
+INDUCTOR = ['attention-scaled_dot-complete', 'lattice-grid2d-same']
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', INDUCTOR)
+def test_compile_inductor_backend(name):
+    from torch._inductor import config
+    case = next(c for c in CASES if c.name == name)
+    with config.patch(compile_threads=1):
+        _compiled_matches_eager(case, 'inductor', torch.float32)
+
+
+# --------------------------------------------------------------------------
+# PyG explain on the default path of the attention layers.
+# --------------------------------------------------------------------------
+EXPLAINED = {
+    'attention-gat': lambda: AttentionConv(4, 3, heads=2, score='gat'),
+    'attention-scaled_dot':
+    lambda: AttentionConv(4, 3, heads=2, score='scaled_dot'),
+    'mha': lambda: MultiheadAttentionConv(4, 2),
+}
+
+
+class _Model(torch.nn.Module):
+    """A tiny PyG model: one attention layer and a linear read-out."""
+    def __init__(self, conv: torch.nn.Module, channels: int):
+        super().__init__()
+        self.conv = conv
+        self.lin = torch.nn.Linear(channels, 1)
+
+    def forward(self, x, edge_index):
+        return self.lin(self.conv(x, edge_index).relu())
+
+
+@pytest.mark.parametrize('explainer', ['attention', 'gnn'])
+@pytest.mark.parametrize('kind', [Complete(), Random()], ids=str)
+@pytest.mark.parametrize('layer', list(EXPLAINED))
+def test_explainers_on_default_path(layer, kind, explainer):
+    from torch_geometric.explain import (AttentionExplainer, Explainer,
+                                         GNNExplainer)
+    torch.manual_seed(0)
+    conv = EXPLAINED[layer]()
+    channels = conv.out_channels * conv.heads
+    model = _Model(conv, channels)
+    g = kind.batch([3, 4])
+    x = torch.randn(g.num_src, 4)
+    if explainer == 'attention':
+        algorithm, node_mask_type = AttentionExplainer(), None
+    else:
+        algorithm, node_mask_type = GNNExplainer(epochs=2), 'attributes'
+    explain = Explainer(model, algorithm, explanation_type='model',
+                        node_mask_type=node_mask_type,
+                        edge_mask_type='object',
+                        model_config=dict(mode='regression',
+                                          task_level='node',
+                                          return_type='raw'))
+    explanation = explain(x, g.edge_index)
+    E = g.edge_index.size(1)
+    assert explanation.edge_mask.shape == (E, )
+    assert bool(torch.isfinite(explanation.edge_mask).all())
+    if node_mask_type is not None:
+        assert explanation.node_mask.shape == x.shape
+    # The layer itself is left on its default path and still runs.
+    assert conv.path == 'auto'
+    out = model(x, g.edge_index)
+    assert out.shape == (g.num_dst, 1)
+    assert conv.last_path == ('dense' if isinstance(kind, Complete)
+                              else 'sparse')
