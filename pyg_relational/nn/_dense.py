@@ -37,8 +37,7 @@ operations, so second-order gradients are exact.
     :func:`torch.nn.attention.varlen.varlen_attn` with the blocks' ``ptr``
     as ``cu_seqlens`` (no padding).
 """
-from functools import lru_cache
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -147,9 +146,20 @@ def _kept_nodes(sizes, other, device) -> Tensor:
                                                   device=device)
 
 
-@lru_cache(maxsize=64)
+_LAYOUTS: Dict[Tuple[GraphStructure, str], _Layout] = {}
+_LAYOUTS_MAX = 64
+
+
 def _layout(structure: GraphStructure, device: str) -> _Layout:
-    return _Layout(structure, device)
+    """The layout of ``structure`` on ``device``, cached (the most recent
+    ones)."""
+    key = (structure, device)
+    out = _LAYOUTS.get(key)
+    if out is None:
+        if len(_LAYOUTS) >= _LAYOUTS_MAX:
+            del _LAYOUTS[next(iter(_LAYOUTS))]
+        out = _LAYOUTS[key] = _Layout(structure, device)
+    return out
 
 
 def _math(q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor],

@@ -1,0 +1,309 @@
+"""The dense path of the dot-product attention layers (SDPA on complete,
+causal and bipartite blocks) against the message path: forward, backward,
+second order, attention weights, structure inputs, forced paths,
+torch.compile."""
+import pytest
+import torch
+
+from pyg_relational import bipartite_graph, complete_graph
+from pyg_relational.nn import (AttentionConv, MultiheadAttentionConv,
+                               TransformerDecoderLayer,
+                               TransformerEncoderLayer)
+from pyg_relational.nn._dense import block_attention
+from pyg_relational.structure import (BipartiteBlocks, Chains,
+                                      CompleteBlocks, register)
+
+from .helpers import assert_close, dtypes
+
+STRUCTURES = {
+    'equal': CompleteBlocks((4, 4, 4)),
+    'ragged': CompleteBlocks((3, 0, 5, 1)),
+    'causal': CompleteBlocks((4, 4), causal=True),
+    'causal-ragged': CompleteBlocks((5, 2, 0, 3), causal=True),
+    'bipartite': BipartiteBlocks((3, 3), (2, 2)),
+    'bipartite-ragged': BipartiteBlocks((2, 3, 0, 4), (3, 3, 2, 0)),
+}
+
+
+def _layer(score, structure, dtype, **kwargs):
+    bipartite = isinstance(structure, BipartiteBlocks)
+    conv = AttentionConv((5, 4) if bipartite else 5, 3, heads=2,
+                         score=score, **kwargs).to(dtype)
+    if bipartite:
+        x = (torch.randn(structure.num_src_nodes, 5, dtype=dtype),
+             torch.randn(structure.num_dst_nodes, 4, dtype=dtype))
+    else:
+        x = (torch.randn(structure.num_src_nodes, 5, dtype=dtype), )
+    return conv, x
+
+
+def _derivatives(conv, x, graph):
+    """Output, first-order gradients (of the inputs and ``lin_query``) and
+    second-order gradients of their squared norm."""
+    x = [t.detach().clone().requires_grad_() for t in x]
+    out = conv(x[0] if len(x) == 1 else tuple(x), graph)
+    weight = conv.lin_query.weight
+    cotangent = torch.randn(out.shape, dtype=out.dtype,
+                            generator=torch.Generator().manual_seed(1))
+    first = torch.autograd.grad((out * cotangent).sum(), [*x, weight],
+                                create_graph=True)
+    second = torch.autograd.grad(sum((g**2).sum() for g in first),
+                                 [*x, weight], allow_unused=True)
+    return out, first, second
+
+
+@pytest.mark.parametrize('dtype', dtypes())
+@pytest.mark.parametrize('score', ['dot', 'scaled_dot', 'general'])
+@pytest.mark.parametrize('name', list(STRUCTURES))
+def test_dense_equals_message(name, score, dtype):
+    structure = STRUCTURES[name]
+    conv, x = _layer(score, structure, dtype)
+    edge_index = structure.edge_index()
+    conv.path = 'message'
+    expected = _derivatives(conv, x, edge_index)
+    conv.path = 'auto'
+    for graph in (structure, edge_index):  # the value and the tensor
+        actual = _derivatives(conv, x, graph)
+        assert conv.last_path == 'dense'
+        for order, (a, b) in enumerate(zip(actual, expected)):
+            for u, v in zip((a, ) if torch.is_tensor(a) else a,
+                            (b, ) if torch.is_tensor(b) else b):
+                if v is None:
+                    assert u is None or not u.abs().any()
+                elif order == 2 and dtype == torch.float32:
+                    # float32 second order: rounding of values ~1e2
+                    tol = 1e-5 * max(float(v.abs().max()), 1.)
+                    torch.testing.assert_close(u, v, atol=tol, rtol=1e-5)
+                else:
+                    assert_close(u, v, dtype)
+
+
+@pytest.mark.parametrize('name', list(STRUCTURES))
+def test_dense_attention_weights(name):
+    structure = STRUCTURES[name]
+    conv, x = _layer('scaled_dot', structure, torch.float64)
+    x = x[0] if len(x) == 1 else x
+    out, (edge_index, alpha) = conv(x, structure,
+                                    return_attention_weights=True)
+    assert conv.last_path == 'dense'
+    assert torch.equal(edge_index, structure.edge_index())
+    conv.path = 'message'
+    ref, (_, ref_alpha) = conv(x, edge_index, return_attention_weights=True)
+    assert_close(out, ref)
+    assert_close(alpha, ref_alpha)
+    assert alpha.shape == (structure.num_edges, 2)
+
+
+@pytest.mark.parametrize('name', ['equal', 'causal-ragged', 'bipartite'])
+def test_dense_bfloat16(name):
+    structure = STRUCTURES[name]
+    conv, x = _layer('scaled_dot', structure, torch.float32)
+    x = x[0] if len(x) == 1 else x
+    ref = conv(x, structure)
+    half = conv.to(torch.bfloat16)
+    xb = x.bfloat16() if torch.is_tensor(x) else tuple(t.bfloat16()
+                                                       for t in x)
+    out = half(xb, structure)
+    assert half.last_path == 'dense' and out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), ref, atol=0.05, rtol=0.05)
+    out.float().sum().backward()  # the kernel's backward in bfloat16
+
+
+def test_empty_and_edgeless_blocks():
+    conv = AttentionConv(5, 3, heads=2, score='scaled_dot')
+    assert conv(torch.randn(0, 5), CompleteBlocks(())).shape == (0, 6)
+    assert conv.last_path == 'dense'
+    # targets of a block without sources get the bias only (zeros here)
+    conv = AttentionConv((5, 4), 3, heads=2, score='dot', bias=False)
+    x = (torch.randn(2, 5, requires_grad=True), torch.randn(5, 4))
+    out = conv(x, BipartiteBlocks((0, 2), (3, 2)))
+    assert conv.last_path == 'dense'
+    assert torch.equal(out[:3], torch.zeros(3, 6))
+    out.sum().backward()
+    assert torch.isfinite(x[0].grad).all()
+
+
+def test_nan_stays_in_its_block():
+    """A NaN in one block of a batch reaches no other block (equal and
+    ragged blocks alike)."""
+    conv = AttentionConv(5, 3, heads=2, score='scaled_dot')
+    for structure in (CompleteBlocks((4, 4, 4)), CompleteBlocks((3, 5, 2)),
+                      CompleteBlocks((3, 5, 2), causal=True)):
+        x = torch.randn(structure.num_src_nodes, 5)
+        x[4] = float('nan')  # in the second block
+        out = conv(x, structure)
+        first, second = structure.sizes[0], sum(structure.sizes[:2])
+        assert torch.isfinite(out[:first]).all()
+        assert torch.isfinite(out[second:]).all()
+
+
+def test_block_attention_dropout_is_a_valid_dropout():
+    structure = CompleteBlocks((6, 6))
+    q, k, v = (torch.randn(12, 2, 4) for _ in range(3))
+    out, alpha = block_attention(q, k, v, structure, dropout_p=0.5,
+                                 training=True, need_weights=True)
+    kept = alpha[alpha != 0]
+    assert (alpha == 0).any() and kept.numel() > 0
+    # kept weights are the softmax weights scaled by 1 / (1 - p)
+    _, plain = block_attention(q, k, v, structure, need_weights=True)
+    assert_close(kept, 2 * plain[alpha != 0])
+    out2, _ = block_attention(q, k, v, structure, dropout_p=0.5,
+                              training=True)
+    assert out2.shape == out.shape and torch.isfinite(out2).all()
+
+
+def test_path_choice_and_reasons():
+    x = torch.randn(7, 5)
+    conv = AttentionConv(5, 3, heads=2, score='scaled_dot')
+    conv(x, complete_graph([4, 3]))
+    assert conv.last_path == 'dense' and conv.why_not_faster is None
+    random = torch.tensor([[0, 3, 5, 6], [1, 1, 2, 6]])
+    conv(x, random)
+    assert conv.last_path == 'sparse'
+    assert 'no known block structure' in conv.why_not_faster['dense']
+    conv(x, torch.cat([random, random], 1))  # repeated edges: no CSR form
+    assert conv.last_path == 'message'
+    assert 'repeated edge' in conv.why_not_faster['sparse']
+    gat = AttentionConv(5, 3, heads=2)
+    gat(x, complete_graph(7))
+    assert gat.last_path == 'message'
+    rel = AttentionConv(5, 3, score='scaled_dot', num_edge_types=3)
+    rel(x, complete_graph(7), edge_type=torch.zeros(49, dtype=torch.long))
+    assert rel.last_path == 'sparse'
+    assert 'relative positions' in rel.why_not_faster['dense']
+    # fused= is the old alias of path=
+    assert AttentionConv(5, 3, score='dot', fused=False).path == 'message'
+    conv.fused = False
+    assert conv.path == 'message'
+
+
+@pytest.mark.parametrize('path, graph, match', [
+    ('dense', torch.tensor([[0, 3, 5], [1, 1, 2]]), 'no known block structure'),
+    ('dense', Chains((7, )), 'Chains graphs have no dense'),
+    ('dense', CompleteBlocks((4, 3), self_loops=False), 'without self-loops'),
+    ('sparse', complete_graph(7).repeat(1, 2), 'repeated edge'),
+])
+def test_forced_path_errors(path, graph, match):
+    conv = AttentionConv(5, 3, heads=2, score='scaled_dot', path=path)
+    with pytest.raises(ValueError, match=match):
+        conv(torch.randn(7, 5), graph)
+    with pytest.raises(ValueError, match='not a dot product'):
+        AttentionConv(5, 3, path=path)(torch.randn(7, 5), complete_graph(7))
+    with pytest.raises(ValueError, match="Unknown path='fast'"):
+        AttentionConv(5, 3, path='fast')
+
+
+def test_structure_input_checks_node_counts():
+    conv = AttentionConv(5, 3, score='scaled_dot')
+    with pytest.raises(ValueError, match='describes 6 source nodes'):
+        conv(torch.randn(7, 5), CompleteBlocks((3, 3)))
+
+
+def test_plain_edge_index_is_recognised():
+    """An unregistered complete graph (a copy) is recognised exactly and
+    takes the dense path; a near-complete one is not."""
+    conv = AttentionConv(5, 3, heads=2, score='scaled_dot')
+    x = torch.randn(7, 5)
+    copy = complete_graph([4, 3]).clone()
+    assert_close(conv(x, copy), conv(x, CompleteBlocks((4, 3))))
+    assert conv.last_path == 'dense'
+    conv(x, copy[:, 1:])
+    assert conv.last_path == 'sparse'
+
+
+def test_sparse_adjacency_inputs():
+    conv = AttentionConv(5, 3, heads=2, score='scaled_dot').double()
+    x = torch.randn(7, 5, dtype=torch.float64)
+    edge_index = complete_graph([4, 3], causal=True)
+    expected = conv(x, edge_index)
+    adj_t = torch.sparse_coo_tensor(edge_index.flip(0),
+                                    torch.ones(edge_index.size(1)), (7, 7))
+    assert_close(conv(x, adj_t), expected)
+    assert_close(conv(x, adj_t.to_sparse_csr()), expected)
+    weighted = torch.sparse_coo_tensor(edge_index.flip(0),
+                                       torch.rand(edge_index.size(1)), (7, 7))
+    with pytest.raises(ValueError, match='values of the adj_t'):
+        conv(x, weighted)
+
+
+def test_edge_index_class_input():
+    from torch_geometric import EdgeIndex
+    conv = AttentionConv(5, 3, heads=2, score='dot')
+    x, edge_index = torch.randn(7, 5), complete_graph(7)
+    out = conv(x, EdgeIndex(edge_index, sparse_size=(7, 7)))
+    assert_close(out, conv(x, edge_index))
+
+
+def test_size_is_keyword_only_and_checked():
+    conv = AttentionConv(5, 3, heads=2, score='scaled_dot')
+    x = torch.randn(10, 5)
+    edge_index = torch.tensor([[9, 8, 0], [0, 4, 4]])
+    # PyG order (x, edge_index, edge_attr, size) never lands in edge_type
+    with pytest.raises(TypeError, match='positional'):
+        conv(x, edge_index, None, (10, 5))
+    # a single x with size=(N, M): the first M nodes are the targets
+    out = conv(x, edge_index, size=(10, 5))
+    assert out.shape == (5, 6)
+    assert_close(out, conv((x, x[:5]), edge_index))
+    with pytest.raises(ValueError, match=r'size=\(9, 5\) does not match'):
+        conv(x, edge_index, size=(9, 5))
+
+
+def test_transformer_layers_take_the_dense_path():
+    T, B, d = 5, 3, 8
+    enc = TransformerEncoderLayer(d, 2, 16, dropout=0.)
+    dec = TransformerDecoderLayer(d, 2, 16, dropout=0.)
+    x, memory = torch.randn(T * B, d), torch.randn(4 * B, d)
+    out = enc(x, CompleteBlocks((T, ) * B))
+    assert enc.self_attn.last_path == 'dense'
+    assert_close(out, enc(x, complete_graph([T] * B)))
+    self_graph = CompleteBlocks((T, ) * B, causal=True)
+    cross_graph = BipartiteBlocks((4, ) * B, (T, ) * B)
+    out = dec(x, memory, self_graph, cross_graph)
+    assert dec.self_attn.last_path == 'dense'
+    assert dec.multihead_attn.last_path == 'dense'
+    dec.self_attn.path = dec.multihead_attn.path = 'message'
+    assert_close(out, dec(x, memory, self_graph.edge_index(),
+                          cross_graph.edge_index()))
+
+
+def test_long_sequence_never_builds_edges():
+    """A 2048-token complete graph given as a structure: forward+backward
+    without an [E]-sized tensor (E = 4M; the largest tensor is [T, d])."""
+    T, d = 2048, 16
+    conv = MultiheadAttentionConv(d, 2)
+    x = torch.randn(T, d, requires_grad=True)
+    largest = []
+
+    def pack(t):
+        largest.append(t.numel())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = conv(x, CompleteBlocks((T, )))
+    out.sum().backward()
+    assert conv.last_path == 'dense'
+    assert max(largest) < T * T
+    assert torch.isfinite(x.grad).all()
+
+
+def test_compile_default_path():
+    conv = AttentionConv(5, 3, heads=2, score='scaled_dot')
+    x = torch.randn(7, 5)
+    compiled = torch.compile(conv, backend='eager')
+    for graph in (CompleteBlocks((4, 3)), complete_graph([4, 3])):
+        assert_close(compiled(x, graph), conv(x, graph))
+    # traced: the structure value runs SDPA, a tensor the message path
+    # (structures of tensors are not looked up while compiling)
+
+
+def test_registered_graph_skips_edge_checks():
+    """A graph registered with a structure is trusted to be that structure
+    (the builders register theirs); a structure that does not fit the
+    node counts is not used."""
+    conv = AttentionConv(5, 3, score='scaled_dot')
+    edge_index = register(complete_graph(4).clone(), CompleteBlocks((4, )))
+    conv(torch.randn(4, 5), edge_index)
+    assert conv.last_path == 'dense'
+    with pytest.raises(IndexError):
+        conv(torch.randn(3, 5), edge_index)
