@@ -4,13 +4,19 @@ over seeds (see :mod:`pyg_relational.bench.citation` for the protocol).
 
     python examples/citation.py                    # 10 seeds, both datasets
     python examples/citation.py --seeds 1 --quick  # smoke run
+
+Data: ``--data-root DIR`` (a folder holding ``planetoid/``), else
+``$PYG_RELATIONAL_DATA``, else ``~/.cache/pyg_relational``; PyG downloads the
+raw files there when they are missing.
 """
 import argparse
+import sys
 import time
 
 import torch
 
-from pyg_relational.bench.citation import DATASETS, MODELS, run_citation
+from pyg_relational.bench.citation import (DATASETS, MODELS, DataNotFound,
+                                           run_citation)
 
 
 def main():
@@ -24,15 +30,20 @@ def main():
     parser.add_argument('--quick', action='store_true')
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--data-root', default=None)
+    parser.add_argument('--data-root', default=None,
+                        help='folder holding planetoid/ (default: '
+                        '$PYG_RELATIONAL_DATA, else ~/.cache/pyg_relational)')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     start = time.time()
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    rows = run_citation(args.datasets, args.models, seeds,
-                        quick=args.quick, device=args.device,
-                        data_root=args.data_root,
-                        progress=lambda s: print(s, flush=True))
+    try:
+        rows = run_citation(args.datasets, args.models, seeds,
+                            quick=args.quick, device=args.device,
+                            data_root=args.data_root,
+                            progress=lambda s: print(s, flush=True))
+    except DataNotFound as e:
+        sys.exit(f'citation.py: error: {e}')
     print('\n| dataset | model | seeds | test acc (%) | paper | '
           'mean best epoch |')
     print('|---|---|---|---|---|---|')

@@ -64,8 +64,8 @@ def _fake_twins(quick=True, device='cpu'):
 
 def _fake_speed(quick=True, device='cpu'):
     return [SpeedResult('FakeConv', 'nn.Fake', f'n={n}', device, 10 * n,
-                        1e-3 * n, 5e-4 * n, 1024 * n, 512 * n)
-            for n in (1, 4, 16)]
+                        1e-3 * n, 5e-4 * n, 1024 * n, 512 * n,
+                        alternated=True) for n in (1, 4, 16)]
 
 
 pytestmark = pytest.mark.usefixtures('one_thread')
@@ -175,7 +175,8 @@ def test_twins_and_speed_gather_providers(providers, tmp_path, capsys):
     md = open(tmp_path / 'report.md').read()
     assert '1/2 twins within tolerance.' in md
     table = _table(md, 'speed')
-    assert table[1]['graph_s (ms)'] == '4'  # 4e-3 s shown in ms
+    assert table[1]['graph (ms)'] == '4'  # 4e-3 s shown in ms
+    assert table[1]['graph_peak (MiB)'] == '0.00391'  # 4096 bytes
     assert osp.getsize(tmp_path / 'speed.png') > 0
     assert 'FAIL BadConv vs nn.Bad' in stdout
     assert 'FakeConv vs nn.Fake: 2.00× time at 160 edges' in stdout
@@ -423,24 +424,227 @@ def test_twins_suite_real_providers_quick(tmp_path, capsys):
 
 def test_missing_citation_data_is_a_clear_error(monkeypatch, tmp_path,
                                                 capsys):
-    """No planetoid/ under the data root and no download: one clear line
-    naming the folder and the fix, exit status 1, no traceback."""
-    import urllib.error
+    """No planetoid/ under the data root and no network: one clear line
+    naming the folder and the fix, exit status 1, no traceback (the real
+    loader, with PyG's download failing as it does offline)."""
+    from torch_geometric.datasets import Planetoid
 
-    def fake_import(module, attribute):
-        if attribute == 'default_data_root':
-            return lambda: str(tmp_path / 'empty')
+    from pyg_relational.bench import citation
 
-        def run_citation(**kwargs):
-            raise urllib.error.URLError('no network')
+    def offline(self):
+        raise OSError('Cannot connect to host github.com:443')
 
-        return run_citation
-
-    monkeypatch.setattr(suites, 'import_provider', fake_import)
-    code, stdout, err = _run(['citation', '--out', str(tmp_path / 'out')],
+    monkeypatch.setattr(Planetoid, 'download', offline)
+    monkeypatch.setattr(citation, '_CACHE', {})
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    with pytest.raises(citation.DataNotFound) as info:
+        citation.load_planetoid('Cora', str(empty))
+    message = str(info.value)
+    assert '\n' not in message and str(empty / 'planetoid' / 'Cora') in message
+    assert 'Cannot connect' in message and 'PYG_RELATIONAL_DATA' in message
+    code, stdout, err = _run(['citation', '--no-progress', '--data-root',
+                              str(empty), '--out', str(tmp_path / 'out')],
                              capsys)
     assert code == 1
-    assert 'Planetoid data not found under' in stdout
-    assert 'PYG_RELATIONAL_DATA' in stdout and 'Traceback' not in err
+    assert 'could not be downloaded' in stdout and 'Traceback' not in err
     run = _results(tmp_path / 'out')['suites']['citation']
     assert run['status'] == 'failed' and 'empty' in run['error']
+
+
+# --- the command tells the truth ----------------------------------------------
+
+def test_bare_command_prints_help_and_runs_nothing(tmp_path, monkeypatch,
+                                                  capsys):
+    monkeypatch.chdir(tmp_path)
+    code, stdout, err = _run([], capsys)
+    assert code == 0 and 'usage: pyg-relational bench' in stdout
+    assert 'smoke test' in stdout and '--full' in stdout
+    assert not osp.exists(tmp_path / cli.DEFAULT_OUT)  # nothing ran
+    for word in ('provider', 'the issues', 'SpeedResult', 'registry'):
+        assert word not in stdout, word  # no internal jargon
+
+
+def test_version(capsys):
+    import torch_geometric
+    code, stdout, _ = _run(['--version'], capsys)
+    assert code == 0
+    assert stdout.startswith('pyg-relational ')
+    assert f'torch {torch.__version__}' in stdout
+    assert f'torch_geometric {torch_geometric.__version__}' in stdout
+
+
+def _accuracy_rows(quick=True, device='cpu', progress=None):
+    return [{'dataset': 'Cora', 'model': 'M', 'test_acc': 0.5,
+             'paper': 0.9, 'epochs': 5.0}]
+
+
+@pytest.mark.parametrize('quick', [True, False])
+def test_quick_mode_is_a_smoke_test(quick, registry, tmp_path, capsys):
+    """Quick mode says it is a smoke test (screen and report) and shows
+    accuracies next to chance, not next to papers; --full keeps them."""
+    registry(Suite('acc', 'accuracies', _accuracy_rows,
+                   chance=('test_acc', lambda r: 1 / 7),
+                   summary=('model', 'test_acc', 'chance', 'paper')))
+    code, stdout, err = _run(['acc', '--no-progress', '--out',
+                              str(tmp_path)] + ([] if quick else ['--full']),
+                             capsys)
+    assert code == 0, err
+    md = open(tmp_path / 'report.md').read()
+    row = _table(md, 'acc')[0]
+    assert row['chance'] == f'{1 / 7:.4f}' and row['epochs'] == '5'
+    assert list(row)[:4] == ['dataset', 'model', 'test_acc', 'chance']
+    assert ('smoke test' in md) == quick and ('smoke test' in err) == quick
+    assert ('smoke test' in stdout) == quick
+    assert ('paper' in row) != quick
+    assert ('paper=' in stdout) != quick
+    assert _results(tmp_path)['meta']['quick'] is quick
+
+
+def test_real_suites_drop_paper_figures_in_quick_mode():
+    row = {'dataset': 'CiteSeer', 'model': 'GCNConv', 'test_acc_mean': 20.,
+           'test_acc_std': 0., 'paper': 70.3}
+    quick, = suites.get_suite('citation').present([row], quick=True)
+    assert 'paper' not in quick and quick['chance'] == pytest.approx(100 / 6)
+    full, = suites.get_suite('citation').present([row], quick=False)
+    assert full['paper'] == 70.3
+    # physics: the baseline/model ratio gets a name that says so
+    phys, = suites.get_suite('physics').present(
+        [{'model': 'IN', 'rollout_mse': 0.5, 'ratio_to_baseline': 4.0}],
+        quick=True)
+    assert phys['baseline_mse/mse'] == 4.0 and 'ratio_to_baseline' not in phys
+    for name in ('non-local', 'seq2seq', 'nri', 'inductive-bias'):
+        assert suites.get_suite(name).chance is not None, name
+
+
+def _threads_row(quick=True, device='cpu', progress=None):
+    return [{'threads_seen': torch.get_num_threads()}]
+
+
+def test_timing_suites_run_on_one_thread(registry, tmp_path, capsys,
+                                         monkeypatch):
+    monkeypatch.setattr(cli, '_DEFAULT_THREADS', 2)
+    registry(Suite('timed', 'times', _threads_row, timing=True),
+             Suite('trained', 'trains', _threads_row))
+    assert suites.Suite('s', 's', _threads_row, kind='speed').timing
+    for argv, want in (([], {'timed': 1, 'trained': 2}),
+                       (['--threads', '2'], {'timed': 2, 'trained': 2})):
+        code, _, err = _run(['timed', 'trained', '--no-progress', '--out',
+                             str(tmp_path)] + argv, capsys)
+        assert code == 0, err
+        data = _results(tmp_path)['suites']
+        for name, threads in want.items():
+            assert data[name]['rows'][0]['threads_seen'] == threads
+            assert data[name]['threads'] == threads
+            assert len(data[name]['load_average']) == 2
+
+
+def test_load_above_cores_warns(registry, tmp_path, capsys, monkeypatch):
+    import os
+    monkeypatch.setattr(report, 'load_average',
+                        lambda: float(os.cpu_count() + 3))
+    registry(Suite('a', 'first', _fake_rows))
+    code, stdout, err = _run(['a', '--no-progress', '--out', str(tmp_path)],
+                             capsys)
+    assert code == 0
+    assert 'warning: load average' in err and 'unreliable' in err
+    md = open(tmp_path / 'report.md').read()
+    assert '**Warning**: load average' in md
+    assert _results(tmp_path)['meta']['load_average'] == os.cpu_count() + 3
+
+
+def test_ratios_only_from_alternated_runs(providers, monkeypatch, tmp_path,
+                                          capsys):
+    def sequential(quick=True, device='cpu'):
+        return [SpeedResult('SeqConv', 'nn.Seq', 'n=1', device, 10, 2e-3,
+                            1e-3, 2048, 1024)]  # alternated=False
+
+    monkeypatch.setattr(sys.modules['fake_bench_provider'], 'speed_cases',
+                        sequential)
+    code, stdout, err = _run(['speed', '--no-progress', '--out',
+                              str(tmp_path)], capsys)
+    assert code == 0, err
+    row = _results(tmp_path)['suites']['speed']['rows'][0]
+    assert row['time_ratio'] is None and row['memory_ratio'] == 2.0
+    table = _table(open(tmp_path / 'report.md').read(), 'speed')
+    assert table[0]['time_ratio (×)'] == '–'
+    assert 'not timed in alternation: no ratio' in stdout
+
+
+def test_units_and_counts():
+    assert report.column_name('graph_s') == 'graph (ms)'
+    assert report.column_name('graph_peak_bytes') == 'graph_peak (MiB)'
+    assert report.format_value('epochs', 5.0) == '5'
+    assert report.format_value('epochs', 37.25) == '37.2'
+    # one unit per column: seconds when durations reach 10 s
+    md = report.markdown_table([{'train_s': 0.15}, {'train_s': 12.34}])
+    assert md.splitlines()[0] == '| train (s) |'
+    assert md.splitlines()[2:] == ['| 0.1 |', '| 12.3 |']
+    md = report.markdown_table([{'train_s': 0.15}])
+    assert md.splitlines()[0] == '| train (ms) |' and '| 150 |' in md
+
+
+def _long_rows(quick=True, device='cpu', progress=None):
+    return [{f'key_{k}': 1234.5 + k for k in range(20)}]
+
+
+def test_summary_wraps_instead_of_cutting(registry, tmp_path, capsys):
+    registry(Suite('long', 'many columns', _long_rows))
+    code, stdout, _ = _run(['long', '--no-progress', '--out',
+                            str(tmp_path)], capsys)
+    assert code == 0 and '…' not in stdout
+    for k in range(20):  # every figure appears whole
+        assert f'key_{k}={1234.5 + k:.4g}' in stdout
+    assert max(len(line) for line in stdout.splitlines()) <= 100
+
+
+def test_interrupted_run_keeps_finished_suites(registry, tmp_path, capsys):
+    def interrupted(quick=True, device='cpu', progress=None):
+        raise KeyboardInterrupt
+
+    registry(Suite('a', 'first', _fake_rows),
+             Suite('b', 'interrupted', interrupted),
+             Suite('c', 'never run', _fake_rows))
+    code, stdout, err = _run(['--no-progress', '--no-plots', '--out',
+                              str(tmp_path)], capsys)
+    assert code == 130 and 'Traceback' not in err
+    assert err.splitlines()[-1].startswith('pyg-relational bench: '
+                                           'interrupted; 1 finished suite')
+    data = _results(tmp_path)
+    assert list(data['suites']) == ['a'] and data['meta']['interrupted']
+    assert data['meta']['not_run'] == ['b', 'c']
+    md = open(tmp_path / 'report.md').read()
+    assert len(_table(md, 'a')) == 2 and 'not run: b, c' in md
+
+
+def test_native_log_kept_only_when_written(tmp_path):
+    import os
+    path = str(tmp_path / 'native.log')
+    with cli._native_stderr(path, sys.__stderr__):
+        pass
+    assert not osp.exists(path)  # nothing written: no unexplained file
+    with cli._native_stderr(path, sys.__stderr__):
+        os.write(2, b'profiler noise\n')
+    assert open(path).read() == 'profiler noise\n'
+    assert cli._native_lines(path) == 1
+
+
+def test_ctrl_c_during_start_up_is_one_line():
+    """Ctrl-C while torch is still importing (the launcher of the console
+    script): exit status 130, one line, no traceback."""
+    import signal
+    import time
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    proc = subprocess.Popen([sys.executable, '-m', '_pyg_relational_cli',
+                             'bench', '--list'], cwd=root,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip('the command finished before Ctrl-C arrived')
+    assert proc.returncode == 130, err
+    assert 'Traceback' not in err
+    assert err.strip().splitlines() == ['pyg-relational: interrupted'] or \
+        err.strip().splitlines()[-1] == 'pyg-relational bench: interrupted'

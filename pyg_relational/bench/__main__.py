@@ -1,6 +1,5 @@
-r"""``python -m pyg_relational.bench`` and the ``pyg-relational`` console
-script (``pyg-relational bench [SUITE ...]``); see
-:mod:`pyg_relational.bench.cli`."""
+r"""``python -m pyg_relational.bench``: the same command as ``pyg-relational``
+(see :mod:`pyg_relational.bench.cli`)."""
 import sys
 
 from .cli import main

@@ -25,12 +25,13 @@ distribution as ``F.dropout``, much cheaper on the sparse bag-of-words
 features on CPU).
 
 Data: ``data_root`` (a folder holding ``planetoid/<Name>/raw``), else
-``$PYG_RELATIONAL_DATA``, else ``../shared/data`` beside the checkout. The raw
-files are copied to a temporary folder first (Planetoid writes
-``processed/`` beside ``raw/``, and the shared folder may be read-only); if no
-raw files are found PyG downloads them into that temporary folder.
+:func:`~pyg_relational.datasets.base.default_data_root` (``$PYG_RELATIONAL_DATA``,
+else ``~/.cache/pyg_relational``). Raw files found there are copied to a
+temporary folder first (Planetoid writes ``processed/`` beside ``raw/``, and a
+shared folder may be read-only); if they are missing, PyG downloads them into
+``<data_root>/planetoid/<Name>/raw``. Without them and without network,
+:class:`DataNotFound` says so in one line.
 """
-import os
 import os.path as osp
 import shutil
 import statistics
@@ -41,9 +42,10 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import check_choice
+from ..datasets.base import default_data_root
 
-__all__ = ['run_citation', 'load_planetoid', 'default_data_root', 'PAPER',
-           'MODELS', 'DATASETS']
+__all__ = ['run_citation', 'load_planetoid', 'default_data_root',
+           'DataNotFound', 'PAPER', 'MODELS', 'DATASETS']
 
 DATASETS = ('Cora', 'CiteSeer')
 MODELS = ('GCNConv', 'GATConv', 'AttentionConv-gat')
@@ -79,34 +81,62 @@ def _input_dropout(x, p: float, training: bool, nonzero=None):
     return torch.zeros_like(x).index_put_(index, values)
 
 
-def default_data_root() -> str:
-    """``$PYG_RELATIONAL_DATA``, else ``../shared/data`` beside the
-    checkout."""
-    here = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-    return os.environ.get('PYG_RELATIONAL_DATA',
-                          osp.join(osp.dirname(here), 'shared', 'data'))
+class DataNotFound(FileNotFoundError):
+    """A data set is neither in the data root nor downloadable (no network,
+    or a read-only folder). The message is one line naming the folder and
+    the fix."""
+
+
+def _planetoid_raw(root: str, name: str) -> bool:
+    """Whether ``root/<name>/raw`` holds every raw file of Planetoid
+    ``name``."""
+    raw = osp.join(root, name, 'raw')
+    return all(osp.isfile(osp.join(raw, f'ind.{name.lower()}.{part}'))
+               for part in ('x', 'tx', 'allx', 'y', 'ty', 'ally', 'graph',
+                            'test.index'))
 
 
 def load_planetoid(name: str, data_root: Optional[str] = None):
     """The row-normalised Planetoid graph ``name`` (public split) as a
-    :class:`~torch_geometric.data.Data`; cached per process."""
+    :class:`~torch_geometric.data.Data`, with its number of features and
+    classes; cached per process.
+
+    Raises:
+        DataNotFound: the raw files are not under ``data_root`` and could
+            not be downloaded there.
+    """
     from torch_geometric.datasets import Planetoid
     from torch_geometric.transforms import NormalizeFeatures
 
     check_choice(name, DATASETS, 'dataset')
     data_root = data_root or default_data_root()
     key = (name, osp.abspath(data_root))
-    if key not in _CACHE:
-        tmp = tempfile.mkdtemp(prefix='pyg_relational_planetoid_')
-        try:
-            src = osp.join(data_root, 'planetoid', name, 'raw')
-            if osp.isdir(src):
-                shutil.copytree(src, osp.join(tmp, name, 'raw'))
-            dataset = Planetoid(tmp, name, transform=NormalizeFeatures())
-            _CACHE[key] = (dataset[0], dataset.num_features,
-                           dataset.num_classes)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    if key in _CACHE:
+        return _CACHE[key]
+    planetoid = osp.join(data_root, 'planetoid')
+    if not _planetoid_raw(planetoid, name):
+        try:  # PyG downloads the raw files into planetoid/<name>/raw
+            Planetoid(planetoid, name)
+        except Exception as e:  # noqa: BLE001 -- only a failed download
+            if _planetoid_raw(planetoid, name):
+                raise  # downloaded: a processing error, not missing data
+            reason = (str(e).strip().splitlines() or [''])[0][:120]
+            raise DataNotFound(
+                f"Planetoid {name} is not in {osp.join(planetoid, name)!r} "
+                f"and could not be downloaded ({type(e).__name__}: "
+                f"{reason}); connect to the internet once, or pass a data "
+                f"root (--data-root DIR / data_root=) or set "
+                f"PYG_RELATIONAL_DATA to a folder holding "
+                f"planetoid/{name}/raw") from None
+    tmp = tempfile.mkdtemp(prefix='pyg_relational_planetoid_')
+    try:
+        shutil.copytree(osp.join(planetoid, name, 'raw'),
+                        osp.join(tmp, name, 'raw'))
+        dataset = Planetoid(tmp, name, transform=NormalizeFeatures())
+        _CACHE[key] = (dataset[0], dataset.num_features,
+                       dataset.num_classes)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return _CACHE[key]
 
 
@@ -224,7 +254,8 @@ def run_citation(datasets: Iterable[str] = DATASETS,
         seeds: one training run per seed.
         quick (bool): 5 epochs per run (a smoke test, not a result).
         device: where to train.
-        data_root (str, optional): folder holding ``planetoid/``.
+        data_root (str, optional): folder holding ``planetoid/``
+            (default: :func:`~pyg_relational.datasets.base.default_data_root`).
         progress (callable, optional): called with a short string after
             every run.
 

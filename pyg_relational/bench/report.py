@@ -22,37 +22,52 @@ import os.path as osp
 import platform
 import textwrap
 from dataclasses import asdict, dataclass, field, is_dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 from .results import SpeedResult, TwinResult
 
 __all__ = [
-    'SuiteRun', 'environment', 'to_row', 'markdown_table', 'render_markdown',
+    'SuiteRun', 'ReportWriter', 'environment', 'load_average',
+    'load_warning', 'to_row', 'markdown_table', 'render_markdown',
     'render_json', 'render_plots', 'render_summary', 'write_report',
-    'format_value'
+    'format_value', 'column_name', 'time_unit', 'QUICK_NOTE'
 ]
 
 
 @dataclass
 class SuiteRun:
-    """What one suite produced in one invocation."""
+    """What one suite produced in one invocation: its rows, status, wall
+    time, the number of CPU threads it ran with and the 1-minute load
+    average before and after it."""
     name: str
     description: str
     kind: str  # 'twins' | 'speed' | 'rows'
     rows: List[Any] = field(default_factory=list)
-    status: str = 'ok'  # 'ok' | 'incomplete' | 'failed'
+    status: str = 'ok'  # 'ok' | 'incomplete' | 'failed' | 'mismatch'
     error: Optional[str] = None
     seconds: float = 0.0
     plot: Any = None  # a suites.LinePlot or None
+    threads: Optional[int] = None
+    load: Optional[Tuple[float, float]] = None  # (before, after)
+    summary: Tuple[str, ...] = ()  # keys for the terminal summary
 
     def table_rows(self) -> List[Dict[str, Any]]:
         return [to_row(r) for r in self.rows]
 
 
+def load_average() -> Optional[float]:
+    """The 1-minute load average (:obj:`None` where the OS has none)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
 def environment(device: str, quick: bool) -> Dict[str, Any]:
-    """Versions, device and date stamped on every report."""
+    """Versions, device, date, core count and load average stamped on every
+    report."""
     import torch_geometric
     dev = torch.device(device)
     name = 'cpu: ' + (platform.processor() or platform.machine())
@@ -64,6 +79,8 @@ def environment(device: str, quick: bool) -> Dict[str, Any]:
         'device': str(device),
         'device_name': name,
         'cpu_threads': torch.get_num_threads(),
+        'cpu_count': os.cpu_count(),
+        'load_average': load_average(),
         'quick': bool(quick),
         'torch': torch.__version__,
         'torch_geometric': torch_geometric.__version__,
@@ -81,7 +98,9 @@ def to_row(record) -> Dict[str, Any]:
     if isinstance(record, SpeedResult):
         row = asdict(record)
         extra = row.pop('extra') or {}
-        row['time_ratio'] = record.time_ratio
+        # A ratio of two medians taken at different moments of a loaded
+        # machine means nothing: only alternated runs give one.
+        row['time_ratio'] = record.time_ratio if record.alternated else None
         row['memory_ratio'] = record.memory_ratio
         row.update({f'extra.{k}': v for k, v in extra.items()})
         return row
@@ -95,32 +114,41 @@ def to_row(record) -> Dict[str, Any]:
 
 # --- formatting --------------------------------------------------------------
 
-def _unit(key: str) -> str:
-    """Column header with its unit, from the naming convention of the
-    result records (``*_s`` seconds shown as ms, ``*_bytes`` as MiB)."""
+#: Integer-valued counts (a mean over seeds may make them fractional).
+_COUNTS = ('epochs', 'epoch', 'steps', 'iterations', 'seeds', 'seed',
+           'horizon', 'params', 'length', 'repeat', 'warmup', 'threads')
+
+
+def _is_count(key: str) -> bool:
+    return key in _COUNTS or key.startswith('num_') or key.endswith('_size')
+
+
+def time_unit(values: Sequence[Any]) -> str:
+    """``'s'`` for a column of durations (``*_s`` keys, in seconds) whose
+    largest value is 10 s or more, else ``'ms'``: one unit per column."""
+    largest = max((abs(v) for v in values if isinstance(v, (int, float))
+                   and not isinstance(v, bool)), default=0.)
+    return 's' if largest >= 10 else 'ms'
+
+
+def column_name(key: str, unit: Optional[str] = None) -> str:
+    """Table header of ``key`` with the unit its cells are shown in:
+    ``graph_s`` -> ``graph (ms)``, ``graph_peak_bytes`` -> ``graph_peak
+    (MiB)``, ``time_ratio`` -> ``time_ratio (×)``."""
     if key.endswith('_s'):
-        return f'{key} (ms)'
+        return f'{key[:-2]} ({unit or "ms"})'
     if key.endswith('_bytes'):
-        return f'{key} (MiB)'
+        return f'{key[:-6]} (MiB)'
     if key.endswith('ratio'):
         return f'{key} (×)'
     return key
 
 
-def _suffix(key: str, value) -> str:
-    """The unit :func:`format_value` implies, for inline text."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return ''
-    if key.endswith('_bytes'):
-        return ' MiB'
-    if key.endswith('_s') and isinstance(value, float):
-        return ' ms'
-    return ''
-
-
-def format_value(key: str, value) -> str:
+def format_value(key: str, value, unit: Optional[str] = None) -> str:
     """One table cell. Floats keep 4 significant figures (errors in
-    scientific notation), times are shown in ms and bytes in MiB."""
+    scientific notation, counts as integers), durations (``*_s`` keys,
+    seconds) are shown in ``unit`` (``'ms'`` by default, or ``'s'``) and
+    bytes in MiB."""
     if value is None:
         return '–'
     if isinstance(value, bool):
@@ -130,16 +158,20 @@ def format_value(key: str, value) -> str:
     if isinstance(value, (int, float)) and key.endswith('_bytes'):
         return f'{value / 2**20:.3g}'
     if isinstance(value, float):
-        if key.endswith('_s'):  # ms: 4 significant figures, no exponent
-            ms = value * 1e3
+        if key.endswith('_s'):
+            if unit == 's':
+                return f'{value:.1f}'
+            ms = value * 1e3  # 4 significant figures, no exponent
             return f'{ms:.0f}' if abs(ms) >= 1e4 else f'{ms:.4g}'
+        if _is_count(key):
+            return f'{value:.0f}' if value.is_integer() else f'{value:.1f}'
         if 'err' in key or key == 'tolerance':
             return f'{value:.2e}'
         if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
             return f'{value:.3e}'
         return f'{value:.4f}' if abs(value) < 10 else f'{value:.4g}'
     if isinstance(value, (list, tuple)):
-        return ' '.join(format_value(key, v) for v in value)
+        return ' '.join(format_value(key, v, unit) for v in value)
     return str(value).replace('|', '\\|')
 
 
@@ -154,15 +186,19 @@ def _columns(rows: Sequence[Dict[str, Any]]) -> List[str]:
 
 def markdown_table(rows: Sequence[Dict[str, Any]],
                    columns: Optional[Sequence[str]] = None) -> str:
-    """A GitHub markdown table of flat rows (union of their keys)."""
+    """A GitHub markdown table of flat rows (union of their keys), every
+    header naming the unit of its cells."""
     if not rows:
         return '_no results_'
     columns = list(columns or _columns(rows))
-    lines = ['| ' + ' | '.join(_unit(c) for c in columns) + ' |',
+    units = {c: time_unit([r.get(c) for r in rows]) for c in columns
+             if c.endswith('_s')}
+    lines = ['| ' + ' | '.join(column_name(c, units.get(c))
+                               for c in columns) + ' |',
              '|' + '---|' * len(columns)]
     for r in rows:
         lines.append('| ' + ' | '.join(
-            format_value(c, r.get(c)) for c in columns) + ' |')
+            format_value(c, r.get(c), units.get(c)) for c in columns) + ' |')
     return '\n'.join(lines)
 
 
@@ -183,8 +219,9 @@ def _jsonable(value):
 
 
 def render_json(runs: Sequence[SuiteRun], meta: Dict[str, Any]) -> str:
-    """``results.json``: the environment and, per suite, its status and
-    every row as returned (plus derived ratios / pass flags)."""
+    """``results.json``: the environment and, per suite, its status, threads,
+    load average and every row as returned (plus derived ratios / pass
+    flags)."""
     return json.dumps(_jsonable({
         'meta': meta,
         'suites': {r.name: {
@@ -193,39 +230,97 @@ def render_json(runs: Sequence[SuiteRun], meta: Dict[str, Any]) -> str:
             'status': r.status,
             'error': r.error,
             'seconds': r.seconds,
+            'threads': r.threads,
+            'load_average': r.load,
             'rows': r.table_rows(),
         } for r in runs},
     }), indent=2)
 
 
+#: What quick mode is, on screen and in the report.
+QUICK_NOTE = ('Quick mode is a smoke test: every suite runs at tiny sizes '
+              'to check that it works end to end. Its accuracies and errors '
+              'are not results: read them against the chance column, not '
+              'against papers. `pyg-relational bench --full` gives the real '
+              'figures (hours on a CPU); recorded full runs are in '
+              'benchmarks/results/.')
+
+
 def _meta_line(meta: Dict[str, Any]) -> str:
-    mode = 'quick' if meta.get('quick') else 'full'
+    mode = 'quick mode (smoke test)' if meta.get('quick') else 'full mode'
+    load = meta.get('load_average')
+    load = '' if load is None else f', load average {load:.2f}'
     return (f"{meta['date']} · device `{meta['device']}` "
-            f"({meta.get('device_name', '')}, {meta.get('cpu_threads')} CPU "
-            f"threads) · torch {meta['torch']} · torch_geometric "
+            f"({meta.get('device_name', '')}, {meta.get('cpu_count')} "
+            f"cores{load}) · torch {meta['torch']} · torch_geometric "
             f"{meta['torch_geometric']} · python {meta.get('python')} · "
-            f"{mode} mode")
+            f"{mode}")
+
+
+def load_warning(meta: Dict[str, Any]) -> Optional[str]:
+    """A warning when the load average exceeded the core count at the
+    start: other processes competed for the CPU, so times are unreliable."""
+    load, cores = meta.get('load_average'), meta.get('cpu_count')
+    if load is None or not cores or load <= cores:
+        return None
+    return (f'load average {load:.1f} is above the {cores} cores: other '
+            f'processes compete for the CPU, so times (and time ratios) '
+            f'are unreliable; rerun on a quiet machine')
+
+
+def _suite_line(r: SuiteRun, meta: Dict[str, Any]) -> str:
+    threads = '' if r.threads is None else f', {r.threads} CPU thread' + (
+        's' if r.threads != 1 else '')
+    load = '' if r.load is None or None in r.load else \
+        f', load average {r.load[0]:.2f} → {r.load[1]:.2f}'
+    return (f'Device `{meta["device"]}`{threads}{load}; torch '
+            f'{meta["torch"]}, torch_geometric {meta["torch_geometric"]}; '
+            f'{r.seconds:.1f} s.')
+
+
+def _speed_note(rows: Sequence[Dict[str, Any]]) -> str:
+    timers = sorted({str(r['extra.timer']) for r in rows
+                     if r.get('extra.timer')})
+    note = ('Medians of forward+backward; per-run times and extra fields '
+            'are in results.json. A time ratio (graph / baseline) is shown '
+            'only where the two sides were timed in alternation (A B A B '
+            '..., the same machine load for both); elsewhere it is "–".')
+    if timers:
+        note += ' Timer: ' + '; '.join(timers) + '.'
+    return note
 
 
 def render_markdown(runs: Sequence[SuiteRun], meta: Dict[str, Any],
                     plots: Optional[Dict[str, str]] = None) -> str:
-    """``report.md``: one section and one table per suite, with units,
-    device, versions and date."""
+    """``report.md``: the environment, what the mode means, then one
+    section and one table per suite, with units, threads and load."""
     plots = plots or {}
     out = ['# pyg-relational bench report', '', _meta_line(meta), '']
+    if meta.get('quick'):
+        out += [f'**{QUICK_NOTE}**', '']
     if meta.get('command'):
         out += [f"Command: `{meta['command']}`", '']
-    out += ['| suite | status | rows | time (s) |', '|---|---|---|---|']
+    warning = load_warning(meta)
+    if warning:
+        out += [f'**Warning**: {warning}.', '']
+    out += ['| suite | status | rows | time (s) | CPU threads |',
+            '|---|---|---|---|---|']
     for r in runs:
         out.append(f'| {r.name} | {r.status} | {len(r.rows)} | '
-                   f'{r.seconds:.1f} |')
+                   f'{r.seconds:.1f} | {r.threads or "–"} |')
     out.append('')
+    if meta.get('not_run'):
+        state = 'Interrupted (Ctrl-C)' if meta.get('interrupted') else \
+            'Still running'
+        out += [f"**{state}**: not run: {', '.join(meta['not_run'])}.", '']
+    if meta.get('native_log'):
+        out += [f"`native.log`: {meta['native_log']} line(s) that native "
+                f"code wrote to stderr during the run (e.g. the torch "
+                f"profiler, which measures CPU peak memory); kept for "
+                f"debugging, not errors of the suites.", '']
     for r in runs:
-        out += [f'## {r.name}', '', r.description, '']
-        out.append(f'Device `{meta["device"]}`, torch {meta["torch"]}, '
-                   f'torch_geometric {meta["torch_geometric"]}, '
-                   f'{meta["date"]}; {r.seconds:.1f} s.')
-        out.append('')
+        out += [f'## {r.name}', '', r.description, '',
+                _suite_line(r, meta), '']
         if r.error:
             out += [f'**{r.status}**: {r.error}', '']
         rows = r.table_rows()
@@ -233,11 +328,10 @@ def render_markdown(runs: Sequence[SuiteRun], meta: Dict[str, Any],
         if r.kind == 'speed' and rows:  # per-run times etc.: results.json
             columns = [c for c in _columns(rows)
                        if not c.startswith('extra.') and c != 'device']
-            out += ['Medians of forward+backward; per-run times and extra '
-                    'fields are in results.json.', '']
+            out += [_speed_note(rows), '']
         out += [markdown_table(rows, columns), '']
         if r.kind == 'twins' and r.rows:
-            passed = sum(bool(row.get('passed')) for row in r.table_rows())
+            passed = sum(bool(row.get('passed')) for row in rows)
             out += [f'{passed}/{len(r.rows)} twins within tolerance.', '']
         if r.name in plots:
             out += [f'![{r.name}]({osp.basename(plots[r.name])})', '']
@@ -265,6 +359,8 @@ def render_plots(runs: Sequence[SuiteRun], out_dir: str) -> Dict[str, str]:
     rows: one panel per ``panel`` value (at most 4 per row), one line per
     series and ``y`` key; rows with the same series and ``x`` (e.g. several
     seeds) are drawn as their mean. Returns ``{suite: path}``."""
+    if not any(run.plot is not None and run.rows for run in runs):
+        return {}
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -327,12 +423,29 @@ def render_plots(runs: Sequence[SuiteRun], out_dir: str) -> Dict[str, str]:
 
 # --- terminal summary -------------------------------------------------------
 
+def _wrap(text: str, width: int) -> List[str]:
+    """``text`` on as many lines as it needs, broken between items, never
+    inside a number."""
+    return textwrap.wrap(text, width, subsequent_indent='  ',
+                         break_long_words=False, break_on_hyphens=False)
+
+
+def _speed_line(key: str, r: Dict[str, Any]) -> str:
+    if r.get('time_ratio') is not None:
+        return (f"{key}: {r['time_ratio']:.2f}× time at {r['num_edges']} "
+                f"edges")
+    return (f"{key}: {format_value('graph_s', r['graph_s'])} ms vs "
+            f"{format_value('baseline_s', r['baseline_s'])} ms at "
+            f"{r['num_edges']} edges (not timed in alternation: no ratio)")
+
+
 def _summary_lines(run: SuiteRun, width: int) -> List[str]:
     rows = run.table_rows()
     if not rows:
         return []
     if run.kind == 'twins':
         passed = [r for r in rows if r.get('passed')]
+
         def err(r):
             return max(r['max_abs_err'], r['max_abs_grad_err'])
 
@@ -349,8 +462,8 @@ def _summary_lines(run: SuiteRun, width: int) -> List[str]:
             key = f"{r['operator']} vs {r['baseline']}"
             if key not in last or r['num_edges'] >= last[key]['num_edges']:
                 last[key] = r
-        return [f"{k}: {r['time_ratio']:.2f}× time at {r['num_edges']} "
-                f"edges" for k, r in list(last.items())[:8]]
+        lines = [_speed_line(k, r) for k, r in list(last.items())[:8]]
+        return [line for text in lines for line in _wrap(text, width)]
     if run.name == 'inductive-bias':
         lines = []
         for task in sorted({r['task'] for r in rows}):
@@ -359,47 +472,107 @@ def _summary_lines(run: SuiteRun, width: int) -> List[str]:
             for r in rows:
                 if r['task'] == task and r['train_size'] == size:
                     cells.setdefault(r['graph'], []).append(r['test_acc'])
+            chance = next((r.get('chance') for r in rows
+                           if r['task'] == task), None)
             lines.append(f'{task} (n={size}): ' + ', '.join(
-                f'{g} {sum(v) / len(v):.3f}' for g, v in cells.items()))
-        return lines
+                f'{g} {sum(v) / len(v):.3f}' for g, v in cells.items())
+                + ('' if chance is None else f' (chance {chance:.3f})'))
+        return [line for text in lines for line in _wrap(text, width)]
     lines = []
     for r in rows[:4]:
-        text = ', '.join(f'{k}={format_value(k, v)}{_suffix(k, v)}'
-                         for k, v in r.items())
-        lines.append(text if len(text) <= width else text[:width - 1] + '…')
+        keys = [k for k in (run.summary or r) if k in r
+                and not isinstance(r[k], (list, tuple, dict))]
+        lines += _wrap(', '.join(f'{k}={format_value(k, r[k])}'
+                                 f'{_suffix(k, r[k])}' for k in keys), width)
     if len(rows) > 4:
         lines.append(f'… {len(rows) - 4} more rows in report.md')
     return lines
 
 
+def _suffix(key: str, value) -> str:
+    """The unit :func:`format_value` implies, for inline text."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return ''
+    if key.endswith('_bytes'):
+        return ' MiB'
+    if key.endswith('_s') and isinstance(value, float):
+        return ' ms'
+    return ''
+
+
 def render_summary(runs: Sequence[SuiteRun], meta: Dict[str, Any],
                    out_dir: Optional[str] = None, width: int = 100) -> str:
-    """A one-screen summary: status line and a few key figures per
-    suite."""
-    out = [f"pyg-relational bench — {_meta_line(meta)}"[:width]]
+    """A one-screen summary: what the mode means, then a status line and a
+    few key figures per suite."""
+    out = _wrap(f"pyg-relational bench — {_meta_line(meta)}", width)
+    if meta.get('quick'):
+        out += _wrap(QUICK_NOTE, width)
+    warning = load_warning(meta)
+    if warning:
+        out += _wrap(f'warning: {warning}', width)
     for r in runs:
+        threads = '' if r.threads is None else f', {r.threads} thr'
         out.append(f'[{r.status:>10}] {r.name} ({len(r.rows)} rows, '
-                   f'{r.seconds:.1f} s)')
+                   f'{r.seconds:.1f} s{threads})')
         if r.error:
             out += textwrap.wrap(r.error, width, initial_indent='    ',
                                  subsequent_indent='    ')[:4]
         out += ['    ' + line for line in _summary_lines(r, width - 4)]
+    if meta.get('not_run'):
+        out += _wrap(f"not run: {', '.join(meta['not_run'])}", width)
     if out_dir:
         out.append(f'report: {osp.join(out_dir, "report.md")}')
     return '\n'.join(out)
 
 
+class ReportWriter:
+    """Writes ``report.md``, ``results.json`` and the PNG plots to
+    ``out_dir`` after every suite (:meth:`add`), so an interrupted run keeps
+    what finished.
+
+    Args:
+        out_dir (str): output folder (created).
+        meta (dict): :func:`environment` and the command; ``not_run``,
+            ``interrupted`` and ``native_log`` may be set while it runs.
+        plots (bool, optional): render the PNG plots. (default: :obj:`True`)
+    """
+
+    def __init__(self, out_dir: str, meta: Dict[str, Any],
+                 plots: bool = True):
+        self.out_dir, self.meta, self.plots = out_dir, meta, plots
+        self.runs: List[SuiteRun] = []
+        self.images: Dict[str, str] = {}
+        os.makedirs(out_dir, exist_ok=True)
+
+    def add(self, run: SuiteRun) -> Dict[str, str]:
+        """Record a finished suite (its plot rendered now) and rewrite the
+        report."""
+        self.runs.append(run)
+        if self.plots:
+            self.images.update(render_plots([run], self.out_dir))
+        return self.write()
+
+    def write(self) -> Dict[str, str]:
+        """Rewrite ``report.md`` and ``results.json``; return the paths."""
+        paths = {name: osp.join(self.out_dir, name)
+                 for name in ('report.md', 'results.json')}
+        for name, text in (
+                ('report.md', render_markdown(self.runs, self.meta,
+                                              self.images)),
+                ('results.json', render_json(self.runs, self.meta))):
+            tmp = paths[name] + '.tmp'  # never a half-written report
+            with open(tmp, 'w') as f:
+                f.write(text + '\n')
+            os.replace(tmp, paths[name])
+        return dict(paths, **self.images)
+
+
 def write_report(runs: Sequence[SuiteRun], meta: Dict[str, Any],
                  out_dir: str, plots: bool = True) -> Dict[str, str]:
-    """Write ``report.md``, ``results.json`` and the PNG plots to
-    ``out_dir``; return the paths written."""
-    os.makedirs(out_dir, exist_ok=True)
-    images = render_plots(runs, out_dir) if plots else {}
-    paths = {'report.md': osp.join(out_dir, 'report.md'),
-             'results.json': osp.join(out_dir, 'results.json')}
-    with open(paths['report.md'], 'w') as f:
-        f.write(render_markdown(runs, meta, images) + '\n')
-    with open(paths['results.json'], 'w') as f:
-        f.write(render_json(runs, meta) + '\n')
-    paths.update(images)
-    return paths
+    """Write ``report.md``, ``results.json`` and the PNG plots of ``runs``
+    to ``out_dir``; return the paths written."""
+    writer = ReportWriter(out_dir, meta, plots)
+    writer.runs = list(runs)
+    if plots:
+        writer.images = render_plots(runs, out_dir)
+    return writer.write()

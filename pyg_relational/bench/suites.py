@@ -87,6 +87,16 @@ class Suite:
             selects the table and the terminal summary.
         plot (LinePlot, optional): the PNG plot of the rows, if any.
         default (bool): part of the default run (everything, quick).
+        timing (bool, optional): the suite measures time, so it runs on one
+            CPU thread unless ``--threads`` says otherwise. (default: ``kind
+            == 'speed'``)
+        chance (tuple, optional): ``(column, function)``: the accuracy
+            column of ``dict`` rows and ``function(row)``, its chance level;
+            added to every row as ``chance`` after that column.
+        summary (tuple of str): the keys of a row shown in the terminal
+            summary (default: every scalar key).
+        rename (tuple of pairs): ``(old, new)`` column names, for keys that
+            would read wrongly in the report.
     """
     name: str
     description: str
@@ -94,6 +104,14 @@ class Suite:
     kind: str = 'rows'
     plot: Optional[LinePlot] = None
     default: bool = True
+    timing: Optional[bool] = None
+    chance: Optional[Tuple[str, Callable[[dict], float]]] = None
+    summary: Tuple[str, ...] = ()
+    rename: Tuple[Tuple[str, str], ...] = ()
+
+    def __post_init__(self):
+        if self.timing is None:
+            object.__setattr__(self, 'timing', self.kind == 'speed')
 
     def accepts(self) -> Tuple[str, ...]:
         """Names of the keyword options the function takes besides
@@ -112,6 +130,27 @@ class Suite:
                   if k in accepted and v is not None}
         return self.function(quick=quick, device=device, progress=progress,
                              **kwargs)
+
+    def present(self, rows: list, quick: bool) -> list:
+        """The rows as the report shows them: columns renamed, the chance
+        level added, and in quick mode (a smoke test, not a result) the
+        papers' figures (``paper``) dropped. Records other than ``dict``
+        pass unchanged."""
+        rename = dict(self.rename)
+        out = []
+        for row in rows:
+            if not isinstance(row, dict):
+                out.append(row)
+                continue
+            new = {}
+            for key, value in row.items():
+                if quick and key == 'paper':
+                    continue
+                new[rename.get(key, key)] = value
+                if self.chance is not None and key == self.chance[0]:
+                    new['chance'] = self.chance[1](row)
+            out.append(new)
+        return out
 
 
 # --- providers -------------------------------------------------------------
@@ -213,23 +252,14 @@ def _inductive_bias(quick: bool = True, device: str = 'cpu',
 def _citation(quick: bool = True, device: str = 'cpu',
               progress: Progress = None, seeds: Optional[int] = None,
               data_root: Optional[str] = None) -> list:
-    import os.path as osp
     run = import_provider('pyg_relational.bench.citation', 'run_citation')
-    root = import_provider('pyg_relational.bench.citation',
-                           'default_data_root')
-    data_root = data_root or root()
-    found = osp.isdir(osp.join(data_root, 'planetoid'))
+    missing = import_provider('pyg_relational.bench.citation',
+                              'DataNotFound')
     try:
         return run(seeds=range(seeds or (1 if quick else 10)), quick=quick,
                    device=device, data_root=data_root, progress=progress)
-    except OSError as e:  # no local copy and the download failed
-        if found:
-            raise
-        raise BenchError(
-            f"Planetoid data not found under {data_root!r} (no planetoid/ "
-            f"folder) and PyG could not download it ({e}); pass --data-root "
-            f"DIR or set PYG_RELATIONAL_DATA to the folder holding "
-            f"planetoid/") from None
+    except missing as e:  # no local copy and no download: one line
+        raise BenchError(str(e)) from None
 
 
 def _digits(quick: bool = True, device: str = 'cpu',
@@ -278,14 +308,17 @@ def suite_names(default_only: bool = False) -> List[str]:
     return [n for n, s in SUITES.items() if s.default or not default_only]
 
 
+#: Classes of the classification data sets (chance level = 1 / classes).
+_CLASSES = {'Cora': 7, 'CiteSeer': 6, 'digits': 10, 'order': 2}
+
 register(Suite(
-    'twins', 'every graph layer against its PyTorch/PyG twin on random '
-    'inputs: max abs error of outputs and gradients, pass/fail', _twins,
-    kind='twins'))
+    'twins', 'each graph layer against the PyTorch/PyG module it reproduces '
+    '(its twin), on random inputs: largest error of outputs and gradients, '
+    'pass/fail', _twins, kind='twins'))
 register(Suite(
-    'speed', 'forward+backward median time and peak memory of each graph '
-    'layer vs its twin on the same data, across sizes', _speed,
-    kind='speed',
+    'speed', 'forward+backward time and peak memory of each graph layer '
+    'against its twin on the same data, across sizes (1 CPU thread unless '
+    '--threads)', _speed, kind='speed',
     plot=LinePlot(x='num_edges', y=('graph_s', 'baseline_s'),
                   series=('baseline', ), panel='operator', logx=True,
                   logy=True, xlabel='number of edges',
@@ -293,25 +326,49 @@ register(Suite(
 register(Suite(
     'inductive-bias', 'the same AttentionConv trained on the same data with '
     'different graphs (complete, grid/window, chain, the data\'s own): test '
-    'accuracy vs training-set size', _inductive_bias,
+    'accuracy against training-set size', _inductive_bias,
+    chance=('test_acc', lambda r: 1 / _CLASSES[r['task']]),
     plot=LinePlot(x='train_size', y=('test_acc', ), series=('graph', ),
                   panel='task', logx=True, xlabel='training-set size',
                   ylabel='test accuracy')))
 register(Suite(
     'citation', 'GCNConv, GATConv and AttentionConv(score=\'gat\') on '
-    'Planetoid Cora and CiteSeer (public split): test accuracy', _citation))
+    'Planetoid Cora and CiteSeer (public split): test accuracy (%)',
+    _citation,
+    chance=('test_acc_std', lambda r: 100 / _CLASSES[r['dataset']]),
+    summary=('dataset', 'model', 'test_acc_mean', 'chance', 'paper',
+             'epochs')))
 register(Suite(
     'non-local', 'a small CNN with and without a NonLocalBlock on '
-    'scikit-learn digits: test accuracy over seeds', _digits))
+    'scikit-learn digits: test accuracy over seeds', _digits,
+    chance=('test_acc', lambda r: 1 / _CLASSES['digits']),
+    summary=('model', 'seed', 'test_acc', 'chance')))
 register(Suite(
     'seq2seq', 'RNN encoder-decoder without attention vs Bahdanau vs Luong '
-    'on a synthetic task as sequences get longer',
-    _provider('pyg_relational.bench.attention', 'run_seq2seq')))
+    'on sequence reversal as sequences get longer: token accuracy (chance: '
+    '1 / 10 tokens)',
+    _provider('pyg_relational.bench.attention', 'run_seq2seq'),
+    chance=('accuracy', lambda r: 0.1),
+    summary=('model', 'length', 'accuracy', 'chance', 'sequence_accuracy')))
 register(Suite(
-    'physics', 'InteractionNetwork next-step prediction on simulated '
-    'physics vs a constant-velocity baseline',
-    _provider('pyg_relational.bench.physics', 'run_physics')))
+    'physics', 'InteractionNetwork rollout on simulated n-body physics vs '
+    'a constant-velocity baseline: position MSE (baseline_mse/mse > 1: '
+    'better than the baseline)',
+    _provider('pyg_relational.bench.physics', 'run_physics'),
+    rename=(('ratio_to_baseline', 'baseline_mse/mse'), ),
+    summary=('model', 'rollout_mse', 'baseline_mse/mse', 'iterations')))
 register(Suite(
     'nri', 'Neural Relational Inference on simulated springs / charged '
-    'particles: edge accuracy and prediction error',
-    _provider('pyg_relational.bench.nri', 'run_nri')))
+    'particles: edge accuracy (chance: 0.5 for 2 edge types) and '
+    'prediction error',
+    _provider('pyg_relational.bench.nri', 'run_nri'),
+    chance=('test_edge_accuracy', lambda r: 0.5),
+    summary=('system', 'num_particles', 'test_edge_accuracy', 'chance',
+             'test_mse_1', 'epochs')))
+# More suites: one register(Suite(...)) call each. More
+# cases for `twins` / `speed`: one provider module name in TWIN_PROVIDERS /
+# SPEED_PROVIDERS.
+register(Suite(
+    'scale', 'beyond one full-graph pass: NeighborLoader node classification '
+    'on 100k-1M-node graphs (peak RSS flat in graph size, s/epoch, accuracy)',
+    _provider('pyg_relational.bench.scale', 'run_scale')))
