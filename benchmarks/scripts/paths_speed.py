@@ -33,15 +33,18 @@ GROUPS = {'attention': attention, 'non_local': non_local,
           'classic': classic}
 
 
-def table_row(r) -> dict:
+def table_row(r, memory: bool = True) -> dict:
     """One table row of a :class:`SpeedResult` of ``target_cases`` (the
-    report formats ``*_s`` in ms, ``*_bytes`` in MiB)."""
+    report formats ``*_s`` in ms, ``*_bytes`` in MiB; peaks blank when not
+    measured)."""
     e = r.extra
+    peaks = (r.graph_peak_bytes, r.baseline_peak_bytes, r.memory_ratio) \
+        if memory else (None, None, None)
     return {'layer': r.operator, 'twin': r.baseline, 'config': r.config,
             'path': e['path'], 'graph_s': r.graph_s, 'twin_s': r.baseline_s,
-            'time_ratio': r.time_ratio, 'graph_peak_bytes': r.graph_peak_bytes,
-            'twin_peak_bytes': r.baseline_peak_bytes,
-            'memory_ratio': r.memory_ratio, 'max_abs_err': e['max_abs_diff'],
+            'time_ratio': r.time_ratio, 'graph_peak_bytes': peaks[0],
+            'twin_peak_bytes': peaks[1], 'memory_ratio': peaks[2],
+            'max_abs_err': e['max_abs_diff'],
             'target': e['target'], 'met': e['met']}
 
 
@@ -89,6 +92,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error(f'--repeat must be >= 1 (got {args.repeat})')
+    missing = [n for n in args.only if not hasattr(GROUPS[n], 'target_cases')]
+    if missing:
+        raise SystemExit(
+            f"the pyg_relational imported from "
+            f"{osp.dirname(attention.__file__)} has no target_cases in "
+            f"{', '.join(missing)} (an earlier version?); run this script "
+            f"with today's library and pass the earlier checkout as "
+            f"--before DIR")
     torch.set_num_threads(args.threads)
     before = {}
     if args.before is not None:
@@ -120,7 +131,8 @@ def main(argv=None):
           f'{seconds:.0f} s  ')
     print(f'`cat /proc/loadavg` before: `{load_start}`, after: '
           f'`{loadavg()}`\n')
-    print(markdown_table([table_row(r) for r in results]))
+    print(markdown_table([table_row(r, not args.no_memory)
+                          for r in results]))
     met = [r.extra['met'] for r in results if r.extra['met'] is not None]
     agree = sum(bool(r.extra['outputs_agree']) for r in results)
     print(f'\n{sum(met)}/{len(met)} targets met; outputs agree (scaled max '
