@@ -2,9 +2,13 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch_geometric.data import Batch
+from torch_geometric.loader import DataLoader
 
 from pyg_relational.graphs import grid_graph
 from pyg_relational.nn.lattice import LatticeConv
+from pyg_relational.structure import Grid, structure_of
+from pyg_relational.transforms import ImageToGraph
 from pyg_relational.nn.typed import (_plan, _ShiftAggregate, _TypedAggregate,
                                      gather_typed, typed_aggregate,
                                      typed_transform)
@@ -46,13 +50,16 @@ def graph_conv(layer, spatial, batch_size):
     return run
 
 
+PATHS = ['dense', 'sparse', 'message']
+
+
 @pytest.mark.filterwarnings('ignore:Using padding=.same')
 @pytest.mark.parametrize('name', list(CONVS))
-@pytest.mark.parametrize('fused', [True, False])
+@pytest.mark.parametrize('path', PATHS)
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
-def test_twin_conv(name, fused, dtype):
+def test_twin_conv(name, path, dtype):
     conv = CONVS[name]().to(dtype)
-    layer = LatticeConv.from_module(conv, fused=fused)
+    layer = LatticeConv.from_module(conv, path=path)
     spatial = (7, ) if isinstance(conv, torch.nn.Conv1d) else (5, 6)
     image = torch.randn(3, conv.in_channels, *spatial, dtype=dtype)
     params = [(lambda: layer.weight.grad,
@@ -67,13 +74,13 @@ def test_twin_conv(name, fused, dtype):
        stride=st.tuples(st.integers(1, 2), st.integers(1, 2)),
        padding=st.tuples(st.integers(0, 2), st.integers(0, 2)),
        dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
-       groups=st.sampled_from([1, 2]), fused=st.booleans())
+       groups=st.sampled_from([1, 2]), path=st.sampled_from(PATHS))
 def test_twin_conv2d_random_options(kernel, stride, padding, dilation,
-                                    groups, fused):
+                                    groups, path):
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(2, 4, kernel, stride, padding, dilation,
                            groups).double()
-    layer = LatticeConv.from_module(conv, fused=fused)
+    layer = LatticeConv.from_module(conv, path=path)
     image = torch.randn(2, 2, 6, 5, dtype=torch.double)
     params = [(lambda: layer.weight.grad,
                lambda: conv.weight.grad.flatten(2).permute(2, 1, 0)),
@@ -229,3 +236,222 @@ def test_bad_input():
     with pytest.raises(ValueError, match="padding_mode='zeros'"):
         LatticeConv.from_module(torch.nn.Conv2d(2, 2, 3, padding=1,
                                                 padding_mode='circular'))
+
+
+# --------------------------------------------------------------------------
+# Execution paths: every path gives the message path's numbers.
+# --------------------------------------------------------------------------
+def derivatives(fn, inputs, params):
+    """``fn(*inputs)``, its first derivatives with respect to ``inputs`` and
+    ``params`` (with ``create_graph``) and the derivatives of a function of
+    those: the tensors every path must agree on."""
+    leaves = list(inputs) + list(params)
+    out = fn(*inputs)
+    outs = out if isinstance(out, (tuple, list)) else (out, )
+    outs = [o for o in outs if o is not None]
+    gen = torch.Generator().manual_seed(0)
+    loss = sum((o * torch.randn(o.shape, generator=gen, dtype=o.dtype)).sum()
+               for o in outs)
+    first = torch.autograd.grad(loss, leaves, create_graph=True,
+                                allow_unused=True)
+    first = [g if g is not None else torch.zeros_like(p)
+             for g, p in zip(first, leaves)]
+    second = torch.autograd.grad(sum((g.tanh() * g).sum() for g in first),
+                                 leaves, allow_unused=True)
+    second = [g if g is not None else torch.zeros_like(p)
+              for g, p in zip(second, leaves)]
+    return [o.detach() for o in outs] + [g.detach() for g in first] + second
+
+
+def assert_paths_agree(make_layer, call, inputs, dtype, paths=PATHS):
+    """``call(layer, *inputs)`` on a fresh layer per path: the path ran and
+    equals the message path, outputs, gradients and second order."""
+    results = {}
+    for path in paths:
+        layer = make_layer(path)
+        leaves = [t.detach().clone().requires_grad_() for t in inputs]
+        results[path] = derivatives(lambda *xs: call(layer, *xs), leaves,
+                                    list(layer.parameters()))
+        assert layer.last_path == path
+    for path in paths:
+        for k, (a, b) in enumerate(zip(results[path], results['message'])):
+            assert_close(a, b, dtype, f'{path} path, tensor {k}')
+
+
+GRIDS = {  # name: (conv options, spatial size)
+    '2d-same-even-kernel': (dict(kernel_size=(2, 3), padding='same'),
+                            (4, 5)),
+    '2d-stride-2-groups': (dict(kernel_size=3, stride=2, padding=1,
+                                groups=2), (5, 6)),
+    '2d-dilated': (dict(kernel_size=(3, 2), padding=(2, 1),
+                        dilation=(2, 1)), (5, 4)),
+    '1d-stride-dilation': (dict(kernel_size=3, stride=2, padding=1,
+                                dilation=2), (9, )),
+}
+
+
+def make_grid_layer(options, dtype, in_channels=4):
+    def make(path):
+        torch.manual_seed(0)
+        conv_cls = torch.nn.Conv1d if len(spatial_of(options)) == 1 \
+            else torch.nn.Conv2d
+        conv = conv_cls(in_channels, 6, **options).to(dtype)
+        return LatticeConv.from_module(conv, path=path)
+    return make
+
+
+def spatial_of(options):
+    kernel = options['kernel_size']
+    return kernel if isinstance(kernel, tuple) else (kernel, ) * (
+        1 if options.get('dilation') == 2 else 2)
+
+
+@pytest.mark.parametrize('name', list(GRIDS))
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+def test_paths_equal_message_path(name, dtype):
+    options, spatial = GRIDS[name]
+    make = make_grid_layer(options, dtype)
+    edge_index, edge_type, out_size = make('auto').grid_graph(
+        spatial if len(spatial) > 1 else spatial[0], 2)
+    num_in = 2 * int(torch.tensor(spatial).prod())
+    num_out = edge_index[1].max().item() + 1
+    x = torch.randn(num_in, 4, dtype=dtype)
+    assert_paths_agree(
+        make, lambda layer, x: layer(x, edge_index, edge_type,
+                                     size=(num_in, num_out)), [x], dtype)
+
+
+@pytest.mark.parametrize('path', PATHS)
+@pytest.mark.parametrize('stride,padding', [(1, 'same'), (2, 1)])
+def test_nan_stays_in_its_image(path, stride, padding):
+    # A NaN pixel in image 1 poisons exactly the outputs nn.Conv2d poisons,
+    # none of images 0 and 2, nor their gradients.
+    conv = torch.nn.Conv2d(3, 5, 3, stride=stride, padding=padding).double()
+    layer = LatticeConv.from_module(conv, path=path)
+    image = torch.randn(3, 3, 6, 7, dtype=torch.double)
+    image[1, 0, 2, 0] = float('nan')  # a border pixel: shifts wrap there
+    image[1, 2, 5, 6] = float('inf')
+    image.requires_grad_()
+    edge_index, edge_type, out_size = layer.grid_graph((6, 7), 3)
+    x = image_to_nodes(image.detach()).requires_grad_()
+    out = nodes_to_image(layer(x, edge_index, edge_type,
+                               size=(x.size(0), 3 * out_size[0] *
+                                     out_size[1])), 3, *out_size)
+    expected = conv(image)
+    assert layer.last_path == path
+    assert torch.equal(out.isnan(), expected.isnan())
+    assert expected[1].isnan().any() and out[[0, 2]].isfinite().all()
+    out[[0, 2]].sum().backward()
+    expected[[0, 2]].sum().backward()
+    assert_close(x.grad, image_to_nodes(image.grad))
+    assert_close(layer.bias.grad, conv.bias.grad)
+    # (the shared weight's gradient sums NaN * 0 over image 1, in nn.Conv2d
+    # too; which of its entries turn NaN depends on the kernel)
+
+
+@pytest.mark.parametrize('path', PATHS)
+def test_bfloat16(path):
+    conv = torch.nn.Conv2d(4, 6, 3, padding=1)
+    image = torch.randn(2, 4, 5, 5)
+    layer = LatticeConv.from_module(conv.to(torch.bfloat16), path=path)
+    edge_index, edge_type, _ = layer.grid_graph((5, 5), 2)
+    out = layer(image_to_nodes(image).bfloat16(), edge_index, edge_type)
+    assert out.dtype == torch.bfloat16 and layer.last_path == path
+    expected = conv.double()(image.bfloat16().double())
+    torch.testing.assert_close(nodes_to_image(out.double(), 2, 5, 5),
+                               expected, atol=0.05, rtol=0.02)
+    out.float().sum().backward()
+    assert layer.weight.grad.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize('path', PATHS)
+def test_empty_batch_and_one_pixel_images(path):
+    layer = LatticeConv(3, 4, (3, 3), padding='same', path=path)
+    out = layer(torch.randn(0, 3), Grid((4, 4), (3, 3), (1, 1), 'same',
+                                        (1, 1), 0))
+    assert out.shape == (0, 4) and layer.last_path == path
+    # 1x1 images: only the centre tap has an edge
+    x = torch.randn(3, 3)
+    edge_index, edge_type, _ = layer.grid_graph((1, 1), 3)
+    out = layer(x, edge_index, edge_type)
+    assert_close(out, x @ layer.weight[4] + layer.bias)
+
+
+@pytest.mark.parametrize('path', PATHS)
+def test_grid_value_equals_edge_index(path):
+    layer = LatticeConv(3, 4, (3, 3), stride=2, padding=1, path=path)
+    edge_index, edge_type, (h, w) = layer.grid_graph((5, 6), 2)
+    grid = structure_of(edge_index)
+    assert grid == Grid((5, 6), (3, 3), (2, 2), (1, 1), (1, 1), 2)
+    x = torch.randn(60, 3)
+    expected = layer(x, edge_index, edge_type, size=(60, 2 * h * w))
+    assert_close(layer(x, grid), expected)
+    assert_close(layer(x, grid, edge_type), expected)
+    assert layer.last_path == path
+
+
+def test_last_path_and_reasons():
+    layer = LatticeConv(3, 4, (3, 3), padding=1)
+    edge_index, edge_type, _ = layer.grid_graph((4, 4), 2)
+    x = torch.randn(32, 3)
+    layer(x, edge_index, edge_type)
+    assert layer.last_path == 'dense' and layer.why_not_faster is None
+    # other types than the grid's kernel offsets: not a convolution
+    layer(x, edge_index, edge_type.flip(0))
+    assert layer.last_path == 'sparse'
+    assert 'kernel offsets' in layer.why_not_faster['dense']
+    # a plain edge_index: nothing says it is a grid
+    layer(x, edge_index.clone(), edge_type)
+    assert 'not a known grid' in layer.why_not_faster['dense']
+    # a grid of another kernel
+    ei5, et5, _ = grid_graph((4, 4), 5, padding=2, batch_size=2)
+    with pytest.raises(ValueError, match=r"kernel_size=\(5, 5\)"):
+        LatticeConv(3, 4, (3, 3), path='dense')(x, ei5, et5 % 9)
+    layer(x, ei5, et5 % 9)
+    assert 'kernel_size=(5, 5)' in layer.why_not_faster['dense']
+    # a strided grid without size=: as many targets as sources
+    strided = LatticeConv(3, 4, (3, 3), stride=2)
+    ei, et, _ = strided.grid_graph((5, 5))
+    strided(torch.randn(25, 3), ei, et)
+    assert 'pass size=(25, 4)' in strided.why_not_faster['dense']
+    with pytest.raises(ValueError, match="path='auto'"):
+        LatticeConv(3, 4, 3, path='dense')(torch.randn(5, 3), empty_graph(),
+                                           torch.empty(0).long())
+    assert LatticeConv(3, 4, 3, fused=False).path == 'message'
+    assert not LatticeConv(3, 4, 3, path='message').fused
+    with pytest.raises(ValueError, match="'edge_type' is needed"):
+        layer(x, edge_index)
+    with pytest.raises(ValueError, match='Unknown path'):
+        LatticeConv(3, 4, 3, path='fast')
+
+
+def test_compile_default_path():
+    layer = LatticeConv(3, 4, (3, 3), padding=1)
+    edge_index, edge_type, _ = layer.grid_graph((4, 4), 2)
+    grid = structure_of(edge_index)
+    x = torch.randn(32, 3)
+    expected = layer(x, edge_index, edge_type)
+    compiled = torch.compile(layer, backend='eager')
+    assert_close(compiled(x, edge_index, edge_type), expected)
+    assert_close(compiled(x, grid), expected)
+
+
+def test_image_to_graph_structure_survives_batching():
+    transform = ImageToGraph('grid', kernel_size=3)
+    data = [transform(torch.randn(3, 4, 5)) for _ in range(3)]
+    grid = Grid((4, 5), (3, 3), (1, 1), 'same', (1, 1), 1)
+    assert data[0].structure == grid
+    batch = Batch.from_data_list(data)
+    assert batch[1].structure == grid and batch.to('cpu')[2].structure == grid
+    joined = structure_of(batch)
+    assert joined == Grid((4, 5), (3, 3), (1, 1), 'same', (1, 1), 3)
+    layer = LatticeConv(3, 4, (3, 3))
+    out = layer(batch.x, batch.edge_index, batch.edge_type)
+    assert layer.last_path == 'dense'  # structure_of registered the batch
+    for i, d in enumerate(data):
+        assert_close(out[20 * i:20 * (i + 1)],
+                     layer(d.x, d.edge_index, d.edge_type))
+    loaded = next(iter(DataLoader(data, batch_size=2)))
+    assert structure_of(loaded) == Grid((4, 5), (3, 3), (1, 1), 'same',
+                                        (1, 1), 2)
+    assert_close(layer(loaded.x, structure_of(loaded)), out[:40])
