@@ -44,6 +44,7 @@ def test_multihead_attention_twin(mask, dtype):
 
     assert_twin(graph, twin, [torch.randn(B, T, E, dtype=dtype)],
                 mha_grad_pairs(conv, mha))
+    assert conv.last_path == 'dense'  # SDPA, as the twin
 
 
 def test_multihead_attention_weights_and_cross_attention():
@@ -252,8 +253,22 @@ def test_positional_encoding_differs_from_pyg():
                  bipartite_graph(2, 3)), "'memory' must have 8 features"),
     (lambda: PositionalEncoding(4),
      lambda p: p(torch.randn(3, 4), torch.arange(2)), 'one entry per node'),
+    (lambda: PositionalEncoding(4, base=0), None,
+     "'base' must be a number > 0"),
+    (lambda: MultiheadAttentionConv(8, 2, relative_clip=1),
+     lambda c: c(torch.randn(5, 8), complete_graph(5),
+                 position=torch.arange(3)),
+     "'position' must give one position per source node"),
+    (lambda: MultiheadAttentionConv(8, 2, relative_clip=1),
+     lambda c: c((torch.randn(5, 8), torch.randn(2, 8)),
+                 bipartite_graph(5, 2),
+                 position=(torch.arange(5), torch.arange(3))),
+     "'position' must give one position per target node"),
+    (lambda: MultiheadAttentionConv(8, 2),
+     lambda c: c(torch.randn(5, 8), complete_graph(5), None, None, (5, 5)),
+     'positional argument'),
 ])
 def test_transformer_bad_input(make, call, match):
-    with pytest.raises((ValueError, IndexError), match=match):
+    with pytest.raises((ValueError, IndexError, TypeError), match=match):
         obj = make()
         call(obj)
