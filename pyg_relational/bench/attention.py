@@ -453,8 +453,8 @@ def window_target(T: int, radius: int, d: int, heads: int, device='cpu',
     conv = AttentionConv(d, C, heads=H, score='scaled_dot').to(device)
     edge_index = _graph_to(window_graph(T, T, radius), device)
     x_graph, x_twin = _nodes(T, d, device)
-    pos = torch.arange(T, device=device)
-    band = (pos.view(-1, 1) - pos.view(1, -1)).abs() <= radius  # [T, T]
+    band = torch.ones(T, T, dtype=torch.bool, device=device).tril(
+        radius).triu(-radius)  # [T, T]: |i - j| <= r
 
     def twin():
         q, k, v = (lin(x_twin).view(T, H, C).transpose(0, 1)  # [H, T, C]
