@@ -290,27 +290,17 @@ GRIDS = {  # name: (conv options, spatial size)
 }
 
 
-def make_grid_layer(options, dtype, in_channels=4):
-    def make(path):
-        torch.manual_seed(0)
-        conv_cls = torch.nn.Conv1d if len(spatial_of(options)) == 1 \
-            else torch.nn.Conv2d
-        conv = conv_cls(in_channels, 6, **options).to(dtype)
-        return LatticeConv.from_module(conv, path=path)
-    return make
-
-
-def spatial_of(options):
-    kernel = options['kernel_size']
-    return kernel if isinstance(kernel, tuple) else (kernel, ) * (
-        1 if options.get('dilation') == 2 else 2)
-
-
 @pytest.mark.parametrize('name', list(GRIDS))
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
 def test_paths_equal_message_path(name, dtype):
     options, spatial = GRIDS[name]
-    make = make_grid_layer(options, dtype)
+    conv_cls = torch.nn.Conv1d if len(spatial) == 1 else torch.nn.Conv2d
+
+    def make(path):
+        torch.manual_seed(0)
+        conv = conv_cls(4, 6, **options).to(dtype)
+        return LatticeConv.from_module(conv, path=path)
+
     edge_index, edge_type, out_size = make('auto').grid_graph(
         spatial if len(spatial) > 1 else spatial[0], 2)
     num_in = 2 * int(torch.tensor(spatial).prod())
