@@ -225,7 +225,7 @@ def compare_speed(operator: str, baseline: str, config: str,
         'max_abs_diff': diff,
         'outputs_agree': scaled_error(out_g, out_t) <= tolerance,
         'target': None if target is None else str(target),
-        'met': None if target is None or not memory and target.memory
+        'met': None if target is None or (target.memory and not memory)
         else target.met(result.time_ratio, result.memory_ratio),
         'graph_times_s': mg.times_s, 'baseline_times_s': mt.times_s,
         'repeat': repeat, 'warmup': warmup,
