@@ -48,14 +48,10 @@ DEFAULT_OUT = 'bench-report'
 
 def version() -> str:
     """``pyg-relational X (torch Y, torch_geometric Z)``."""
-    import importlib.metadata
-
     import torch_geometric
-    try:
-        own = importlib.metadata.version('pyg-relational')
-    except importlib.metadata.PackageNotFoundError:  # run from a checkout
-        own = 'unknown (not installed)'
-    return (f'pyg-relational {own} (torch {torch.__version__}, '
+
+    from .. import __version__
+    return (f'pyg-relational {__version__} (torch {torch.__version__}, '
             f'torch_geometric {torch_geometric.__version__})')
 
 
