@@ -528,7 +528,9 @@ class AttentionConv(MessagePassing):
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, F_{in})` or
           :math:`((|\mathcal{V}_s|, F_s), (|\mathcal{V}_t|, F_t))`,
-          edge indices :math:`(2, |\mathcal{E}|)`, edge features
+          edge indices :math:`(2, |\mathcal{E}|)` (or an ``EdgeIndex``,
+          an ``adj_t`` without values, a
+          :class:`~pyg_relational.structure.GraphStructure`), edge features
           :math:`(|\mathcal{E}|, D)` *(optional)*, edge types
           :math:`(|\mathcal{E}|)` *(optional)*
         - **output:** node features :math:`(|\mathcal{V}_t|, H \cdot C)` or
@@ -543,6 +545,11 @@ class AttentionConv(MessagePassing):
         ...                                 return_attention_weights=True)
         >>> out.shape, alpha.shape
         (torch.Size([5, 8]), torch.Size([25, 2]))
+        >>> conv.last_path  # complete graph: scaled_dot_product_attention
+        'dense'
+        >>> from pyg_relational.structure import CompleteBlocks
+        >>> conv(torch.randn(6, 8), CompleteBlocks((4, 2), causal=True)).shape
+        torch.Size([6, 8])
     """
     def __init__(self, in_channels: Union[int, Tuple[int, int]],
                  out_channels: int, heads: int = 1, score: str = 'gat',
