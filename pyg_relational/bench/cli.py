@@ -22,9 +22,9 @@ outside its tolerance, ``2`` for bad usage (unknown suite, ``--device cuda``
 without CUDA, a missing ``--data-root``, an ``--out`` that cannot be
 created), ``130`` when interrupted (Ctrl-C) — always a one-line message,
 never a traceback (``--traceback`` shows a failing suite's for debugging).
-What native code writes to stderr while the suites run (e.g. the torch
-profiler, which measures CPU peak memory) goes to ``DIR/native.log``, kept
-and mentioned in the report only when not empty.
+What libraries write to stderr while the suites run (e.g. the torch
+profiler, which measures CPU peak memory, or PyG preparing a data set) goes
+to ``DIR/native.log``, kept and mentioned in the report only when not empty.
 """
 import argparse
 import contextlib

@@ -314,9 +314,10 @@ def render_markdown(runs: Sequence[SuiteRun], meta: Dict[str, Any],
             'Still running'
         out += [f"**{state}**: not run: {', '.join(meta['not_run'])}.", '']
     if meta.get('native_log'):
-        out += [f"`native.log`: {meta['native_log']} line(s) that native "
-                f"code wrote to stderr during the run (e.g. the torch "
-                f"profiler, which measures CPU peak memory); kept for "
+        out += [f"`native.log`: {meta['native_log']} line(s) that libraries "
+                f"wrote to stderr while the suites ran (e.g. the torch "
+                f"profiler, which measures CPU peak memory, or PyG's "
+                f"'Processing...' when it prepares a data set); kept for "
                 f"debugging, not errors of the suites.", '']
     for r in runs:
         out += [f'## {r.name}', '', r.description, '',
