@@ -5,9 +5,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
-from pyg_relational import complete_graph, window_graph
+from pyg_relational import bipartite_graph, complete_graph, window_graph
 from pyg_relational.nn import NonLocalBlock
+from pyg_relational.structure import CompleteBlocks
 
 from .helpers import (assert_close, assert_edge_order_invariant, assert_twin,
                       dtypes, empty_graph)
@@ -413,3 +415,249 @@ def test_bench_cases():
     with pytest.raises(ValueError, match="'at' must be 1 or 2"):
         DigitsNet(at=3)
 
+
+
+# ---------------------------------------------------------------------------
+# Execution paths: every path computes the message path's numbers.
+def _random_graph():
+    """Unsorted, no repeats, node 2 without incoming edges, 7 nodes."""
+    return torch.tensor([[3, 0, 2, 1, 4, 0, 2, 6, 5, 1],
+                         [1, 0, 4, 2, 5, 3, 1, 6, 6, 0]])
+
+
+def _outputs_and_grads(block, call, inputs):
+    """Outputs, first-order gradients (inputs and parameters, with a
+    graph) and the gradients of the squared first-order ones: second
+    order."""
+    leaves = [t.detach().clone().requires_grad_() for t in inputs]
+    out = call(block, *leaves)
+    outs = [out] if isinstance(out, Tensor) else [out[0], out[1][1]]
+    gen = torch.Generator().manual_seed(0)
+    loss = sum((o * torch.randn(o.shape, generator=gen, dtype=o.dtype))
+               .sum() for o in outs)
+    wrt = leaves + [p for p in block.parameters() if p.requires_grad]
+    first = torch.autograd.grad(loss, wrt, create_graph=True,
+                                allow_unused=True)
+    first = [torch.zeros_like(w) if g is None else g
+             for g, w in zip(first, wrt)]
+    penalty = sum((g ** 2).sum() for g in first if g.requires_grad)
+    second = torch.autograd.grad(penalty, wrt, allow_unused=True)
+    second = [torch.zeros_like(w) if g is None else g
+              for g, w in zip(second, wrt)]
+    return [o.detach() for o in outs], [g.detach() for g in first], second
+
+
+def _node_call(edge_index, weights=False):
+    return lambda block, x: block(x, edge_index,
+                                  return_attention_weights=weights)
+
+
+def _pair_call(edge_index):
+    return lambda block, s, d: block((s, d), edge_index,
+                                     return_attention_weights=True)
+
+
+# (name, block options, call, input shapes, paths besides 'message')
+PATH_CASES = [
+    ('complete', {}, _node_call(complete_graph([3, 3]), True), [(6, 6)],
+     ('dense', 'sparse')),
+    ('ragged', {}, _node_call(complete_graph([2, 4]), True), [(6, 6)],
+     ('dense', 'sparse')),
+    ('structure', {}, _node_call(CompleteBlocks((3, 3))), [(6, 6)],
+     ('dense', 'sparse')),
+    ('bipartite', {}, _pair_call(bipartite_graph([3, 3], [2, 2])),
+     [(6, 6), (4, 6)], ('dense', 'sparse')),
+    ('bipartite-ragged', {}, _pair_call(bipartite_graph([2, 3], [2, 2])),
+     [(5, 6), (4, 6)], ('dense', 'sparse')),
+    ('random', {}, _node_call(_random_graph(), True), [(7, 6)],
+     ('sparse', )),
+    ('images', {}, lambda block, x: block(x), [(2, 6, 2, 3)],
+     ('dense', 'sparse')),
+    ('images-pooled', {'sub_sample': True},
+     lambda block, x: block(x, return_attention_weights=True),
+     [(2, 6, 4, 5)], ('dense', 'sparse')),
+]
+
+
+def _path_cases():
+    for name, options, call, shapes, paths in PATH_CASES:
+        for pairwise in PAIRWISE:
+            for path in paths:
+                if path == 'dense' and 'ragged' in name and \
+                        pairwise not in NonLocalBlock.SOFTMAX:
+                    continue  # 'dot'/'concat': equal blocks only
+                yield pytest.param(options, call, shapes, pairwise, path,
+                                   id=f'{name}-{pairwise}-{path}')
+
+
+@pytest.mark.parametrize('dtype', dtypes())
+@pytest.mark.parametrize('options,call,shapes,pairwise,path',
+                         list(_path_cases()))
+def test_paths_equal_message_path(options, call, shapes, pairwise, path,
+                                  dtype):
+    """Forward (with the attention weights where asked), backward and
+    second order, inputs and parameters. BN in eval mode: in training mode
+    it cancels the bias of g exactly, whose gradients are then rounding
+    noise around zero."""
+    block, reference = _randomised(
+        NonLocalBlock(6, 3, pairwise=pairwise, path=path, **options), dtype)
+    block.eval(), reference.eval()
+    reference.path = 'message'
+    gen = torch.Generator().manual_seed(1)
+    inputs = [torch.randn(s, generator=gen, dtype=dtype) / 2 for s in shapes]
+    got = _outputs_and_grads(block, call, inputs)
+    assert block.last_path == path
+    expected = _outputs_and_grads(reference, call, inputs)
+    assert reference.last_path == 'message'
+    for kind, a, b in zip(('output', 'gradient', 'second order'), got,
+                          expected):
+        for k, (u, v) in enumerate(zip(a, b)):
+            assert_close(u, v, dtype, f'{kind} {k}')
+
+
+@pytest.mark.parametrize('pairwise', PAIRWISE)
+def test_auto_path_choice(pairwise):
+    """'auto' runs the fastest path that applies and says why not the
+    others."""
+    block = NonLocalBlock(4, pairwise=pairwise)
+    x = torch.randn(7, 4)
+    softmax = pairwise in NonLocalBlock.SOFTMAX
+    cases = [
+        (complete_graph([3, 4]), 'dense' if softmax else 'sparse'),
+        (complete_graph([3, 4], causal=True), 'dense' if softmax
+         else 'sparse'),
+        (complete_graph(7), 'dense'),
+        (_random_graph(), 'sparse'),
+        (torch.cat([_random_graph(), _random_graph()[:, :1]], 1), 'message'),
+        (empty_graph(), 'message'),
+    ]
+    for edge_index, path in cases:
+        block(x, edge_index)
+        assert block.last_path == path, edge_index
+        assert (block.why_not_faster is None) == (path == 'dense')
+    block(torch.randn(2, 4, 3, 3))
+    assert block.last_path == 'dense'
+    low = copy.deepcopy(block).bfloat16()
+    low(x.bfloat16(), _random_graph())  # no bf16 CSR product
+    assert low.last_path == 'message'
+    assert 'float32 / float64' in low.why_not_faster['sparse']
+    block.path = 'message'
+    block(torch.randn(2, 4, 3, 3))
+    assert block.last_path == 'message'
+
+
+def test_forced_path_that_cannot_run():
+    block = NonLocalBlock(4, path='dense')
+    with pytest.raises(ValueError, match="path='dense'.*no known block"):
+        block(torch.randn(7, 4), _random_graph())
+    block = NonLocalBlock(4, pairwise='dot', path='dense')
+    with pytest.raises(ValueError, match='equal sizes'):
+        block(torch.randn(7, 4), complete_graph([3, 4]))
+    block = NonLocalBlock(4, path='sparse')
+    with pytest.raises(ValueError, match='repeated edge'):
+        block(torch.randn(2, 4), torch.tensor([[0, 0], [1, 1]]))
+    with pytest.raises(ValueError, match='float32 / float64'):
+        block.bfloat16()(torch.randn(7, 4).bfloat16(), _random_graph())
+
+
+def test_explain_and_hooks_take_the_message_path():
+    block = NonLocalBlock(4)
+    x, edge_index = torch.randn(7, 4), complete_graph(7)
+    handle = block.register_message_forward_hook(lambda *args: None)
+    block(x, edge_index)
+    assert block.last_path == 'message'
+    handle.remove()
+    block(x, edge_index)
+    assert block.last_path == 'dense'
+
+
+def test_fused_alias():
+    assert NonLocalBlock(4, fused=False).path == 'message'
+    block = NonLocalBlock(4, fused=True)
+    assert block.path == 'auto' and block.fused
+    block.fused = False
+    assert block.path == 'message'
+    assert repr(block).endswith("path='message')")
+
+
+@pytest.mark.parametrize('path', ['dense', 'sparse'])
+@pytest.mark.parametrize('pairwise', PAIRWISE)
+def test_nan_stays_in_its_image(pairwise, path):
+    """A NaN pixel poisons what it poisons on the message path, and
+    nothing of the other image, forward and backward (BN in eval mode:
+    batch statistics would mix the images on every path)."""
+    block = NonLocalBlock(4, pairwise=pairwise, path=path).double().eval()
+    with torch.no_grad():
+        block.bn.weight.fill_(1.)
+    reference = copy.deepcopy(block)
+    reference.path = 'message'
+    x = torch.randn(2, 4, 3, 3, dtype=torch.float64)
+    x[0, 1, 2, 0] = float('nan')
+    poisoned = []
+    for layer in (block, reference):
+        leaf = x.clone().requires_grad_()
+        out = layer(leaf)
+        out[1].sum().backward()  # the clean image's gradient
+        poisoned.append((out.isnan(), leaf.grad.isnan()))
+    assert block.last_path == path
+    out_nan, grad_nan = poisoned[0]
+    assert out_nan[0].any() and not out_nan[1].any()
+    assert not grad_nan[1].any()
+    assert torch.equal(out_nan, poisoned[1][0])
+    assert torch.equal(grad_nan, poisoned[1][1])
+
+
+@pytest.mark.parametrize('pairwise', PAIRWISE)
+def test_bfloat16(pairwise):
+    """bfloat16 runs on the dense path and agrees with float32 up to
+    bfloat16 rounding; the sparse path has no bfloat16 product and 'auto'
+    falls back to messages."""
+    block = NonLocalBlock(8, pairwise=pairwise)
+    _randomised(block, torch.float32)
+    x = torch.randn(2, 8, 3, 3)
+    expected = block(x)
+    low = copy.deepcopy(block).bfloat16()
+    out = low(x.bfloat16())
+    assert low.last_path == 'dense' and out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), expected, atol=0.1, rtol=0.05)
+    out = low(x.bfloat16().flatten(2).transpose(1, 2).reshape(-1, 8),
+              _random_graph().clamp(max=17))
+    assert low.last_path == 'message' and not out.isnan().any()
+
+
+@pytest.mark.parametrize('pairwise', ['embedded_gaussian', 'dot'])
+def test_compile_default_path(pairwise):
+    """torch.compile (eager backend) of the default path: the dense path
+    traces; the same numbers as without compiling."""
+    block = NonLocalBlock(4, pairwise=pairwise).double()
+    _randomised(block, torch.float64)
+    x = torch.randn(2, 4, 3, 3, dtype=torch.float64)
+    torch._dynamo.reset()
+    compiled = torch.compile(block, backend='eager', fullgraph=True)
+    out = compiled(x)  # fullgraph: no graph break (the CSR path has one)
+    assert block.last_path == 'dense'
+    assert_close(out, block(x))
+
+
+def test_pattern_built_once_per_graph(monkeypatch):
+    """The sparse path sorts and builds the CSR pattern on the first call
+    on a graph only."""
+    from pyg_relational.nn._csr import EdgePattern
+    built = []
+    original = EdgePattern._build.__func__
+    monkeypatch.setattr(EdgePattern, '_build', classmethod(
+        lambda cls, *args: built.append(1) or original(cls, *args)))
+    block = NonLocalBlock(4, path='sparse')
+    x, edge_index = torch.randn(7, 4), _random_graph()
+    for _ in range(3):
+        block(x, edge_index)
+    assert len(built) == 1
+    for _ in range(2):  # the block's own graph (a size no other test
+        block(torch.randn(3, 4, 5, 7))  # uses): cached too
+    assert len(built) == 2
+
+
+def test_aggr_other_than_add_refused():
+    with pytest.raises(ValueError, match="'aggr' must be 'add'.*'mean'"):
+        NonLocalBlock(4, aggr='mean')
+    assert NonLocalBlock(4, aggr='add').path == 'auto'

@@ -8,12 +8,16 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import BatchNorm1d, Linear
 from torch_geometric.nn import MessagePassing
+from torch_geometric.nn.aggr import SumAggregation
 from torch_geometric.utils import degree
 
 from .._checks import check_choice, check_edge_index, check_features, check_int
-from ..graphs import bipartite_graph, complete_graph
+from ..graphs import complete_graph  # noqa: F401 (the example)
+from ..structure import BipartiteBlocks, CompleteBlocks, GraphStructure
 from ..transforms import image_to_nodes, nodes_to_image
-from ._csr import EdgeDot, EdgePattern, EdgeSum
+from ._csr import CSR_DTYPES, EdgeDot, EdgePattern, EdgeSum
+from ._dense import block_attention, dense_reason
+from ._paths import GraphInput, check_path, choose_path, compiling
 from .attention import attention_score, edge_softmax
 
 __all__ = ['NonLocalBlock']
@@ -89,19 +93,31 @@ class NonLocalBlock(MessagePassing):
         (the non-local operation, no residual).
 
     .. note::
-        By default (``fused=True``) the edges are handled as a sparse CSR
-        matrix: :math:`\theta_i^{\top}\phi_j` of every edge is one sampled
-        dense-dense product (SDDMM) and :math:`\sum_j \alpha_{ji} g_j` one
-        sparse-dense product (SpMM), so no ``[E, inter_channels]`` tensor is
-        built (forward+backward on an 8×64×16×16 batch: 13–18× faster
-        and 17× less memory than :meth:`message`). Graphs with a repeated
-        edge, or no edge, take the :meth:`edge_update` + :meth:`message`
-        path, as does ``fused=False``; both compute the same numbers
-        (tested). The fused
-        path is differentiable once (no double backward) and runs eagerly
-        under :func:`torch.compile` (a graph break). For dense input
-        the graph of the last input shape and its CSR pattern are kept and
-        reused. CUDA is untested.
+        Three ways compute the same numbers (tested against each other:
+        forward, backward and second order), chosen with ``path``
+        (:attr:`last_path` says which ran, :attr:`why_not_faster` why a
+        faster one did not):
+
+        * ``'dense'``: on complete blocks with self-loops (the block's own
+          dense input, or a graph from
+          :func:`~pyg_relational.graphs.complete_graph` /
+          :func:`~pyg_relational.graphs.bipartite_graph`, or a
+          :class:`~pyg_relational.structure.GraphStructure` passed as
+          ``edge_index``) the Gaussian forms are unscaled softmax attention,
+          :func:`~torch.nn.functional.scaled_dot_product_attention` with
+          ``scale=1`` per block; ``'dot'`` and ``'concat'`` are two batched
+          matrix products over equal blocks (the paper's implementation).
+          No per-edge tensor is built unless the weights are asked for;
+        * ``'sparse'``: any graph without repeated edges, as CSR products
+          (an SDDMM for :math:`\theta_i^{\top}\phi_j`, an SpMM for
+          :math:`\sum_j \alpha_{ji} g_j`; pattern cached per graph);
+          float32 / float64 only;
+        * ``'message'``: :meth:`edge_update` + :meth:`message`, the
+          reference.
+
+        ``'auto'`` (default) takes the first that applies, and the message
+        path under PyG explain, hooks, or :func:`torch.compile` of a graph
+        without known structure. CUDA is untested.
 
     Args:
         in_channels (int): channels :math:`C` of :math:`\mathbf{x}`.
@@ -116,10 +132,15 @@ class NonLocalBlock(MessagePassing):
             the residual connection. (default: :obj:`True`)
         batch_norm (bool, optional): BatchNorm after :math:`\mathbf{W}_z`,
             scale initialised to zero. (default: :obj:`True`)
-        fused (bool, optional): sparse CSR products instead of per-edge
-            messages (see the note). (default: :obj:`True`)
+        path (str, optional): ``'auto'``, ``'dense'``, ``'sparse'`` or
+            ``'message'`` (see the note); a forced path that cannot run
+            raises a :class:`ValueError`. (default: :obj:`'auto'`)
+        fused (bool, optional): deprecated alias: ``fused=False`` is
+            ``path='message'``. (default: :obj:`None`)
         **kwargs (optional): additional arguments of
-            :class:`torch_geometric.nn.conv.MessagePassing`.
+            :class:`torch_geometric.nn.conv.MessagePassing`. ``aggr`` must
+            stay ``'add'``: the block normalises by :math:`\mathcal{C}_i`
+            itself.
 
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, C)` or
@@ -146,13 +167,19 @@ class NonLocalBlock(MessagePassing):
         (torch.Size([6, 8]), torch.Size([20]))
     """
     PAIRWISE = ('gaussian', 'embedded_gaussian', 'dot', 'concat')
+    SOFTMAX = ('gaussian', 'embedded_gaussian')
 
     def __init__(self, in_channels: int, inter_channels: Optional[int] = None,
                  pairwise: str = 'embedded_gaussian', sub_sample: bool = False,
                  output_projection: bool = True, batch_norm: bool = True,
-                 fused: bool = True, **kwargs):
+                 path: str = 'auto', fused: Optional[bool] = None, **kwargs):
         kwargs.setdefault('aggr', 'add')
         super().__init__(node_dim=0, **kwargs)
+        if not isinstance(self.aggr_module, SumAggregation):
+            raise ValueError(
+                f"NonLocalBlock normalises by C_i itself (softmax or the "
+                f"number of incoming edges), so 'aggr' must be 'add' (got "
+                f"aggr={kwargs['aggr']!r}); remove the argument")
         self.in_channels = check_int(in_channels, 'in_channels', minimum=1)
         if inter_channels is None:
             inter_channels = max(in_channels // 2, 1)
@@ -162,8 +189,11 @@ class NonLocalBlock(MessagePassing):
         self.sub_sample = bool(sub_sample)
         self.output_projection = bool(output_projection)
         self.batch_norm = bool(batch_norm)
-        self.fused = bool(fused)
-        self._graph_cache = None  # (shape key, edge_index, CSR pattern)
+        self.path = check_path(path)
+        if fused is not None:  # the old switch: fused=False is 'message'
+            self.fused = fused
+        self.last_path: Optional[str] = None
+        self.why_not_faster = None
 
         self.g = Linear(in_channels, inter_channels)
         if pairwise == 'gaussian':
@@ -193,6 +223,15 @@ class NonLocalBlock(MessagePassing):
             self.register_module('bn', None)
         self.reset_parameters()
 
+    @property
+    def fused(self) -> bool:
+        """The old switch: :obj:`False` when ``path='message'``."""
+        return self.path != 'message'
+
+    @fused.setter
+    def fused(self, value: bool):
+        self.path = 'auto' if value else 'message'
+
     def reset_parameters(self):
         super().reset_parameters()
         for lin in (self.g, self.theta, self.phi, self.W_z):
@@ -207,7 +246,7 @@ class NonLocalBlock(MessagePassing):
     def forward(
         self,
         x: Union[Tensor, PairTensor],
-        edge_index: Optional[Tensor] = None,
+        edge_index: Optional[Union[Tensor, GraphStructure]] = None,
         return_attention_weights: bool = False,
     ):
         r"""Runs the block.
@@ -216,10 +255,14 @@ class NonLocalBlock(MessagePassing):
             x (Tensor or (Tensor, Tensor)): node features ``[N, C]``, a
                 bipartite pair ``(x_src, x_dst)``, or a dense batch
                 ``[B, C, *S]``.
-            edge_index (LongTensor, optional): ``[2, E]`` graph (``j -> i``).
-                Required for node features; for a dense batch it defaults to
-                the complete graph of every example (sources are the pooled
-                positions with ``sub_sample=True``). (default: :obj:`None`)
+            edge_index (LongTensor or GraphStructure, optional): ``[2, E]``
+                graph (``j -> i``), a PyG ``EdgeIndex``, an ``adj_t``
+                (``SparseTensor`` / ``torch.sparse``, its values unused), or
+                the :class:`~pyg_relational.structure.GraphStructure` of the
+                graph. Required for node features; for a dense batch it
+                defaults to the complete graph of every example (sources are
+                the pooled positions with ``sub_sample=True``).
+                (default: :obj:`None`)
             return_attention_weights (bool, optional): also return
                 ``(edge_index, alpha)``. (default: :obj:`False`)
         """
@@ -227,10 +270,12 @@ class NonLocalBlock(MessagePassing):
             return self._forward_dense(x, edge_index,
                                        return_attention_weights)
         x_src, x_dst = self._check_graph_input(x, edge_index)
+        graph = self._graph(edge_index, x_src.size(0), x_dst.size(0),
+                            x_dst.device)
         out, alpha = self._attend(x_dst, self._key(x_src), self.g(x_src),
-                                  edge_index)
+                                  graph, return_attention_weights)
         if return_attention_weights:
-            return out, (edge_index, alpha)
+            return out, (graph.edge_index, alpha)
         return out
 
     def _check_graph_input(self, x, edge_index) -> PairTensor:
@@ -259,10 +304,18 @@ class NonLocalBlock(MessagePassing):
             raise ValueError("'edge_index' is required for node features "
                              "[N, C]; build one with complete_graph(sizes) "
                              "or pass a dense batch [B, C, *spatial]")
-        check_edge_index(edge_index, x_src.size(0), x_dst.size(0))
         return x_src, x_dst
 
-    def _forward_dense(self, x: Tensor, edge_index: Optional[Tensor],
+    @staticmethod
+    def _graph(edge_index, num_src: int, num_dst: int, device) -> GraphInput:
+        """The graph argument resolved; an edge list whose structure is
+        not known is checked (a known one was built for these sizes)."""
+        graph = GraphInput(edge_index, num_src, num_dst, device)
+        if graph.structure is None:
+            check_edge_index(graph.edge_index, num_src, num_dst)
+        return graph
+
+    def _forward_dense(self, x: Tensor, edge_index,
                        return_attention_weights: bool):
         if x.dim() > 5:
             raise ValueError(
@@ -276,37 +329,19 @@ class NonLocalBlock(MessagePassing):
         num_src = num_dst
         if self.sub_sample:
             key, value, num_src = self._pool(key, value, batch_size, spatial)
-        pattern = None
-        if edge_index is None:
-            edge_index, pattern = self._dense_graph(batch_size, num_src,
-                                                    num_dst, x.device)
-        else:
-            check_edge_index(edge_index, batch_size * num_src,
-                             batch_size * num_dst)
-        out, alpha = self._attend(x_dst, key, value, edge_index, pattern)
+        if edge_index is None:  # the block's own graph, never materialised
+            edge_index = BipartiteBlocks((num_src, ) * batch_size,
+                                         (num_dst, ) * batch_size) \
+                if self.sub_sample else CompleteBlocks((num_dst, ) *
+                                                       batch_size)
+        graph = self._graph(edge_index, batch_size * num_src,
+                            batch_size * num_dst, x.device)
+        out, alpha = self._attend(x_dst, key, value, graph,
+                                  return_attention_weights)
         out = nodes_to_image(out, batch_size, *spatial)  # [B, C', *S]
         if return_attention_weights:
-            return out, (edge_index, alpha)
+            return out, (graph.edge_index, alpha)
         return out
-
-    def _dense_graph(self, batch_size: int, num_src: int, num_dst: int,
-                     device) -> Tuple[Tensor, Optional[EdgePattern]]:
-        """The complete (or pooled-to-all bipartite) graph of a dense batch
-        and its CSR pattern, reused while the input shape stays the same."""
-        key = (batch_size, num_src, num_dst, self.sub_sample, self.fused,
-               str(device))
-        if self._graph_cache is None or self._graph_cache[0] != key:
-            if self.sub_sample:
-                edge_index = bipartite_graph([num_src] * batch_size,
-                                             [num_dst] * batch_size)
-            else:
-                edge_index = complete_graph([num_dst] * batch_size)
-            edge_index = edge_index.to(device)
-            pattern = EdgePattern.build(
-                edge_index, batch_size * num_src,
-                batch_size * num_dst) if self.fused else None
-            self._graph_cache = (key, edge_index, pattern)
-        return self._graph_cache[1], self._graph_cache[2]
 
     def _key(self, x: Tensor) -> Tensor:
         r"""The key of every source: :math:`\phi(x_j)` (``x_j`` itself for
@@ -333,25 +368,73 @@ class NonLocalBlock(MessagePassing):
 
         return pooled_nodes(key), pooled_nodes(value), math.prod(pooled)
 
+    # -- path choice -----------------------------------------------------
+    def _dense_reason(self, structure) -> Optional[str]:
+        """Why the dense path cannot run on this graph (None if it can)."""
+        if self.pairwise in self.SOFTMAX:
+            return dense_reason(structure)
+        if isinstance(structure, CompleteBlocks) and (
+                structure.causal or not structure.self_loops):
+            return "'dot' / 'concat' run densely on complete blocks with " \
+                "self-loops and without causal masking only"
+        if not isinstance(structure, (CompleteBlocks, BipartiteBlocks)):
+            return dense_reason(structure)
+        src, dst = _block_sizes(structure)
+        if len(set(src)) > 1 or len(set(dst)) > 1:
+            return "'dot' / 'concat' run densely on blocks of equal sizes " \
+                "only (these are ragged)"
+        return None
+
+    def _sparse_pattern(self, graph: GraphInput, size: Tuple[int, int],
+                        dtype) -> Tuple[Optional[EdgePattern], Optional[str]]:
+        """The CSR pattern of the graph, or why there is none."""
+        if compiling():
+            return None, 'torch.compile cannot trace the CSR products'
+        if dtype not in CSR_DTYPES:
+            return None, f'CSR products support float32 / float64 only ' \
+                f'(got {dtype})'
+        pattern = EdgePattern.build(graph.edge_index, *size)
+        if pattern is None:
+            return None, 'the graph has no edge or a repeated edge (no CSR ' \
+                'form)'
+        return pattern, None
+
+    def _choose(self, graph: GraphInput, size: Tuple[int, int], dtype
+                ) -> Tuple[str, Optional[EdgePattern]]:
+        """The path to run (recorded in ``last_path`` /
+        ``why_not_faster``) and the CSR pattern when it is 'sparse'."""
+        dense_why = self._dense_reason(graph.structure)
+        pattern = sparse_why = None
+        if self.path == 'sparse' or (self.path == 'auto'
+                                     and dense_why is not None):
+            pattern, sparse_why = self._sparse_pattern(graph, size, dtype)
+        path = choose_path(self, self.path, {'dense': dense_why,
+                                             'sparse': sparse_why})
+        return path, pattern
+
+    # -- the three paths ---------------------------------------------------
     def _attend(self, x_dst: Tensor, key: Tensor, value: Tensor,
-                edge_index: Tensor,
-                pattern: Optional[EdgePattern] = None) -> PairTensor:
-        """``z`` (or ``y``) of the targets and the weights of the edges, from
-        the targets' features and the sources' keys and values."""
+                graph: GraphInput, need_weights: bool) -> PairTensor:
+        """``z`` (or ``y``) of the targets and the weights of the edges (in
+        the order of ``graph.edge_index``; None unless ``need_weights``),
+        from the targets' features and the sources' keys and values."""
         query = x_dst if self.theta is None else self.theta(x_dst)
         size = (key.size(0), query.size(0))
-        # one head: [N, 1, C'] -> per-node part of f ([N, 1] for 'concat')
-        query, key = self.score.project(query.unsqueeze(1), key.unsqueeze(1))
-        if self.fused and pattern is None:
-            pattern = EdgePattern.build(edge_index, *size)
-        if self.fused and pattern is not None:
-            y, alpha = self._fused(query, key, value, pattern, size)
+        path, pattern = self._choose(graph, size, query.dtype)
+        if path == 'dense':
+            y, alpha = self._dense(query, key, value, graph.structure,
+                                   need_weights)
+        elif path == 'sparse':
+            y, alpha = self._sparse(query, key, value, pattern, size)
         else:
+            # one head: [N, 1, C'] -> per-node part of f ([N, 1] 'concat')
+            query, key = self.score.project(query.unsqueeze(1),
+                                            key.unsqueeze(1))
             # edge_updater_type: (query: Tensor, key: Tensor)
-            alpha = self.edge_updater(edge_index, query=query, key=key,
+            alpha = self.edge_updater(graph.edge_index, query=query, key=key,
                                       size=size)
             # propagate_type: (value: Tensor, alpha: Tensor)
-            y = self.propagate(edge_index, value=value, alpha=alpha,
+            y = self.propagate(graph.edge_index, value=value, alpha=alpha,
                                size=size)
         if self.W_z is None:
             return y, alpha
@@ -360,21 +443,49 @@ class NonLocalBlock(MessagePassing):
             z = self.bn(z)
         return z + x_dst, alpha
 
+    def _dense(self, query: Tensor, key: Tensor, value: Tensor,
+               structure: GraphStructure, need_weights: bool) -> PairTensor:
+        r"""Blocks as dense matrices: unscaled SDPA for the Gaussian forms,
+        :math:`f\, g / N_b` as batched products for ``'dot'`` /
+        ``'concat'`` (equal blocks)."""
+        if self.pairwise in self.SOFTMAX:  # softmax(theta phi^T) g per block
+            y, alpha = block_attention(query.unsqueeze(1), key.unsqueeze(1),
+                                       value.unsqueeze(1), structure,
+                                       scale=1., need_weights=need_weights)
+            return y.squeeze(1), (None if alpha is None else alpha.view(-1))
+        blocks = len(_block_sizes(structure)[0])
+        if blocks == 0 or key.size(0) == 0 or query.size(0) == 0:
+            y = value.new_zeros(query.size(0), value.size(-1))
+            return y, (value.new_zeros(0) if need_weights else None)
+        n, m = query.size(0) // blocks, key.size(0) // blocks
+        q = query.view(blocks, n, -1)  # [B, n, C']
+        k = key.view(blocks, m, -1)  # [B, m, C']
+        if self.pairwise == 'dot':  # theta_i^T phi_j
+            f = torch.bmm(q, k.transpose(1, 2))  # [B, n, m]
+        else:  # ReLU(w_dst^T theta_i + w_src^T phi_j): [B, n, 1] + [B, 1, m]
+            q, k = self.score.project(q, k)  # [B, n], [B, m]
+            f = self.score.edge(q.unsqueeze(2), k.unsqueeze(1))  # [B, n, m]
+        f = f / m  # C_i = N_b, the block's sources
+        y = torch.bmm(f, value.view(blocks, m, -1))  # [B, n, C']
+        return y.view(-1, y.size(-1)), (f.reshape(-1) if need_weights
+                                        else None)
+
     @torch.compiler.disable  # runs eagerly under torch.compile (CSR ops)
-    def _fused(self, query: Tensor, key: Tensor, value: Tensor,
-               pattern: EdgePattern, size: Tuple[int, int]) -> PairTensor:
+    def _sparse(self, query: Tensor, key: Tensor, value: Tensor,
+                pattern: EdgePattern, size: Tuple[int, int]) -> PairTensor:
         """The same ``y`` and ``alpha`` as :meth:`edge_update` +
         :meth:`message`, with sparse CSR products instead of per-edge
         ``[E, C']`` rows."""
         if self.score.dot_product:  # q_i^T k_j / scale as an SDDMM
-            f = EdgeDot.apply(pattern, query.view(size[1], -1),
-                               key.view(size[0], -1))
+            f = EdgeDot.apply(pattern, query, key)  # [E]
             if self.score.scale != 1.:  # 1 for the non-local forms
                 f = f / self.score.scale
         else:  # 'concat': per-node scalars [N, 1], gathering them is cheap
+            query, key = self.score.project(query.unsqueeze(1),
+                                            key.unsqueeze(1))
             f = self.score.edge(query.index_select(0, pattern.target),
                                 key.index_select(0, pattern.col))
-        alpha = self._normalise(f.view(-1), pattern.target, pattern.ptr,
+        alpha = self._normalise(f.view(-1), pattern.target,
                                 size[1])  # [E], CSR order
         y = EdgeSum.apply(pattern, alpha, value)  # [N_dst, C']
         if pattern.perm is not None:  # back to the order of edge_index
@@ -382,20 +493,22 @@ class NonLocalBlock(MessagePassing):
                 0, pattern.perm, alpha)
         return y, alpha
 
-    def _normalise(self, f: Tensor, index: Tensor, ptr: Optional[Tensor],
+    def _normalise(self, f: Tensor, index: Tensor,
                    num_nodes: Optional[int]) -> Tensor:
         """``f / C_i``: softmax over the incoming edges (Gaussian forms) or
-        division by their number (dot, concat)."""
-        if self.pairwise in ('gaussian', 'embedded_gaussian'):
+        division by their number (dot, concat). Never with a CSR ``ptr``:
+        PyG's segment softmax gets second-order gradients wrong
+        (torch_geometric 2.8); the index form is exact."""
+        if self.pairwise in self.SOFTMAX:
             # exp(f) / sum_j exp(f)
-            return edge_softmax(f, index, num_nodes=num_nodes, ptr=ptr)
+            return edge_softmax(f, index, num_nodes=num_nodes)
         count = degree(index, num_nodes, dtype=f.dtype)  # C_i = |N(i)|
         return f / count.index_select(0, index)
 
     def edge_update(self, query_i: Tensor, key_j: Tensor, index: Tensor,
                     ptr: Optional[Tensor], size_i: Optional[int]) -> Tensor:
         f = self.score.edge(query_i, key_j).view(-1)  # [E, 1] -> [E]
-        return self._normalise(f, index, ptr, size_i)
+        return self._normalise(f, index, size_i)
 
     def message(self, value_j: Tensor, alpha: Tensor) -> Tensor:
         return alpha.unsqueeze(-1) * value_j
@@ -408,8 +521,16 @@ class NonLocalBlock(MessagePassing):
             extra += ', output_projection=False'
         elif not self.batch_norm:
             extra += ', batch_norm=False'
-        if not self.fused:
-            extra += ', fused=False'
+        if self.path != 'auto':
+            extra += f', path={self.path!r}'
         return (f'{self.__class__.__name__}({self.in_channels}, '
                 f'inter_channels={self.inter_channels}, '
                 f'pairwise={self.pairwise!r}{extra})')
+
+
+def _block_sizes(structure: GraphStructure
+                 ) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+    """``(sources, targets)`` per block of complete or bipartite blocks."""
+    if isinstance(structure, CompleteBlocks):
+        return structure.sizes, structure.sizes
+    return structure.src_sizes, structure.dst_sizes
