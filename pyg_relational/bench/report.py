@@ -287,6 +287,9 @@ def _speed_note(rows: Sequence[Dict[str, Any]]) -> str:
             '..., the same machine load for both); elsewhere it is "–".')
     if timers:
         note += ' Timer: ' + '; '.join(timers) + '.'
+    if not any('torch.utils.benchmark' in t for t in timers):
+        note += (' Not torch.utils.benchmark.Timer: it times one statement '
+                 'at a time, so the two sides could not be alternated.')
     return note
 
 
