@@ -256,10 +256,9 @@ class Images(Kind):
     def batch(self, sizes):
         side = {0: 2, 1: 1}.get(min(sizes), 2)
         count = 0 if sizes == [0] else len(sizes)
-        pixels = side * side
-        return Graph(torch.empty(2, 0, dtype=torch.long),
-                     _graph_of([pixels] * count), torch.arange(count),
-                     count, info=dict(side=side))
+        # dim 0 of the input and of the output is the image
+        return Graph(torch.empty(2, 0, dtype=torch.long), torch.arange(count),
+                     torch.arange(count), count, info=dict(side=side))
 
 
 class Examples(Kind):
@@ -299,9 +298,11 @@ class Case:
         isolated: ``'zero'`` if rows of targets without incoming edges
             must be exactly 0, ``'finite'`` if only finite (the layer adds
             a residual or an update of the target itself).
-        attention: the layer takes ``(x, edge_index)`` and returns
-            attention weights (explain tests).
-        compile: include in the ``torch.compile`` (eager backend) tests.
+        compile: include in the ``torch.compile`` (eager backend) tests
+            (dynamo tracing costs seconds per layer: one case per layer
+            family and path mechanism).
+        train: run in training mode (``False`` for layers whose BatchNorm
+            mixes the graphs of a batch by design).
     """
     name: str
     make: Callable[[], torch.nn.Module]
@@ -315,8 +316,8 @@ class Case:
     poison_nodes: str = 'src'
     out_graph: Optional[Callable[[Graph], Tensor]] = None
     isolated: Optional[str] = 'zero'
-    attention: bool = False
-    compile: bool = True
+    compile: bool = False
+    train: bool = True
 
     def __repr__(self) -> str:
         return self.name
@@ -459,20 +460,21 @@ CASES: List[Case] = [
     # ---- AttentionConv: dot-product scores have all three paths -------
     Case('attention-scaled_dot-complete', _attention('scaled_dot'),
          Complete(), ATTENTION_PATHS, 'dense', node_x,
-         _with_weights(_attend), attention=True),
+         _with_weights(_attend), compile=True),
     Case('attention-scaled_dot-causal', _attention('scaled_dot'),
          Complete(causal=True), ATTENTION_PATHS, 'dense', node_x,
          _with_weights(_attend)),
     Case('attention-dot-complete', _attention('dot'), Complete(),
          ATTENTION_PATHS, 'dense', node_x, call_graph),
     Case('attention-scaled_dot-random', _attention('scaled_dot'), Random(),
-         SPARSE_PATHS, 'sparse', node_x, _with_weights(_attend)),
+         SPARSE_PATHS, 'sparse', node_x, _with_weights(_attend),
+         compile=True),
     Case('attention-general-random', _attention('general'), Random(),
          SPARSE_PATHS, 'sparse', node_x, call_graph),
     Case('attention-scaled_dot-bipartite',
          _seeded(lambda: AttentionConv((F_IN, F_IN), 3, heads=2,
                                        score='scaled_dot')),
-         Bipartite(), SPARSE_PATHS, 'sparse', pair_x, call_graph,
+         Bipartite(), ATTENTION_PATHS, 'dense', pair_x, call_graph,
          poison='x_src'),
     Case('attention-scaled_dot-window', _attention('scaled_dot'), Window(),
          SPARSE_PATHS, 'sparse', pair_x, call_graph, poison='x_src'),
@@ -484,14 +486,14 @@ CASES: List[Case] = [
                  g.edge_index, _positions(g), clip=2))),
     # message-only scores
     Case('attention-gat-random', _attention('gat'), Random(), MESSAGE,
-         'message', node_x, _with_weights(_attend), attention=True),
+         'message', node_x, _with_weights(_attend), compile=True),
     Case('attention-additive-random', _attention('additive'), Random(),
-         MESSAGE, 'message', node_x, call_graph, compile=False),
+         MESSAGE, 'message', node_x, call_graph),
     # ---- MultiheadAttentionConv and the Transformer layers --------------
     Case('mha-complete', _seeded(lambda: MultiheadAttentionConv(6, 2)),
          Complete(), ATTENTION_PATHS, 'dense', lambda g, gen: {
              'x': _randn(gen, g.num_src, 6)}, _with_weights(_attend),
-         attention=True),
+         compile=True),
     Case('mha-causal-ragged', _seeded(lambda: MultiheadAttentionConv(6, 2)),
          Complete(causal=True), ATTENTION_PATHS, 'dense', lambda g, gen: {
              'x': _randn(gen, g.num_src, 6)}, call_graph, sizes=(2, 5, 3)),
@@ -501,25 +503,24 @@ CASES: List[Case] = [
     Case('mha-relative-complete',
          _seeded(lambda: MultiheadAttentionConv(6, 2, relative_clip=2)),
          Complete(), SPARSE_PATHS, 'sparse', lambda g, gen: {
-             'x': _randn(gen, g.num_src, 6)}, _relative, compile=False),
+             'x': _randn(gen, g.num_src, 6)}, _relative),
     Case('transformer-encoder-causal',
          _seeded(lambda: TransformerEncoderLayer(6, 2, 8, dropout=0.)),
          Complete(causal=True), ATTENTION_PATHS, 'dense', lambda g, gen: {
              'x': _randn(gen, g.num_src, 6)}, call_graph, isolated='finite'),
     Case('transformer-decoder-bipartite',
          _seeded(lambda: TransformerDecoderLayer(6, 2, 8, dropout=0.)),
-         Bipartite(), SPARSE_PATHS, 'sparse', lambda g, gen: {
+         Bipartite(), ATTENTION_PATHS, 'dense', lambda g, gen: {
              'memory': _randn(gen, g.num_src, 6),
              'x': _randn(gen, g.num_dst, 6)},
          lambda layer, g, inputs: layer(
              inputs['x'], inputs['memory'],
              graphs.complete_graph(g.info['dst_sizes'], causal=True),
-             g.edge_index), poison='memory', isolated='finite',
-         compile=False),
+             g.edge_index), poison='memory', isolated='finite'),
     # ---- NonLocalBlock -------------------------------------------------
     Case('nonlocal-embedded_gaussian-complete',
          _nonlocal('embedded_gaussian'), Complete(), ATTENTION_PATHS, 'dense',
-         node_x, _with_weights(_attend)),
+         node_x, _with_weights(_attend), compile=True),
     Case('nonlocal-gaussian-complete', _nonlocal('gaussian'), Complete(),
          ATTENTION_PATHS, 'dense', node_x, call_graph),
     Case('nonlocal-embedded_gaussian-random',
@@ -528,7 +529,7 @@ CASES: List[Case] = [
     Case('nonlocal-dot-random', _nonlocal('dot'), Random(), SPARSE_PATHS,
          'sparse', node_x, call_graph),
     Case('nonlocal-concat-random', _nonlocal('concat'), Random(), MESSAGE,
-         'message', node_x, call_graph, compile=False),
+         'message', node_x, call_graph),
     Case('nonlocal-images',
          _seeded(lambda: NonLocalBlock(F_IN, 3, batch_norm=False)), Images(),
          ATTENTION_PATHS, 'dense', _images,
@@ -537,7 +538,7 @@ CASES: List[Case] = [
     Case('lattice-grid2d-same',
          _seeded(lambda: LatticeConv(F_IN, 3, (3, 3), bias=False)),
          Grid((3, 3), 3, padding=1), ATTENTION_PATHS, 'dense', node_x,
-         _lattice, sizes=(9, 9, 9), isolated=None),
+         _lattice, sizes=(9, 9, 9), isolated=None, compile=True),
     Case('lattice-grid2d-stride2-groups',
          _seeded(lambda: LatticeConv(F_IN, 4, (3, 3), groups=2)),
          Grid((5, 5), 3, stride=2), ATTENTION_PATHS, 'dense', node_x,
@@ -552,7 +553,7 @@ CASES: List[Case] = [
     # ---- RecurrentConv: chains are RNNs --------------------------------
     Case('recurrent-gru-chain', _seeded(lambda: RecurrentConv(F_IN, 3)),
          Chain(), ('dense', 'message'), 'dense', node_x, _recurrent,
-         sizes=(3, 1, 4), isolated=None),
+         sizes=(3, 1, 4), isolated=None, compile=True),
     Case('recurrent-lstm-bidirectional-chain',
          _seeded(lambda: RecurrentConv(F_IN, 3, num_layers=2, cell='lstm',
                                        bidirectional=True)),
@@ -575,11 +576,10 @@ CASES: List[Case] = [
         'message', pair_x, _luong, poison='x_src'),
     Case('luong-local-p', _seeded(lambda: LuongAttention(
         F_IN, score='concat', mode='local-p', window=1)), Bipartite(),
-        MESSAGE, 'message', pair_x, _luong, poison='x_src', isolated=None,
-        compile=False),
+        MESSAGE, 'message', pair_x, _luong, poison='x_src', isolated=None),
     Case('graph-network', _seeded(lambda: GraphNetwork.from_sizes(
         F_IN, 2, 1, 3, hidden_channels=5)), Random(), MESSAGE, 'message',
-        _gn_inputs, _gn, isolated='finite'),
+        _gn_inputs, _gn, isolated='finite', compile=True),
     Case('edge-block', _seeded(lambda: EdgeBlock.from_sizes(
         2, F_IN, 1, 3, hidden_channels=5, node_first=True)), Random(),
         MESSAGE, 'message', _gn_inputs, _edge_block, out_graph=_edge_rows,
@@ -602,13 +602,13 @@ CASES: List[Case] = [
     Case('nri-encoder', _seeded(lambda: NRIEncoder(3 * 2, 5)), Random(),
          MESSAGE, 'message', _nri_inputs(3),
          lambda layer, g, inputs: layer(inputs['x'], g.edge_index),
-         out_graph=_edge_rows, isolated=None),
+         out_graph=_edge_rows, isolated=None, train=False),
     Case('nri-decoder', _seeded(lambda: NRIDecoder(2, 2, 5, 5, 5)), Random(),
          MESSAGE, 'message', _nri_inputs(3), _nri_decoder,
          isolated='finite'),
     Case('nri-rnn-decoder', _seeded(lambda: NRIRNNDecoder(2, 2, 5)),
          Random(), MESSAGE, 'message', _nri_inputs(3), _nri_decoder,
-         isolated='finite', compile=False),
+         isolated='finite'),
 ]
 
 
