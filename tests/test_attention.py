@@ -584,3 +584,42 @@ def test_bench_speed_and_seq2seq_rows():
     assert all(0. <= r['accuracy'] <= 1. for r in rows)
     with pytest.raises(ValueError, match="Unknown model 'lstm'"):
         run_seq2seq(quick=True, models=['lstm'])
+
+
+@pytest.mark.parametrize('dtype', dtypes())
+@pytest.mark.parametrize('score, kwargs', [
+    ('gat', {}), ('gat', dict(edge_dim=3, add_self_loops=True)),
+    ('concat', dict(negative_slope=0.)), ('additive', {}),
+    ('location', {}), ('scaled_dot', dict(edge_dim=3)),
+])
+def test_sparse_path_every_score(score, kwargs, dtype):
+    """Every score runs on the sparse path (logits from the per-node
+    projections, the sum as SpMM per head): the message path's outputs,
+    weights and gradients of the inputs and of every parameter."""
+    fast = _conv(score, **kwargs).to(dtype)
+    slow = _conv(score, path='message', **kwargs).to(dtype)
+    slow.load_state_dict(fast.state_dict())
+    edge_index = torch.unique(torch.randint(0, 7, (2, 30)), dim=1)
+    edge_index = edge_index[:, torch.randperm(edge_index.size(1))]
+    edge_type = _types(score, edge_index)
+    inputs = [torch.randn(7, 5, dtype=dtype)]
+    if kwargs.get('edge_dim'):
+        inputs.append(torch.randn(edge_index.size(1), 3, dtype=dtype))
+
+    def run(conv):
+        def fn(x, *edge_attr):
+            out, (_, alpha) = conv(x, edge_index, *edge_attr,
+                                   edge_type=edge_type,
+                                   return_attention_weights=True)
+            return out, alpha
+        return fn
+
+    run(slow)(*inputs)[0].sum().backward()  # the parameters that are used
+    used = [n for n, p in slow.named_parameters() if p.grad is not None]
+    slow.zero_grad(set_to_none=True)
+    fast_p, slow_p = dict(fast.named_parameters()), dict(
+        slow.named_parameters())
+    params = [(lambda n=n: fast_p[n].grad, lambda n=n: slow_p[n].grad)
+              for n in used]
+    assert_twin(run(fast), run(slow), inputs, params)
+    assert fast.last_path == 'sparse' and slow.last_path == 'message'

@@ -740,15 +740,6 @@ class AttentionConv(MessagePassing):
                              "score='location'")
         return edge_attr
 
-    def _fast_reason(self, edge_attr) -> Optional[str]:
-        """Why neither the dense nor the sparse path computes this layer
-        (None when one may)."""
-        if not self.score.dot_product:
-            return f"score={self.score_name!r} is not a dot product"
-        if edge_attr is not None:
-            return 'edge features (edge_attr) are not part of a dot product'
-        return None
-
     def forward(self, x: Union[Tensor, Tuple[Tensor, Tensor]],
                 edge_index: Union[Tensor, GraphStructure],
                 edge_attr: Optional[Tensor] = None, *,
@@ -802,7 +793,7 @@ class AttentionConv(MessagePassing):
                 need_weights=return_attention_weights)  # [N_dst, H, C]
         elif path == 'sparse':
             out, alpha = self._sparse(q_node, k_node, value, rel, pattern,
-                                      edge_type, size)
+                                      edge_attr, edge_type, size)
         else:
             edge_index = graph.edge_index
             alpha = self.edge_updater(edge_index, q=(None, q_node),
@@ -827,21 +818,24 @@ class AttentionConv(MessagePassing):
         """The path to run (one chain of conditions, recorded in
         ``last_path`` / ``why_not_faster``) and the CSR pattern of the
         sparse path."""
-        fast = self._fast_reason(edge_attr)
-        dense = fast
-        if dense is None and self.add_self_loops:
+        dense = None
+        if not self.score.dot_product:
+            dense = f"score={self.score_name!r} is not a dot product"
+        elif edge_attr is not None:
+            dense = 'edge features (edge_attr) are not part of a dot product'
+        elif self.add_self_loops:
             dense = 'add_self_loops=True rewrites the graph'
-        if dense is None and self.rel_key is not None:
+        elif self.rel_key is not None:
             dense = ('relative positions (num_edge_types) need every weight '
                      'alpha_ij for their value term; they run on the sparse '
                      'path')
-        if dense is None:
+        else:
             dense = dense_reason(graph.structure)
-        sparse = fast
-        if sparse is None and not sparse_dtype_ok(value):
+        sparse = None
+        if not sparse_dtype_ok(value):
             sparse = (f'CSR products exist for float32/float64 only (got '
                       f'{value.dtype})')
-        if sparse is None and compiling():
+        elif compiling():
             sparse = 'torch.compile cannot trace the CSR products'
         pattern = None
         wanted = self.path == 'sparse' or (self.path == 'auto'
@@ -857,24 +851,38 @@ class AttentionConv(MessagePassing):
 
     def _sparse(self, q_node: Tensor, k_node: Tensor, value: Tensor,
                 rel: Optional[Tensor], pattern: EdgePattern,
-                edge_type: Optional[Tensor], size: Tuple[int, int]):
+                edge_attr: Optional[Tensor], edge_type: Optional[Tensor],
+                size: Tuple[int, int]):
         r"""The same ``out [N_dst, H, C]`` and ``alpha [E, H]`` as
-        :meth:`edge_update` + :meth:`message` for ``dot_product`` scores,
-        with CSR products per head instead of ``[E, H, C]`` rows: the
-        logits as a sampled dense-dense product (SDDMM), the sum
-        :math:`\sum_j \alpha_{ij} v_j` as a sparse-dense product (SpMM)."""
+        :meth:`edge_update` + :meth:`message`, with the edges in CSR order
+        and no ``[E, H, C]`` rows: the logits of ``dot_product`` scores as
+        a sampled dense-dense product (SDDMM), of the others from the
+        per-node projections gathered per edge (``[E, H]`` for GAT), and
+        the sum :math:`\sum_j \alpha_{ij} v_j` as a sparse-dense product
+        (SpMM) per head."""
         perm = pattern.perm
-        if edge_type is not None and perm is not None:
-            edge_type = edge_type[perm]  # CSR order
-        H = self.heads
-        logits = torch.stack([
-            EdgeDot.apply(pattern, q_node[:, h].contiguous(),
-                           k_node[:, h].contiguous()) for h in range(H)
-        ], dim=1) / self.score.scale  # [E, H]
-        if rel is not None:  # q_i . a^K_t / scale, per (target, type)
-            logits = logits + gather_typed(rel, pattern.target, edge_type)
-        alpha = edge_softmax(logits, pattern.target, size[1], pattern.ptr)
-        alpha = F.dropout(alpha, p=self.dropout, training=self.training)
+        if perm is not None:  # per-edge inputs in CSR order
+            edge_type = None if edge_type is None else edge_type[perm]
+            edge_attr = None if edge_attr is None else edge_attr[perm]
+        target, H = pattern.target, self.heads
+        edge_term = self._edge_term(edge_attr, rel, target, edge_type)
+        if self.score.dot_product:
+            logits = torch.stack([
+                EdgeDot.apply(pattern, q_node[:, h].contiguous(),
+                               k_node[:, h].contiguous()) for h in range(H)
+            ], dim=1) / self.score.scale  # [E, H]
+            if edge_term is not None:
+                logits = logits + edge_term
+        else:
+            logits = self.score.edge(q_node.index_select(0, target),
+                                     k_node.index_select(0, pattern.col),
+                                     edge_type, edge_term)  # [E, H]
+        alpha = edge_softmax(logits, target, size[1], pattern.ptr)
+        if self.training and self.dropout > 0:
+            # the dropout mask drawn in the order of edge_index, as the
+            # message path draws it (same seed, same mask)
+            keep = F.dropout(alpha.new_ones(alpha.shape), p=self.dropout)
+            alpha = alpha * (keep if perm is None else keep[perm])
         out = torch.stack([
             EdgeSum.apply(pattern, alpha[:, h].contiguous(),
                            value[:, h].contiguous()) for h in range(H)
@@ -882,7 +890,7 @@ class AttentionConv(MessagePassing):
         if self.rel_value is not None:  # sum_t (sum of alpha of type t) a^V_t
             T = self.num_edge_types
             weight = alpha.new_zeros(size[1] * T, H).index_add_(
-                0, pattern.target * T + edge_type, alpha)  # [N_dst*T, H]
+                0, target * T + edge_type, alpha)  # [N_dst*T, H]
             out = out + torch.einsum('nth,tc->nhc', weight.view(-1, T, H),
                                      self.rel_value)
         if perm is not None:  # back to the order of edge_index
@@ -893,6 +901,17 @@ class AttentionConv(MessagePassing):
                     edge_attr: Optional[Tensor], edge_type: Optional[Tensor],
                     index: Tensor, ptr: Optional[Tensor],
                     dim_size: Optional[int]) -> Tensor:
+        edge_term = self._edge_term(edge_attr, rel, index, edge_type)
+        logits = self.score.edge(q_i, k_j, edge_type, edge_term)  # [E, H]
+        alpha = edge_softmax(logits, index, dim_size, ptr)
+        return F.dropout(alpha, p=self.dropout, training=self.training)
+
+    def _edge_term(self, edge_attr: Optional[Tensor], rel: Optional[Tensor],
+                   index: Tensor, edge_type: Optional[Tensor]
+                   ) -> Optional[Tensor]:
+        """The per-edge part of the logit beside the score ``[E, H]``:
+        :math:`\mathbf{c}^{h\top} \mathbf{W}^h_E \mathbf{e}_{ij}` and the
+        relative key term :math:`q_i \cdot a^K_{t_{ij}} / s`."""
         edge_term = None
         if self.lin_edge is not None and edge_attr is not None:
             e = self.lin_edge(edge_attr).view(-1, self.heads,
@@ -901,9 +920,7 @@ class AttentionConv(MessagePassing):
         if rel is not None:  # q_i . a^K_t / scale, per (target, type)
             rel = gather_typed(rel, index, edge_type)  # [E, H]
             edge_term = rel if edge_term is None else edge_term + rel
-        logits = self.score.edge(q_i, k_j, edge_type, edge_term)  # [E, H]
-        alpha = edge_softmax(logits, index, dim_size, ptr)
-        return F.dropout(alpha, p=self.dropout, training=self.training)
+        return edge_term
 
     def message(self, v_j: Tensor, alpha: Tensor,
                 edge_type: Optional[Tensor]) -> Tensor:
