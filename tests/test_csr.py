@@ -197,3 +197,23 @@ def test_other_dtypes_refused(product, dtype):
     mixed = [inputs[0].double(), inputs[1].float()]
     with pytest.raises(TypeError, match='one dtype'):
         fn(*mixed)
+
+
+@pytest.mark.parametrize('product', PRODUCTS)
+def test_autocast_runs_in_float32(product):
+    """Under CPU bfloat16 autocast the products run in float32 (as
+    autocast runs softmax); gradients come back in the inputs' dtypes."""
+    edge_index, num_src, num_dst = _edges()
+    pattern = EdgePattern.build(edge_index, num_src, num_dst)
+    fn, ref, kinds = _functions(pattern, edge_index, num_src,
+                                num_dst)[product]
+    inputs = _inputs(kinds, 2, torch.float32, num_src, num_dst,
+                     edge_index.size(1))
+    low = [inputs[0].detach().bfloat16().requires_grad_(), inputs[1]]
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = fn(*low)
+    assert out.dtype == torch.float32
+    assert_close(out, ref(low[0].detach().float(), inputs[1].detach()))
+    out.sum().backward()
+    assert low[0].grad.dtype == torch.bfloat16
+    assert inputs[1].grad.dtype == torch.float32

@@ -25,10 +25,10 @@ The CSR pattern of a graph (sort, pointers, transpose, the block-diagonal
 copies for heads) is built once per ``edge_index`` tensor and reused while
 the tensor lives and is not modified in place (:meth:`EdgePattern.build`).
 
-CSR products exist in PyTorch for float32 and float64 only; other dtypes
-raise a :class:`TypeError` (layers check
-:func:`~pyg_relational.nn._paths.sparse_dtype_ok` first and take the message
-path).
+CSR products exist in PyTorch for float32 and float64 only: under autocast
+(CPU bfloat16, CUDA float16) the products run in float32, as autocast runs
+softmax; other dtypes outside autocast raise a :class:`TypeError` (layers
+check the dtype first and take the message path).
 """
 import warnings
 import weakref
@@ -37,7 +37,8 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
-__all__ = ['EdgePattern', 'EdgeDot', 'EdgeSum', 'EdgeSumT', 'CSR_DTYPES']
+__all__ = ['EdgePattern', 'EdgeDot', 'EdgeSum', 'EdgeSumT', 'CSR_DTYPES',
+           'autocast_float32']
 
 #: dtypes PyTorch's CSR products support (on CPU: MKL / native kernels)
 CSR_DTYPES = (torch.float32, torch.float64)
@@ -217,6 +218,27 @@ def _check(name: str, *tensors: Tensor):
                 f"does so for other dtypes)")
 
 
+def autocast_float32(device) -> bool:
+    """Whether autocast is on for ``device``: the products then run in
+    float32 (as autocast runs softmax), whatever the inputs' dtype."""
+    return torch.is_autocast_enabled(torch.device(device).type)
+
+
+def _run(ctx, name: str, product: str, pattern: EdgePattern, x: Tensor,
+         y: Tensor) -> Tensor:
+    """The forward of the three Functions: autocast casts to float32 (and
+    is off inside), dtypes checked, inputs saved, the product run."""
+    device = x.device.type
+    if torch.is_autocast_enabled(device):
+        x, y = (t.float() if t.dtype not in CSR_DTYPES else t
+                for t in (x, y))
+    _check(name, x, y)
+    ctx.pattern = pattern
+    ctx.save_for_backward(x, y)
+    with torch.autocast(device, enabled=False):
+        return _per_head(pattern, product, x, y)
+
+
 def _per_head(pattern: EdgePattern, product: str, w_or_a: Tensor,
               b: Tensor) -> Tensor:
     r"""Run ``pattern.<product>`` on ``H`` heads: inputs ``[E, H]`` or
@@ -254,15 +276,13 @@ class EdgeDot(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, pattern: EdgePattern, a: Tensor, b: Tensor):
-        _check('EdgeDot', a, b)
-        ctx.pattern = pattern
-        ctx.save_for_backward(a, b)
-        return _per_head(pattern, 'sddmm', a, b)
+        return _run(ctx, 'EdgeDot', 'sddmm', pattern, a, b)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         a, b = ctx.saved_tensors
         pattern = ctx.pattern
+        grad = grad.to(a.dtype)  # autocast: the float32 of forward
         grad_a = EdgeSum.apply(pattern, grad, b) \
             if ctx.needs_input_grad[1] else None
         grad_b = EdgeSumT.apply(pattern, grad, a) \
@@ -279,15 +299,13 @@ class EdgeSum(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, pattern: EdgePattern, w: Tensor, v: Tensor):
-        _check('EdgeSum', w, v)
-        ctx.pattern = pattern
-        ctx.save_for_backward(w, v)
-        return _per_head(pattern, 'spmm', w, v)
+        return _run(ctx, 'EdgeSum', 'spmm', pattern, w, v)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         w, v = ctx.saved_tensors
         pattern = ctx.pattern
+        grad = grad.to(w.dtype)  # autocast: the float32 of forward
         grad_w = EdgeDot.apply(pattern, grad, v) \
             if ctx.needs_input_grad[1] else None
         grad_v = EdgeSumT.apply(pattern, w, grad) \
@@ -303,15 +321,13 @@ class EdgeSumT(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, pattern: EdgePattern, w: Tensor, u: Tensor):
-        _check('EdgeSumT', w, u)
-        ctx.pattern = pattern
-        ctx.save_for_backward(w, u)
-        return _per_head(pattern, 'spmm_t', w, u)
+        return _run(ctx, 'EdgeSumT', 'spmm_t', pattern, w, u)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         w, u = ctx.saved_tensors
         pattern = ctx.pattern
+        grad = grad.to(w.dtype)  # autocast: the float32 of forward
         grad_w = EdgeDot.apply(pattern, u, grad) \
             if ctx.needs_input_grad[1] else None
         grad_u = EdgeSum.apply(pattern, w, grad) \

@@ -15,7 +15,7 @@ from .._checks import check_choice, check_edge_index, check_features, check_int
 from ..graphs import complete_graph  # noqa: F401 (the example)
 from ..structure import BipartiteBlocks, CompleteBlocks, GraphStructure
 from ..transforms import image_to_nodes, nodes_to_image
-from ._csr import CSR_DTYPES, EdgeDot, EdgePattern, EdgeSum
+from ._csr import CSR_DTYPES, EdgeDot, EdgePattern, EdgeSum, autocast_float32
 from ._dense import block_attention, dense_reason
 from ._paths import GraphInput, check_path, choose_path, compiling
 from .attention import attention_score, edge_softmax
@@ -111,7 +111,7 @@ class NonLocalBlock(MessagePassing):
         * ``'sparse'``: any graph without repeated edges, as CSR products
           (an SDDMM for :math:`\theta_i^{\top}\phi_j`, an SpMM for
           :math:`\sum_j \alpha_{ji} g_j`; pattern cached per graph);
-          float32 / float64 only;
+          float32 / float64, or in float32 under autocast;
         * ``'message'``: :meth:`edge_update` + :meth:`message`, the
           reference.
 
@@ -386,28 +386,30 @@ class NonLocalBlock(MessagePassing):
         return None
 
     def _sparse_pattern(self, graph: GraphInput, size: Tuple[int, int],
-                        dtype) -> Tuple[Optional[EdgePattern], Optional[str]]:
+                        query: Tensor
+                        ) -> Tuple[Optional[EdgePattern], Optional[str]]:
         """The CSR pattern of the graph, or why there is none."""
+        dtype = query.dtype
         if compiling():
             return None, 'torch.compile cannot trace the CSR products'
-        if dtype not in CSR_DTYPES:
+        if dtype not in CSR_DTYPES and not autocast_float32(query.device):
             return None, f'CSR products support float32 / float64 only ' \
-                f'(got {dtype})'
+                f'(got {dtype}, autocast off)'
         pattern = EdgePattern.build(graph.edge_index, *size)
         if pattern is None:
             return None, 'the graph has no edge or a repeated edge (no CSR ' \
                 'form)'
         return pattern, None
 
-    def _choose(self, graph: GraphInput, size: Tuple[int, int], dtype
-                ) -> Tuple[str, Optional[EdgePattern]]:
+    def _choose(self, graph: GraphInput, size: Tuple[int, int],
+                query: Tensor) -> Tuple[str, Optional[EdgePattern]]:
         """The path to run (recorded in ``last_path`` /
         ``why_not_faster``) and the CSR pattern when it is 'sparse'."""
         dense_why = self._dense_reason(graph.structure)
         pattern = sparse_why = None
         if self.path == 'sparse' or (self.path == 'auto'
                                      and dense_why is not None):
-            pattern, sparse_why = self._sparse_pattern(graph, size, dtype)
+            pattern, sparse_why = self._sparse_pattern(graph, size, query)
         path = choose_path(self, self.path, {'dense': dense_why,
                                              'sparse': sparse_why})
         return path, pattern
@@ -420,7 +422,7 @@ class NonLocalBlock(MessagePassing):
         from the targets' features and the sources' keys and values."""
         query = x_dst if self.theta is None else self.theta(x_dst)
         size = (key.size(0), query.size(0))
-        path, pattern = self._choose(graph, size, query.dtype)
+        path, pattern = self._choose(graph, size, query)
         if path == 'dense':
             y, alpha = self._dense(query, key, value, graph.structure,
                                    need_weights)
