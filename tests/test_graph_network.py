@@ -354,7 +354,8 @@ def test_node_first_split_bad_width_raises():
     x, edge_index, e, u, batch = _batched_graph(torch.float32)
     block = EdgeBlock(torch.nn.Linear(F_E + 2 * F_V + F_U + 1, OUT),
                       node_first=True)
-    with pytest.raises(ValueError, match=r'takes 13 features but the inputs have 12 \(edges 2 \+ senders 3'):
+    with pytest.raises(ValueError, match=r'takes 13 input features but the inputs give 12 '
+                       r'\(edge_attr 2 \+ x 3 \+ x 3 \+ u 4\)'):
         block(x, edge_index, e, u, batch)
 
 

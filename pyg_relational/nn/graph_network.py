@@ -18,7 +18,7 @@ order of the remaining parts is kept. Edge direction follows PyG:
 ``edge_index[0]`` is the sender (source, :math:`s_k`, ``_j``) and
 ``edge_index[1]`` the receiver (target, :math:`r_k`, ``_i``).
 """
-from typing import Callable, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -30,11 +30,21 @@ from torch_geometric.nn.inits import reset as _reset
 from torch_geometric.nn.resolver import aggregation_resolver
 
 from .._checks import check_edge_index, check_int
+from ._paths import GraphInput
+from .attention import edge_softmax
 
 __all__ = ['EdgeBlock', 'NodeBlock', 'GlobalBlock', 'GraphNetwork', 'mlp',
            'split_first_linear']
 
 PairTensor = Tuple[Tensor, Tensor]
+#: ``edge_index``, :class:`~torch_geometric.EdgeIndex`, an ``adj_t``
+#: (``SparseTensor`` / ``torch.sparse``) or a ``GraphStructure``.
+Adj = Union[Tensor, object]
+_EDGE_PARTS = ('edges', 'senders', 'receivers', 'globals')
+#: the ``from_sizes`` argument that sized each part
+_BUILT = {'edges': 'edge_channels', 'senders': 'node_channels',
+          'receivers': 'node_channels', 'nodes': 'node_channels',
+          'globals': 'global_channels'}
 NodeInput = Union[Tensor, PairTensor]
 BatchInput = Optional[Union[Tensor, Tuple[Optional[Tensor], Optional[Tensor]]]]
 
@@ -46,7 +56,8 @@ def mlp(in_channels: int, out_channels: int,
     normalisation and with a plain (linear) last layer.
 
     Args:
-        in_channels (int): input size.
+        in_channels (int): input size; ``-1`` infers it from the first
+            input (lazy, as PyG's :class:`~torch_geometric.nn.Linear`).
         out_channels (int): output size.
         hidden_channels (int, optional): hidden size (default:
             :obj:`out_channels`).
@@ -60,13 +71,15 @@ def mlp(in_channels: int, out_channels: int,
         >>> mlp(6, 4, hidden_channels=16)(torch.randn(3, 6)).shape
         torch.Size([3, 4])
     """
-    check_int(in_channels, 'in_channels', 1)
+    if in_channels != -1:
+        check_int(in_channels, 'in_channels', 1)
     check_int(out_channels, 'out_channels', 1)
     check_int(num_layers, 'num_layers', 1)
     hidden_channels = out_channels if hidden_channels is None else \
         check_int(hidden_channels, 'hidden_channels', 1)
     if num_layers == 1:
-        return torch.nn.Linear(in_channels, out_channels)
+        return torch.nn.Linear(in_channels, out_channels) \
+            if in_channels > 0 else PyGLinear(-1, out_channels)
     return MLP(in_channels=in_channels, hidden_channels=hidden_channels,
                out_channels=out_channels, num_layers=num_layers, act=act,
                norm=None, plain_last=True)
@@ -85,7 +98,10 @@ def _split_pair(value, name: str):
     return value, value
 
 
-def _num_nodes(x: NodeInput, name: str = 'x') -> Tuple[int, int]:
+def _num_nodes(x: NodeInput, name: str = 'x',
+               size: Optional[Tuple[Optional[int], Optional[int]]] = None
+               ) -> Tuple[int, int]:
+    """``(N_src, N_dst)`` of the node features, checked against ``size``."""
     src, dst = _split_pair(x, name)
     for t, role in ((src, 'source'), (dst, 'target')):
         if not isinstance(t, Tensor) or t.dim() != 2:
@@ -93,7 +109,87 @@ def _num_nodes(x: NodeInput, name: str = 'x') -> Tuple[int, int]:
                 type(t).__name__
             raise ValueError(f"'{name}' ({role} nodes) must be a 2-D tensor "
                              f"[num_nodes, channels] (got {shape})")
-    return src.size(0), dst.size(0)
+    have = (src.size(0), dst.size(0))
+    if size is not None:
+        _check_size(size)
+        if any(s is not None and s != h for s, h in zip(size, have)):
+            raise ValueError(f"'size' is {tuple(size)} but '{name}' has "
+                             f"{have[0]} source and {have[1]} target nodes; "
+                             f"drop 'size' or pass matching features")
+    return have
+
+
+def _check_size(size) -> Tuple[Optional[int], Optional[int]]:
+    if not isinstance(size, (tuple, list)) or len(size) != 2 or not all(
+            s is None or (isinstance(s, int) and s >= 0) for s in size):
+        raise ValueError(f"'size' must be a pair (N_src, N_dst) of "
+                         f"non-negative ints or None (got {size!r})")
+    return tuple(size)
+
+
+def _looks_like_size(value) -> bool:
+    return isinstance(value, (tuple, list)) and len(value) == 2 and all(
+        v is None or (isinstance(v, int) and not isinstance(v, bool))
+        for v in value) and any(isinstance(v, int) for v in value)
+
+
+def _refuse_sizes(**arguments):
+    """A ``size`` passed positionally must not be taken for another
+    argument (``u``, ``batch``, ...)."""
+    for name, value in arguments.items():
+        if _looks_like_size(value):
+            raise TypeError(f"'{name}' got {value!r}, which looks like a "
+                            f"size; pass it by keyword: size={value!r}")
+
+
+def _resolve_graph(edge_index, edge_attr: Optional[Tensor] = None,
+                   num_src: Optional[int] = None,
+                   num_dst: Optional[int] = None
+                   ) -> Tuple[Tensor, Optional[Tensor]]:
+    r"""``(edge_index, edge_attr)`` from any graph argument PyG layers take:
+    an ``edge_index``, an :class:`~torch_geometric.EdgeIndex`, an ``adj_t``
+    (:class:`torch_sparse.SparseTensor` or ``torch.sparse``,
+    ``[N_dst, N_src]``) or a
+    :class:`~pyg_relational.structure.GraphStructure`, via
+    :class:`~pyg_relational.nn._paths.GraphInput`. As PyG's ``propagate``
+    does, ``[E, F]`` values of an ``adj_t`` are the edge features when
+    ``edge_attr`` is None; the edges of an ``adj_t`` come sorted by target,
+    then source."""
+    if type(edge_index) is Tensor:  # plain edge_index: nothing to resolve
+        return edge_index, edge_attr
+    graph = GraphInput(edge_index, num_src, num_dst)
+    if edge_attr is None and graph.edge_weight is not None \
+            and graph.edge_weight.dim() == 2:
+        edge_attr = graph.edge_weight  # [E, F]
+    return graph.edge_index, edge_attr
+
+
+def _check_width(t: Optional[Tensor], want: Optional[int], name: str,
+                 built: str):
+    """``t`` (argument ``name``) has the ``want`` features the block was
+    built for (``from_sizes(..., built=want)``; ``-1``: lazy)."""
+    if t is not None and want is not None and want > 0 and \
+            t.size(-1) != want:
+        raise ValueError(f"'{name}' has {t.size(-1)} features but the block "
+                         f"was built with {built}={want}; pass [*, {want}] "
+                         f"or build it with {built}={t.size(-1)}")
+
+
+def _check_total(model: Module, model_name: str,
+                 parts: List[Tuple[str, Tensor]]):
+    """The concatenated ``parts`` fit the first linear layer of ``model``
+    (when it has one): a wrong width names the arguments, not a matmul."""
+    head = split_first_linear(model)
+    if head is None:
+        return
+    want = head[0].weight.size(1)
+    have = sum(t.size(-1) for _, t in parts)
+    if have != want:
+        desc = ' + '.join(f"{name} {t.size(-1)}" for name, t in parts)
+        names = dict.fromkeys(repr(name) for name, _ in parts)
+        raise ValueError(f"'{model_name}' takes {want} input features but "
+                         f"the inputs give {have} ({desc}); check the widths "
+                         f"of {', '.join(names)}")
 
 
 def _check_edge_attr(edge_attr: Optional[Tensor], num_edges: int,
@@ -121,10 +217,13 @@ def _check_batch(batch: Optional[Tensor], num_nodes: int, name: str):
             batch, Tensor) else type(batch).__name__
         raise ValueError(f"'{name}' must be a 1-D long tensor with one graph "
                          f"index per node ({num_nodes} nodes; got {shape})")
+    if batch.numel() > 0 and int(batch.min()) < 0:
+        raise ValueError(f"'{name}' contains the negative graph index "
+                         f"{int(batch.min())}; graph indices start at 0")
 
 
 def _check_globals(u: Optional[Tensor], required: bool, flag: str,
-                   batch: Optional[Tensor], num_graphs: Optional[int] = None):
+                   batch: Optional[Tensor]):
     if u is None:
         if required:
             raise ValueError(f"'u' is None but {flag}=True; pass global "
@@ -143,6 +242,51 @@ def _check_globals(u: Optional[Tensor], required: bool, flag: str,
             int(batch.max()) >= u.size(0):
         raise IndexError(f"'batch' refers to graph {int(batch.max())} but "
                          f"'u' has only {u.size(0)} rows")
+
+
+def _num_graphs(num_graphs: Optional[int], u: Optional[Tensor],
+                batch: Optional[Tensor]) -> int:
+    """The number of graphs ``B``: ``u.size(0)``, else ``num_graphs``, else
+    ``batch.max() + 1`` (1 without batch); a ``num_graphs`` too small for
+    ``batch`` or unequal to ``u.size(0)`` is refused."""
+    if num_graphs is not None:
+        num_graphs = check_int(num_graphs, 'num_graphs', 1)
+        if u is not None and num_graphs != u.size(0):
+            raise ValueError(f"'num_graphs' is {num_graphs} but 'u' has "
+                             f"{u.size(0)} rows; drop 'num_graphs' or pass "
+                             f"one row of 'u' per graph")
+        if batch is not None and batch.numel() > 0 and \
+                int(batch.max()) >= num_graphs:
+            raise ValueError(f"'num_graphs' is {num_graphs} but 'batch' "
+                             f"refers to graph {int(batch.max())}; pass "
+                             f"num_graphs >= {int(batch.max()) + 1} or "
+                             f"leave it None")
+        return num_graphs
+    if u is not None:
+        return u.size(0)
+    if batch is not None and batch.numel() > 0:
+        return int(batch.max()) + 1
+    return 1
+
+
+def _aggr_width(aggr, channels: int) -> int:
+    """Width of ``aggr`` applied to ``channels`` features (a
+    :class:`~torch_geometric.nn.aggr.MultiAggregation` widens it; ``-1``:
+    lazy, ``0``: off)."""
+    if channels <= 0:
+        return channels
+    module = aggregation_resolver(aggr)
+    if hasattr(module, 'get_out_channels'):
+        return module.get_out_channels(channels)
+    return channels
+
+
+def _lazy_sum(sizes: List[int]) -> int:
+    """Input width of a model fed the parts of ``sizes`` (``0``: off);
+    ``-1`` (lazy) when any part is lazy."""
+    for s in sizes:
+        check_int(s, 'channels', -1)
+    return -1 if -1 in sizes else sum(sizes)
 
 
 def _gather_globals(u: Tensor, batch: Optional[Tensor], count: int) -> Tensor:
@@ -298,6 +442,8 @@ class EdgeBlock(MessagePassing):
         self.use_receiver_nodes = use_receiver_nodes
         self.use_globals = use_globals
         self.node_first = node_first
+        #: widths ``from_sizes`` built each part for (None: unknown)
+        self.part_channels: Optional[Dict[str, int]] = None
         self.reset_parameters()
 
     @classmethod
@@ -307,27 +453,40 @@ class EdgeBlock(MessagePassing):
                    num_layers: int = 2,
                    node_first: bool = False) -> 'EdgeBlock':
         r"""An :class:`EdgeBlock` whose :math:`\phi^e` is :func:`mlp`; a part
-        of size ``0`` is switched off. ``node_channels`` may be a pair
-        ``(sender, receiver)``."""
+        of size ``0`` is switched off, a part of size ``-1`` is on and
+        sized from the first input (lazy, so
+        :func:`~torch_geometric.nn.to_hetero` needs no sizes).
+        ``node_channels`` may be a pair ``(sender, receiver)``, e.g.
+        ``(-1, -1)``. Inputs of another width than built for raise a
+        :class:`ValueError` naming the argument."""
         send, recv = _split_pair(node_channels, 'node_channels')
         sizes = [edge_channels, send, recv, global_channels]
-        return cls(mlp(sum(sizes), out_channels, hidden_channels, num_layers),
-                   *(s > 0 for s in sizes), node_first=node_first)
+        block = cls(mlp(_lazy_sum(sizes), out_channels, hidden_channels,
+                        num_layers), *(s != 0 for s in sizes),
+                    node_first=node_first)
+        block.part_channels = dict(zip(_EDGE_PARTS, sizes))
+        return block
 
     def reset_parameters(self):
         super().reset_parameters()
         _reset(self.edge_model)
 
-    def forward(self, x: Optional[NodeInput], edge_index: Tensor,
+    def forward(self, x: Optional[NodeInput], edge_index: Adj,
                 edge_attr: Optional[Tensor] = None, u: Optional[Tensor] = None,
-                batch: BatchInput = None) -> Tensor:
-        """Return the new edge features ``[E, F_e']``."""
-        size = None
+                batch: BatchInput = None,
+                size: Optional[Tuple[int, int]] = None) -> Tensor:
+        """Return the new edge features ``[E, F_e']`` (for an ``adj_t``, in
+        its edge order: by target, then source)."""
+        _refuse_sizes(edge_attr=edge_attr, u=u, batch=batch)
         if x is not None:
-            size = _num_nodes(x)
+            size = _num_nodes(x, size=size)
         elif self.use_sender_nodes or self.use_receiver_nodes:
             raise ValueError("'x' is None but the block uses node features; "
                              "pass x [N, F]")
+        elif size is not None:
+            size = _check_size(size)
+        edge_index, edge_attr = _resolve_graph(edge_index, edge_attr,
+                                               *(size or (None, None)))
         check_edge_index(edge_index, *(size or (None, None)))
         _check_edge_attr(edge_attr, edge_index.size(1), self.use_edges,
                          'use_edges')
@@ -336,6 +495,7 @@ class EdgeBlock(MessagePassing):
             _check_batch(batch_src, size[0], 'batch')
             _check_batch(batch_dst, size[1], 'batch')
         _check_globals(u, self.use_globals, 'use_globals', batch_dst)
+        self._check_inputs(x, edge_attr, u)
         one_side = self.use_sender_nodes != self.use_receiver_nodes
         if self.node_first and one_side and not (self.use_edges
                                                  or self.use_globals):
@@ -353,6 +513,23 @@ class EdgeBlock(MessagePassing):
                                        edge_batch)
         return self.edge_updater(edge_index, x=x, edge_attr=edge_attr, u=u,
                                  edge_batch=edge_batch, size=size)
+
+    def _check_inputs(self, x: Optional[NodeInput],
+                      edge_attr: Optional[Tensor], u: Optional[Tensor]):
+        """Every part has the width ``edge_model`` takes."""
+        pair = isinstance(x, (tuple, list))
+        x_src, x_dst = _split_pair(x, 'x') if x is not None else (None, None)
+        parts = [(part, name, t) for part, flag, name, t in zip(
+            _EDGE_PARTS, (self.use_edges, self.use_sender_nodes,
+                          self.use_receiver_nodes, self.use_globals),
+            ('edge_attr', 'x[0]' if pair else 'x', 'x[1]' if pair else 'x',
+             'u'), (edge_attr, x_src, x_dst, u)) if flag]
+        if self.part_channels is not None:
+            for part, name, t in parts:
+                _check_width(t, self.part_channels[part], name,
+                             _BUILT[part])
+        _check_total(self.edge_model, 'edge_model',
+                     [(name, t) for _, name, t in parts])
 
     def _split_forward(self, lin: Module, rest: Callable[[Tensor], Tensor],
                        x: Optional[NodeInput], edge_index: Tensor,
@@ -372,14 +549,8 @@ class EdgeBlock(MessagePassing):
                  ('globals', u, lambda h: _gather_globals(h, edge_batch, E),
                   self.use_globals)]
         parts = [p for p in parts if p[3]]
-        widths = [t.size(-1) for _, t, _, _ in parts]
+        widths = [t.size(-1) for _, t, _, _ in parts]  # checked in forward
         weight = lin.weight  # [F_out, F_in]
-        if sum(widths) != weight.size(1):
-            have = ' + '.join(f'{name} {w}'
-                              for (name, *_), w in zip(parts, widths))
-            raise ValueError(f"the first linear layer of 'edge_model' takes "
-                             f"{weight.size(1)} features but the inputs have "
-                             f"{sum(widths)} ({have})")
         out = None  # [E, F_out], summed in place into one fresh buffer
         for (_, t, per_edge, _), w in zip(parts, weight.split(widths, dim=1)):
             h = per_edge(t @ w.t())  # product per edge, node or graph
@@ -431,13 +602,18 @@ class NodeBlock(MessagePassing):
     :math:`i` (``message()`` returns :math:`\mathbf{e}_{ji}` unchanged), and
     :math:`\phi^{v}` is ``node_model`` applied to the concatenation of the
     parts switched on, in this order. A node with no incoming edge aggregates
-    zeros.
+    zeros. With ``use_sent_edges=True`` (graph_nets / jraph) the aggregate
+    of the edges *sent* by :math:`i`, :math:`\rho^{e \to v}_{k : s_k = i}
+    \mathbf{e}_k`, is fed as well, right after the received one.
 
     Args:
         node_model (torch.nn.Module): :math:`\phi^{v}`; see
             :meth:`from_sizes` for a default MLP.
-        aggr (str or Aggregation, optional): :math:`\rho^{e \to v}`, any PyG
-            aggregation (:obj:`"sum"`, :obj:`"mean"`, :obj:`"max"`, ...).
+        aggr (str or Aggregation or list, optional): :math:`\rho^{e \to v}`,
+            any PyG aggregation (:obj:`"sum"`, :obj:`"mean"`, :obj:`"max"`,
+            ...), or a list of them (a
+            :class:`~torch_geometric.nn.aggr.MultiAggregation`, whose
+            concatenated output :meth:`from_sizes` feeds to a wider MLP).
             (default: :obj:`"sum"`)
         use_received_edges (bool, optional): feed
             :math:`\bar{\mathbf{e}}^{\prime}_{i}`. (default: :obj:`True`)
@@ -445,14 +621,20 @@ class NodeBlock(MessagePassing):
             (default: :obj:`True`)
         use_globals (bool, optional): feed :math:`\mathbf{u}_{g(i)}`.
             (default: :obj:`True`)
+        use_sent_edges (bool, optional): feed the aggregate of the edges
+            each node sends (one node set only, not a bipartite pair).
+            (default: :obj:`False`)
 
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, F_v)` or
           :math:`((|\mathcal{V}_s|, F_s), (|\mathcal{V}_t|, F_t))`,
-          edge indices :math:`(2, |\mathcal{E}|)`, edge features
-          :math:`(|\mathcal{E}|, F_e)`, globals :math:`(B, F_u)`
-          *(optional)*, batch vector :math:`(|\mathcal{V}|)` or a pair
-          *(optional)*
+          edge indices :math:`(2, |\mathcal{E}|)` or an ``adj_t``
+          :math:`(|\mathcal{V}_t|, |\mathcal{V}_s|)` (``SparseTensor`` or
+          ``torch.sparse``; its ``[E, F]`` values are the edge features
+          when ``edge_attr`` is None, and its edges are ordered by target,
+          then source), edge features :math:`(|\mathcal{E}|, F_e)`, globals
+          :math:`(B, F_u)` *(optional)*, batch vector :math:`(|\mathcal{V}|)`
+          or a pair *(optional)*, ``size`` *(optional)*
         - **output:** node features :math:`(|\mathcal{V}_t|, F_v')`
 
     Example:
@@ -466,87 +648,144 @@ class NodeBlock(MessagePassing):
     """
     def __init__(self, node_model: Module, aggr='sum',
                  use_received_edges: bool = True, use_nodes: bool = True,
-                 use_globals: bool = True):
+                 use_globals: bool = True, use_sent_edges: bool = False):
         super().__init__(aggr=aggr)
-        if not any((use_received_edges, use_nodes, use_globals)):
+        if not any((use_received_edges, use_sent_edges, use_nodes,
+                    use_globals)):
             raise ValueError("NodeBlock needs at least one input; set one of "
-                             "use_received_edges, use_nodes, use_globals to "
-                             "True")
+                             "use_received_edges, use_sent_edges, use_nodes, "
+                             "use_globals to True")
         self.node_model = node_model
         self.use_received_edges = use_received_edges
+        self.use_sent_edges = use_sent_edges
         self.use_nodes = use_nodes
         self.use_globals = use_globals
+        #: widths ``from_sizes`` built each part for (None: unknown)
+        self.part_channels: Optional[Dict[str, int]] = None
         self.reset_parameters()
 
     @classmethod
     def from_sizes(cls, edge_channels: int, node_channels: int,
                    global_channels: int, out_channels: int,
                    hidden_channels: Optional[int] = None, num_layers: int = 2,
-                   aggr='sum') -> 'NodeBlock':
+                   aggr='sum', use_sent_edges: bool = False) -> 'NodeBlock':
         r"""A :class:`NodeBlock` whose :math:`\phi^v` is :func:`mlp`; a part
-        of size ``0`` is switched off (``node_channels`` = receiver size)."""
-        sizes = [edge_channels, node_channels, global_channels]
-        return cls(mlp(sum(sizes), out_channels, hidden_channels, num_layers),
-                   aggr, *(s > 0 for s in sizes))
+        of size ``0`` is switched off, ``-1`` is lazy (``node_channels`` =
+        receiver size). The MLP takes the aggregated width (``k`` times
+        ``edge_channels`` for ``k`` aggregations)."""
+        edge_width = _aggr_width(aggr, edge_channels)
+        sizes = [edge_width, edge_width if use_sent_edges else 0,
+                 node_channels, global_channels]
+        block = cls(mlp(_lazy_sum(sizes), out_channels, hidden_channels,
+                        num_layers), aggr, edge_channels != 0,
+                    node_channels != 0, global_channels != 0,
+                    use_sent_edges=use_sent_edges and edge_channels != 0)
+        block.part_channels = {'edges': edge_channels,
+                               'nodes': node_channels,
+                               'globals': global_channels}
+        return block
 
     def reset_parameters(self):
         super().reset_parameters()
         _reset(self.node_model)
 
-    def forward(self, x: NodeInput, edge_index: Tensor,
+    def forward(self, x: NodeInput, edge_index: Adj,
                 edge_attr: Optional[Tensor] = None, u: Optional[Tensor] = None,
-                batch: BatchInput = None) -> Tensor:
+                batch: BatchInput = None,
+                size: Optional[Tuple[int, int]] = None) -> Tensor:
         """Return the new features ``[N_t, F_v']`` of the target nodes
-        (:meth:`receive`, then :meth:`node_update`)."""
-        received = None
+        (:meth:`receive` and :meth:`send`, then :meth:`node_update`)."""
+        _refuse_sizes(edge_attr=edge_attr, u=u, batch=batch)
+        size = _num_nodes(x, size=size)
+        edge_index, edge_attr = _resolve_graph(edge_index, edge_attr, *size)
+        check_edge_index(edge_index, *size)
+        received = sent = None
         if self.use_received_edges:
             received = self.receive(x, edge_index, edge_attr)
-        else:
-            check_edge_index(edge_index, *_num_nodes(x))
-        return self.node_update(x, received, u, batch)
+        if self.use_sent_edges:
+            sent = self.send(x, edge_index, edge_attr)
+        return self.node_update(x, received, u, batch, sent=sent)
 
-    def receive(self, x: NodeInput, edge_index: Tensor,
+    def _edges_in(self, x: NodeInput, edge_index: Tensor,
+                  edge_attr: Optional[Tensor], flag: str
+                  ) -> Tuple[Tuple[int, int], Tensor, Optional[Tensor]]:
+        size = _num_nodes(x)
+        edge_index, edge_attr = _resolve_graph(edge_index, edge_attr, *size)
+        check_edge_index(edge_index, *size)
+        _check_edge_attr(edge_attr, edge_index.size(1), True, flag)
+        if self.part_channels is not None:
+            _check_width(edge_attr, self.part_channels['edges'], 'edge_attr',
+                         'edge_channels')
+        return size, edge_index, edge_attr
+
+    def receive(self, x: NodeInput, edge_index: Adj,
                 edge_attr: Optional[Tensor]) -> Tensor:
         r""":math:`\bar{\mathbf{e}}^{\prime}_{i}`: the received edges
         aggregated per target, ``[N_t, F_e]`` (zeros for a node without
         incoming edge)."""
-        size = _num_nodes(x)
-        check_edge_index(edge_index, *size)
-        _check_edge_attr(edge_attr, edge_index.size(1), True,
-                         'use_received_edges')
+        size, edge_index, edge_attr = self._edges_in(
+            x, edge_index, edge_attr, 'use_received_edges')
         return self.propagate(edge_index, edge_attr=edge_attr,
                               size=size)  # [N_t, F_e]
 
+    def send(self, x: NodeInput, edge_index: Adj,
+             edge_attr: Optional[Tensor]) -> Tensor:
+        r"""The sent edges aggregated per sender, ``[N, F_e]`` (zeros for a
+        node without outgoing edge); one node set only."""
+        if isinstance(x, (tuple, list)) and x[0] is not x[1]:
+            raise ValueError("use_sent_edges=True aggregates edges at their "
+                             "senders, which a bipartite pair 'x' does not "
+                             "update; pass one node set or build the block "
+                             "with use_sent_edges=False")
+        size, edge_index, edge_attr = self._edges_in(
+            x, edge_index, edge_attr, 'use_sent_edges')
+        return self.propagate(edge_index.flip(0), edge_attr=edge_attr,
+                              size=size)  # [N, F_e]
+
     def node_update(self, x: NodeInput, received: Optional[Tensor] = None,
-                    u: Optional[Tensor] = None,
-                    batch: BatchInput = None) -> Tensor:
-        r""":math:`\phi^{v}` on the parts switched on, given the output of
-        :meth:`receive` (callers that drop the edge tensor between the two
-        steps save its memory)."""
+                    u: Optional[Tensor] = None, batch: BatchInput = None,
+                    sent: Optional[Tensor] = None) -> Tensor:
+        r""":math:`\phi^{v}` on the parts switched on, given the outputs of
+        :meth:`receive` (and :meth:`send`); callers that drop the edge
+        tensor between the two steps save its memory."""
         size = _num_nodes(x)
         batch_dst = _split_pair(batch, 'batch')[1]
         _check_batch(batch_dst, size[1], 'batch')
         _check_globals(u, self.use_globals, 'use_globals', batch_dst)
+        x_dst = _split_pair(x, 'x')[1]
         parts = []
-        if self.use_received_edges:
-            if received is None or received.size(0) != size[1]:
-                raise ValueError(f"'received' must be the [N_t={size[1]}, "
-                                 f"F] output of receive() since "
-                                 f"use_received_edges=True")
-            parts.append(received)  # [N_t, F_e]
+        for flag, name, value, rows in (
+                (self.use_received_edges, 'received', received, size[1]),
+                (self.use_sent_edges, 'sent', sent, size[0])):
+            if flag and (value is None or value.size(0) != rows):
+                raise ValueError(f"'{name}' must be the [{rows}, F] output "
+                                 f"of {'receive' if name == 'received' else 'send'}() "
+                                 f"since use_{name}_edges=True")
+            if flag:
+                parts.append((f"aggregated edge_attr ({name})",
+                              value))  # [N_t, F_e]
         if self.use_nodes:
-            parts.append(_split_pair(x, 'x')[1])  # [N_t, F_t]
+            if self.part_channels is not None:
+                _check_width(x_dst, self.part_channels['nodes'],
+                             'x[1]' if isinstance(x, (tuple, list)) else 'x',
+                             'node_channels')
+            parts.append(('x', x_dst))  # [N_t, F_t]
         if self.use_globals:
-            parts.append(_gather_globals(u, batch_dst, size[1]))  # [N_t, F_u]
-        return self.node_model(torch.cat(parts, dim=-1))  # [N_t, F_v']
+            if self.part_channels is not None:
+                _check_width(u, self.part_channels['globals'], 'u',
+                             'global_channels')
+            parts.append(('u', _gather_globals(u, batch_dst,
+                                               size[1])))  # [N_t, F_u]
+        _check_total(self.node_model, 'node_model', parts)
+        return self.node_model(torch.cat([t for _, t in parts], dim=-1))
 
     def message(self, edge_attr: Tensor) -> Tensor:
         return edge_attr  # [E, F_e]
 
     def __repr__(self) -> str:
-        used = _used(['received_edges', 'nodes', 'globals'],
-                     [self.use_received_edges, self.use_nodes,
-                      self.use_globals])
+        used = _used(['received_edges', 'sent_edges', 'nodes', 'globals'],
+                     [self.use_received_edges, self.use_sent_edges,
+                      self.use_nodes, self.use_globals])
         return (f"{self.__class__.__name__}(inputs=[{', '.join(used)}], "
                 f"aggr={self.aggr!r})")
 
@@ -617,6 +856,8 @@ class GlobalBlock(Module):
         self.use_edges = use_edges
         self.use_nodes = use_nodes
         self.use_globals = use_globals
+        #: widths ``from_sizes`` built each part for (None: unknown)
+        self.part_channels: Optional[Dict[str, int]] = None
         self.reset_parameters()
 
     @classmethod
@@ -625,23 +866,32 @@ class GlobalBlock(Module):
                    hidden_channels: Optional[int] = None, num_layers: int = 2,
                    edge_aggr='sum', node_aggr='sum') -> 'GlobalBlock':
         r"""A :class:`GlobalBlock` whose :math:`\phi^u` is :func:`mlp`; a
-        part of size ``0`` is switched off."""
-        sizes = [edge_channels, node_channels, global_channels]
-        return cls(mlp(sum(sizes), out_channels, hidden_channels, num_layers),
-                   edge_aggr, node_aggr, *(s > 0 for s in sizes))
+        part of size ``0`` is switched off, ``-1`` is lazy. The MLP takes
+        the aggregated widths (wider for a list of aggregations)."""
+        sizes = [_aggr_width(edge_aggr, edge_channels),
+                 _aggr_width(node_aggr, node_channels), global_channels]
+        block = cls(mlp(_lazy_sum(sizes), out_channels, hidden_channels,
+                        num_layers), edge_aggr, node_aggr,
+                    *(s != 0 for s in sizes))
+        block.part_channels = {'edges': edge_channels,
+                               'nodes': node_channels,
+                               'globals': global_channels}
+        return block
 
     def reset_parameters(self):
         _reset(self.global_model)
         self.edge_aggr_module.reset_parameters()
         self.node_aggr_module.reset_parameters()
 
-    def forward(self, x: NodeInput, edge_index: Tensor,
+    def forward(self, x: NodeInput, edge_index: Adj,
                 edge_attr: Optional[Tensor] = None, u: Optional[Tensor] = None,
                 batch: BatchInput = None,
                 num_graphs: Optional[int] = None) -> Tensor:
         """Return the new globals ``[B, F_u']``; ``B`` is ``u.size(0)``,
         else ``num_graphs``, else ``batch.max() + 1`` (1 without batch)."""
+        _refuse_sizes(edge_attr=edge_attr, u=u, batch=batch)
         size = _num_nodes(x)
+        edge_index, edge_attr = _resolve_graph(edge_index, edge_attr, *size)
         check_edge_index(edge_index, *size)
         x_dst = _split_pair(x, 'x')[1]
         batch_dst = _split_pair(batch, 'batch')[1]
@@ -649,25 +899,28 @@ class GlobalBlock(Module):
         _check_edge_attr(edge_attr, edge_index.size(1), self.use_edges,
                          'use_edges')
         _check_globals(u, self.use_globals, 'use_globals', batch_dst)
-        if u is not None:
-            num_graphs = u.size(0)
-        elif num_graphs is None:
-            num_graphs = int(batch_dst.max()) + 1 if (
-                batch_dst is not None and batch_dst.numel() > 0) else 1
-        num_graphs = check_int(num_graphs, 'num_graphs', 1)
+        num_graphs = _num_graphs(num_graphs, u, batch_dst)
         if batch_dst is None:
             batch_dst = x_dst.new_zeros(size[1], dtype=torch.long)
         parts = []
+        for flag, part, name, t in (
+                (self.use_edges, 'edges', 'edge_attr', edge_attr),
+                (self.use_nodes, 'nodes', 'x', x_dst),
+                (self.use_globals, 'globals', 'u', u)):
+            if flag and self.part_channels is not None:
+                _check_width(t, self.part_channels[part], name, _BUILT[part])
         if self.use_edges:
             edge_batch = batch_dst.index_select(0, edge_index[1])  # [E]
-            parts.append(self.edge_aggr_module(
-                edge_attr, edge_batch, dim_size=num_graphs))  # [B, F_e]
+            parts.append(('aggregated edge_attr', self.edge_aggr_module(
+                edge_attr, edge_batch, dim_size=num_graphs)))  # [B, F_e]
         if self.use_nodes:
-            parts.append(self.node_aggr_module(
-                x_dst, batch_dst, dim_size=num_graphs))  # [B, F_v]
+            parts.append(('aggregated x', self.node_aggr_module(
+                x_dst, batch_dst, dim_size=num_graphs)))  # [B, F_v]
         if self.use_globals:
-            parts.append(u)  # [B, F_u]
-        return self.global_model(torch.cat(parts, dim=-1))  # [B, F_u']
+            parts.append(('u', u))  # [B, F_u]
+        _check_total(self.global_model, 'global_model', parts)
+        return self.global_model(torch.cat([t for _, t in parts],
+                                           dim=-1))  # [B, F_u']
 
     def __repr__(self) -> str:
         used = _used(['edges', 'nodes', 'globals'],
@@ -695,6 +948,17 @@ class GraphNetwork(Module):
         \rho^{v \to u}(V^{\prime}), \mathbf{u})
 
     Any block may be :obj:`None` (its input passes through unchanged).
+    With an ``attention_logit_fn`` (jraph's ``GraphNetwork``), the new edges
+    are weighted before the node and global updates,
+
+    .. math::
+        \alpha_k = \mathrm{softmax}_{k' : r_{k'} = r_k}\, a(\mathbf{e}^{
+        \prime}_{k'}, \mathbf{v}_{s_{k'}}, \mathbf{v}_{r_{k'}},
+        \mathbf{u}), \qquad \mathbf{e}^{\prime}_k \leftarrow \alpha_k
+        \mathbf{e}^{\prime}_k
+
+    (:func:`~pyg_relational.nn.attention.edge_softmax` over the edges each
+    receiver gets); the returned edges are the weighted ones, as in jraph.
 
     Args:
         edge_block (EdgeBlock, optional): the edge update. (default:
@@ -703,6 +967,16 @@ class GraphNetwork(Module):
             :obj:`None`)
         global_block (GlobalBlock, optional): the global update. (default:
             :obj:`None`)
+        attention_logit_fn (callable, optional): :math:`a`, called as
+            ``attention_logit_fn(edge_attr, x_j, x_i, u_k)`` on per-edge
+            rows (``u_k`` the globals of each edge's graph, or None) and
+            returning logits ``[E]`` or ``[E, H]``; with ``H`` heads the
+            edge features are split into ``H`` equal chunks, one weight
+            each. A :class:`~torch.nn.Module` is registered as a
+            submodule. (default: :obj:`None`)
+        attention_normalize_fn (callable, optional): replaces the edge
+            softmax, called as ``fn(logits, receivers, num_nodes)``.
+            (default: :obj:`None`: :func:`edge_softmax`)
 
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, F_v)`, edge
@@ -731,11 +1005,24 @@ class GraphNetwork(Module):
     """
     def __init__(self, edge_block: Optional[EdgeBlock] = None,
                  node_block: Optional[NodeBlock] = None,
-                 global_block: Optional[GlobalBlock] = None):
+                 global_block: Optional[GlobalBlock] = None,
+                 attention_logit_fn: Optional[Callable] = None,
+                 attention_normalize_fn: Optional[Callable] = None):
         super().__init__()
+        for name, fn in (('attention_logit_fn', attention_logit_fn),
+                         ('attention_normalize_fn', attention_normalize_fn)):
+            if fn is not None and not callable(fn):
+                raise ValueError(f"'{name}' must be callable (got "
+                                 f"{type(fn).__name__})")
+        if attention_normalize_fn is not None and attention_logit_fn is None:
+            raise ValueError("'attention_normalize_fn' needs an "
+                             "'attention_logit_fn' (the logits it "
+                             "normalises)")
         self.edge_block = edge_block
         self.node_block = node_block
         self.global_block = global_block
+        self.attention_logit_fn = attention_logit_fn
+        self.attention_normalize_fn = attention_normalize_fn
         self.reset_parameters()
 
     @classmethod
@@ -743,12 +1030,15 @@ class GraphNetwork(Module):
                    global_channels: int, out_channels: Union[int, Tuple[
                        int, int, int]], hidden_channels: Optional[int] = None,
                    num_layers: int = 2, aggr='sum',
-                   node_first: bool = False) -> 'GraphNetwork':
+                   node_first: bool = False,
+                   use_sent_edges: bool = False) -> 'GraphNetwork':
         r"""A full block with :func:`mlp` models. ``out_channels`` is one
         size or a triple ``(node, edge, global)``; a global output size of
         ``0`` drops the global block. Input sizes of ``0`` switch that input
-        off everywhere. ``node_first`` is passed to the
-        :class:`EdgeBlock`."""
+        off everywhere; ``-1`` sizes it from the first input (lazy).
+        ``aggr`` (one aggregation or a list) is used by the node and global
+        blocks, ``node_first`` by the :class:`EdgeBlock` and
+        ``use_sent_edges`` by the :class:`NodeBlock`."""
         if isinstance(out_channels, (tuple, list)):
             node_out, edge_out, global_out = out_channels
         else:
@@ -758,7 +1048,7 @@ class GraphNetwork(Module):
                                     hidden_channels, num_layers, node_first)
         node = NodeBlock.from_sizes(edge_out, node_channels, global_channels,
                                     node_out, hidden_channels, num_layers,
-                                    aggr)
+                                    aggr, use_sent_edges)
         glob = None
         if global_out > 0:
             glob = GlobalBlock.from_sizes(edge_out, node_out,
@@ -768,22 +1058,33 @@ class GraphNetwork(Module):
         return cls(edge, node, glob)
 
     def reset_parameters(self):
-        for block in (self.edge_block, self.node_block, self.global_block):
-            if block is not None:
-                block.reset_parameters()
+        for block in (self.edge_block, self.node_block, self.global_block,
+                      self.attention_logit_fn):
+            if isinstance(block, Module):
+                _reset(block)
 
     def forward(
-        self, x: Tensor, edge_index: Tensor,
+        self, x: Tensor, edge_index: Adj,
         edge_attr: Optional[Tensor] = None, u: Optional[Tensor] = None,
         batch: Optional[Tensor] = None, num_graphs: Optional[int] = None
     ) -> Tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
-        """Return ``(x', edge_attr', u')``."""
+        """Return ``(x', edge_attr', u')`` (for an ``adj_t``, the edges in
+        its order: by target, then source)."""
         if not isinstance(x, Tensor):
             raise ValueError(f"GraphNetwork takes one node set 'x' [N, F] "
                              f"(got {type(x).__name__}); for a bipartite "
                              f"graph call the blocks directly")
+        _refuse_sizes(edge_attr=edge_attr, u=u, batch=batch)
+        N = _num_nodes(x)[0]
+        edge_index, edge_attr = _resolve_graph(edge_index, edge_attr, N, N)
+        check_edge_index(edge_index, N, N)
+        _check_batch(batch, N, 'batch')
+        if self.global_block is not None:  # refused before any work
+            _num_graphs(num_graphs, u, batch)
         if self.edge_block is not None:
             edge_attr = self.edge_block(x, edge_index, edge_attr, u, batch)
+        if self.attention_logit_fn is not None:
+            edge_attr = self._attend(x, edge_index, edge_attr, u, batch)
         if self.node_block is not None:
             x = self.node_block(x, edge_index, edge_attr, u, batch)
         if self.global_block is not None:
@@ -791,9 +1092,42 @@ class GraphNetwork(Module):
                                   num_graphs)
         return x, edge_attr, u
 
+    def _attend(self, x: Tensor, edge_index: Tensor,
+                edge_attr: Optional[Tensor], u: Optional[Tensor],
+                batch: Optional[Tensor]) -> Tensor:
+        """The edges weighted by their normalised attention logits."""
+        if edge_attr is None:
+            raise ValueError("'attention_logit_fn' weights edge features but "
+                             "there are none; pass 'edge_attr' or add an "
+                             "edge block")
+        src, dst = edge_index
+        E = edge_index.size(1)
+        u_k = None
+        if u is not None:
+            _check_globals(u, False, 'use_globals', batch)
+            edge_batch = None if batch is None else batch.index_select(0, dst)
+            u_k = _gather_globals(u, edge_batch, E)  # [E, F_u]
+        logits = self.attention_logit_fn(edge_attr, x.index_select(0, src),
+                                         x.index_select(0, dst), u_k)
+        if not isinstance(logits, Tensor) or logits.dim() not in (1, 2) or \
+                logits.size(0) != E or (logits.dim() == 2 and (
+                    edge_attr.size(-1) % logits.size(1) != 0)):
+            shape = tuple(logits.shape) if isinstance(logits, Tensor) else \
+                type(logits).__name__
+            raise ValueError(f"'attention_logit_fn' must return logits [E] or "
+                             f"[E, H] with H dividing the {edge_attr.size(-1)}"
+                             f" edge features (E={E}; got {shape})")
+        normalize = self.attention_normalize_fn or edge_softmax
+        alpha = normalize(logits, dst, x.size(0))
+        H = 1 if logits.dim() == 1 else logits.size(1)
+        weighted = edge_attr.view(E, H, -1) * alpha.view(E, H, 1)  # [E, H, C]
+        return weighted.view(E, -1)  # [E, F_e]
+
     def __repr__(self) -> str:
         used = _used(['edge', 'node', 'global'],
                      [self.edge_block is not None,
                       self.node_block is not None,
                       self.global_block is not None])
-        return f"{self.__class__.__name__}(blocks=[{', '.join(used)}])"
+        extra = '' if self.attention_logit_fn is None else ', attention=True'
+        return (f"{self.__class__.__name__}(blocks=[{', '.join(used)}]"
+                f"{extra})")
