@@ -75,6 +75,7 @@ def _levels(src: np.ndarray, dst: np.ndarray, n: int) -> np.ndarray:
     return level
 
 
+@torch.compiler.disable  # index bookkeeping in NumPy: run, never trace
 def _schedule(edge_index: Tensor, num_nodes: int) -> _Schedule:
     """Levels, level order and per-level gathers of a DAG (on the CPU)."""
     device = edge_index.device
@@ -133,6 +134,7 @@ def _schedule(edge_index: Tensor, num_nodes: int) -> _Schedule:
                      bool(np.array_equal(order, np.arange(n))))
 
 
+@torch.compiler.disable
 @lru_cache(maxsize=32)
 def _packing(lengths: Tuple[int, ...], device: str):
     """How chains of ``lengths`` (all > 0, laid end to end) form a
