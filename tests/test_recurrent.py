@@ -321,14 +321,17 @@ def test_last_path_and_reasons():
         layer(torch.randn(4, 3), Chains((2, 2)), torch.zeros(1, 3, 4))
 
 
-def test_compile_default_path():
-    # while dynamo traces, a tensor edge_index cannot be looked up: the
-    # level schedule runs (its NumPy bookkeeping outside the trace)
+def test_compile_default_path(lengths=(4, 3)):
+    # Chains passed as the graph keep the fused kernels under torch.compile
+    # (a tensor edge_index cannot be looked up while dynamo traces: the
+    # level schedule runs, with its NumPy bookkeeping outside the trace;
+    # that case is in tests/test_conformance.py).
     layer = RecurrentConv(3, 4, cell='lstm')
-    x, edge_index = torch.randn(7, 3), chain_graph([4, 3])
-    expected, _ = layer(x, edge_index)
+    x = torch.randn(sum(lengths), 3)
+    expected, _ = layer(x, chain_graph(lengths))
     compiled = torch.compile(layer, backend='eager')
-    assert_close(compiled(x, edge_index)[0], expected)
+    assert_close(compiled(x, Chains(lengths))[0], expected)
+    assert layer.last_path == 'dense'
 
 
 def test_sequence_to_graph_structure_survives_batching():
