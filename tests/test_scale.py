@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from pyg_relational.bench.scale import (_nri_batch, knn_candidates,
+                                        long_attention_rows,
                                         nri_step_rows, run_sampling_point,
                                         sampler_missing, sbm_graph)
 from pyg_relational.datasets import SpringsDataset
@@ -111,3 +112,16 @@ def test_nri_step_rows_run_small_and_skip_what_does_not_fit():
     skipped = nri_step_rows(12, hidden_channels=8, num_frames=4, k=3,
                             budget_bytes=1)
     assert all('not run' in r['note'] for r in skipped)
+
+
+def test_long_attention_rows_dense_takes_the_structure():
+    rows = long_attention_rows((64, 128), channels=8,
+                               paths=('dense', 'sparse'))
+    assert [(r['tokens'], r['path'], r['ran']) for r in rows] == [
+        (64, 'dense', 'dense'), (64, 'sparse', 'sparse'),
+        (128, 'dense', 'dense'), (128, 'sparse', 'sparse')]
+    assert rows[0]['graph_bytes'] == 0 and rows[1]['graph_bytes'] > 0
+    assert all(r['peak_bytes'] > 0 for r in rows)
+    skipped = long_attention_rows((64, ), channels=8, paths=('message', ),
+                                  budget_bytes=1)
+    assert 'not run' in skipped[0]['note']

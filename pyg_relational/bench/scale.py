@@ -38,7 +38,8 @@ from torch import Tensor
 
 __all__ = ['sbm_graph', 'sampler_missing', 'NodeClassifier',
            'run_sampling_point', 'sampling_rows', 'knn_candidates',
-           'nri_step_rows', 'nri_train_row', 'nri_rows', 'run_scale',
+           'nri_step_rows', 'nri_train_row', 'nri_rows',
+           'long_attention_rows', 'run_scale',
            'process_memory']
 
 Progress = Optional[Callable[[str], None]]
@@ -216,12 +217,15 @@ def run_sampling_point(num_nodes: int, batch_size: int = 1024,
                        fan_out: Sequence[int] = (10, 10),
                        num_batches: int = 50, eval_nodes: int = 4096,
                        hidden_channels: int = 32, model: str = 'attention',
-                       lr: float = 5e-3, seed: int = 0) -> dict:
+                       lr: float = 5e-3, shuffle: bool = True,
+                       seed: int = 0) -> dict:
     r"""Build :func:`sbm_graph` of ``num_nodes`` nodes, train
     ``num_batches`` mini-batches of ``batch_size`` seed nodes sampled with
     ``fan_out`` neighbours per hop, then test on ``eval_nodes`` test nodes.
     Meant to run alone in a fresh process (the memory figures are the
-    process's); returns one row."""
+    process's); returns one row. ``shuffle=True`` draws the seed nodes in
+    a new random order each epoch (PyTorch's sampler holds that order as
+    a Python list: about 36 bytes per training node)."""
     from torch_geometric.loader import NeighborLoader
     reason = sampler_missing()
     if reason is not None:
@@ -233,7 +237,7 @@ def run_sampling_point(num_nodes: int, batch_size: int = 1024,
     train_idx = data.train_mask.nonzero().view(-1)
     test_idx = data.test_mask.nonzero().view(-1)[:eval_nodes]
     loader = NeighborLoader(data, list(fan_out), batch_size=batch_size,
-                            input_nodes=train_idx, shuffle=True)
+                            input_nodes=train_idx, shuffle=shuffle)
     test_loader = NeighborLoader(data, list(fan_out), batch_size=batch_size,
                                  input_nodes=test_idx)
     build_s = time.perf_counter() - start
@@ -272,6 +276,7 @@ def run_sampling_point(num_nodes: int, batch_size: int = 1024,
         experiment='sampling', model=model, num_nodes=num_nodes,
         num_edges=int(data.edge_index.size(1)), batch_size=batch_size,
         fan_out='-'.join(map(str, fan_out)), batches=num_batches,
+        shuffle=shuffle,
         sampled_nodes=sampled // num_batches, path=path, build_s=build_s,
         epoch_s=train_s,
         batch_s=train_s / num_batches,
@@ -571,6 +576,68 @@ def nri_rows(quick: bool = True, progress: Progress = None,
     return rows
 
 
+# --------------------------------------------------------------------------
+# Long complete graphs: the structure instead of an edge list.
+# --------------------------------------------------------------------------
+def long_attention_rows(sizes: Sequence[int] = (1024, 2048, 4096, 8192,
+                                                16384),
+                        channels: int = 64, paths: Sequence[str] = (
+                            'dense', 'sparse', 'message'),
+                        repeat: int = 1, budget_bytes: Optional[int] = None,
+                        seed: int = 0) -> List[dict]:
+    r"""Self-attention on one complete sequence of ``n`` tokens
+    (:class:`~pyg_relational.nn.AttentionConv`, ``score='scaled_dot'``,
+    one head of ``channels``): time and peak memory (allocations during
+    one forward+backward, :func:`~pyg_relational.bench.timing.peak_memory`)
+    per execution path. ``'dense'`` gets the graph as its description
+    :class:`~pyg_relational.structure.CompleteBlocks` (no ``edge_index``
+    exists); ``'sparse'`` and ``'message'`` get the ``[2, n^2]`` edge list
+    (``graph_bytes``, built before the measured call) and run only where
+    their estimated size fits ``budget_bytes`` (default: a third of the
+    memory available now)."""
+    from ..graphs import complete_graph
+    from ..nn import AttentionConv
+    from ..structure import CompleteBlocks
+    from .timing import measure
+    budget = budget_bytes or _available_bytes() // 3
+    # bytes per edge, measured at 1k-2k tokens and d=64: edge list 16,
+    # sparse ~37 more, message ~1550 more ([E, H, C] messages and grads)
+    per_edge = {'dense': 0, 'sparse': 16 + 48,
+                'message': 16 + 26 * channels}
+    rows = []
+    for n in sizes:
+        torch.manual_seed(seed)
+        conv = AttentionConv(channels, channels, heads=1,
+                             score='scaled_dot')
+        x = torch.randn(n, channels, requires_grad=True)
+        for path in paths:
+            row = dict(experiment='long-attention', tokens=n,
+                       channels=channels, path=path, num_edges=n * n)
+            est = per_edge[path] * n * n + 64 * n * channels
+            if est > budget:
+                rows.append(dict(row, estimate_bytes=est,
+                                 note=f'not run: estimated '
+                                 f'{est / 2**30:.1f} GiB > budget '
+                                 f'{budget / 2**30:.1f} GiB'))
+                continue
+            conv.path = path
+            graph = CompleteBlocks((n, )) if path == 'dense' \
+                else complete_graph(n)
+
+            def step():
+                x.grad = None
+                conv(x, graph).sum().backward()
+
+            m = measure(step, repeat=repeat, warmup=1)
+            rows.append(dict(
+                row, ran=conv.last_path, step_s=m.median_s,
+                peak_bytes=m.peak_bytes,
+                graph_bytes=0 if path == 'dense' else n * n * 2 * 8,
+                loadavg=_loadavg()))
+            del graph
+    return rows
+
+
 def run_scale(quick: bool = True, device: str = 'cpu',
               progress: Progress = None) -> List[dict]:
     r"""The ``scale`` suite: the rows of every experiment above (CPU
@@ -579,7 +646,12 @@ def run_scale(quick: bool = True, device: str = 'cpu',
         from .suites import BenchError
         raise BenchError(f"the scale suite measures CPU process memory; "
                          f"run it with --device cpu (got {device!r})")
-    return sampling_rows(quick, progress) + nri_rows(quick, progress)
+    rows = sampling_rows(quick, progress) + nri_rows(quick, progress)
+    rows += long_attention_rows((256, 1024), paths=('dense', 'sparse')) \
+        if quick else long_attention_rows()
+    if progress is not None:
+        progress('long attention')
+    return rows
 
 
 WORKERS = {'sampling': run_sampling_point}
