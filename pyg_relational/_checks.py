@@ -52,6 +52,9 @@ def check_sizes(sizes: SizeLike, name: str = 'sizes') -> Tensor:
                              f"shape={tuple(sizes.shape)})")
         out = sizes.to(torch.long).cpu()
     else:
+        if isinstance(sizes, (str, bytes)):
+            raise ValueError(f"'{name}' must be an int or a 1-D sequence of "
+                             f"ints (got the string {sizes!r})")
         try:
             values = list(sizes)
         except TypeError:

@@ -161,7 +161,7 @@ def edge_accuracy(logits: Tensor, edge_label: Tensor,
         return float('nan')
     pred = logits.argmax(-1)
     if not permute:
-        return float((pred == edge_label).float().mean())
+        return int((pred == edge_label).sum()) / num_edges
     # confusion[p, t]: edges predicted p whose true type is t
     confusion = torch.zeros(num_types * num_types, dtype=torch.long,
                             device=pred.device)
