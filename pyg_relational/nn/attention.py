@@ -423,6 +423,12 @@ def _split(x, name: str):
                      f"(x_src, x_dst) (got {type(x).__name__})")
 
 
+def _heads(x: Tensor) -> Tuple[Tensor, ...]:
+    """``x [N, H, ...]`` as ``H`` contiguous ``[N, ...]`` tensors with one
+    copy (and one gradient buffer in backward, not one per head)."""
+    return torch.unbind(x.transpose(0, 1).contiguous(), 0)
+
+
 class AttentionConv(MessagePassing):
     r"""Attention on any graph: the attention weight is an edge attribute
     inferred from the node attributes.
@@ -868,8 +874,8 @@ class AttentionConv(MessagePassing):
         edge_term = self._edge_term(edge_attr, rel, target, edge_type)
         if self.score.dot_product:
             logits = torch.stack([
-                EdgeDot.apply(pattern, q_node[:, h].contiguous(),
-                               k_node[:, h].contiguous()) for h in range(H)
+                EdgeDot.apply(pattern, q, k) for q, k in zip(
+                    _heads(q_node), _heads(k_node))
             ], dim=1) / self.score.scale  # [E, H]
             if edge_term is not None:
                 logits = logits + edge_term
@@ -884,8 +890,8 @@ class AttentionConv(MessagePassing):
             keep = F.dropout(alpha.new_ones(alpha.shape), p=self.dropout)
             alpha = alpha * (keep if perm is None else keep[perm])
         out = torch.stack([
-            EdgeSum.apply(pattern, alpha[:, h].contiguous(),
-                           value[:, h].contiguous()) for h in range(H)
+            EdgeSum.apply(pattern, a, v)
+            for a, v in zip(_heads(alpha), _heads(value))
         ], dim=1)  # [N_dst, H, C]
         if self.rel_value is not None:  # sum_t (sum of alpha of type t) a^V_t
             T = self.num_edge_types
