@@ -9,7 +9,9 @@ from torch import Tensor
 from torch.nn import Module
 
 from .._checks import check_features, check_int, check_optional_features
-from .graph_network import EdgeBlock, NodeBlock, mlp
+from .graph_network import (EdgeBlock, NodeBlock, _aggr_width, _lazy_sum,
+                            _num_nodes, _refuse_sizes, _resolve_graph,
+                            mlp)
 
 __all__ = ['InteractionNetwork']
 
@@ -46,7 +48,8 @@ class InteractionNetwork(Module):
         the output). ``aggr`` other than ``'sum'`` departs from the paper.
 
     Args:
-        node_channels (int): object state size :math:`D_S`.
+        node_channels (int): object state size :math:`D_S` (``-1``: from
+            the first input, lazy).
         out_channels (int): prediction size :math:`D_P`.
         edge_channels (int, optional): relation attribute size :math:`D_R`
             (``0``: none). (default: :obj:`0`)
@@ -62,11 +65,17 @@ class InteractionNetwork(Module):
             (default: :obj:`100`)
         object_layers (int, optional): linear layers of :math:`f_O`.
             (default: :obj:`2`)
-        aggr (str, optional): effect aggregation. (default: :obj:`'sum'`)
+        aggr (str or list, optional): effect aggregation; a list (a
+            :class:`~torch_geometric.nn.aggr.MultiAggregation`) widens the
+            input of :math:`f_O`. (default: :obj:`'sum'`)
 
     Shapes:
         - **input:** objects :math:`(|\mathcal{V}|, D_S)`, edge indices
-          :math:`(2, |\mathcal{E}|)`, relation attributes
+          :math:`(2, |\mathcal{E}|)` or an ``adj_t``
+          :math:`(|\mathcal{V}|, |\mathcal{V}|)` (``SparseTensor`` /
+          ``torch.sparse``; ``[E, D_R]`` values are the relation attributes
+          when ``edge_attr`` is None; effects come in its edge order),
+          relation attributes
           :math:`(|\mathcal{E}|, D_R)` *(optional)*, external effects
           :math:`(|\mathcal{V}|, D_X)` *(optional)*
         - **output:** predictions :math:`(|\mathcal{V}|, D_P)`, and the
@@ -88,9 +97,10 @@ class InteractionNetwork(Module):
                  relation_hidden_channels: int = 150,
                  relation_layers: int = 5,
                  object_hidden_channels: int = 100, object_layers: int = 2,
-                 aggr: str = 'sum'):
+                 aggr='sum'):
         super().__init__()
-        self.node_channels = check_int(node_channels, 'node_channels', 1)
+        self.node_channels = node_channels if node_channels == -1 else \
+            check_int(node_channels, 'node_channels', 1)
         self.out_channels = check_int(out_channels, 'out_channels', 1)
         self.edge_channels = check_int(edge_channels, 'edge_channels', 0)
         self.external_channels = check_int(external_channels,
@@ -99,12 +109,14 @@ class InteractionNetwork(Module):
                                          1)
         # f_R: effects from (relation, sender, receiver).
         self.relation_block = EdgeBlock(
-            mlp(edge_channels + 2 * node_channels, effect_channels,
+            mlp(_lazy_sum([edge_channels, node_channels, node_channels]),
+                effect_channels,
                 relation_hidden_channels, relation_layers),
             use_edges=edge_channels > 0, use_globals=False)
         # f_O: predictions from (summed effects, object, external effect).
         self.object_block = NodeBlock(
-            mlp(effect_channels + node_channels + external_channels,
+            mlp(_lazy_sum([_aggr_width(aggr, effect_channels), node_channels,
+                           external_channels]),
                 out_channels, object_hidden_channels, object_layers),
             aggr=aggr, use_globals=False)
         self.reset_parameters()
@@ -119,7 +131,11 @@ class InteractionNetwork(Module):
                 return_effects: bool = False
                 ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
         """Predictions ``[N, D_P]`` (and effects ``[E, D_E]``)."""
-        check_features(x, self.node_channels, 'x')
+        _refuse_sizes(edge_attr=edge_attr, external=external)
+        if self.node_channels != -1:
+            check_features(x, self.node_channels, 'x')
+        N = _num_nodes(x)[0]
+        edge_index, edge_attr = _resolve_graph(edge_index, edge_attr, N, N)
         check_optional_features(edge_attr, self.edge_channels, 'edge_attr',
                                 'edge_channels')
         check_optional_features(external, self.external_channels, 'external',

@@ -5,10 +5,12 @@ from typing import Optional
 import torch
 from torch import Tensor
 from torch.nn import Parameter
+from torch.nn.parameter import UninitializedParameter
 from torch_geometric.nn import MessagePassing
 
 from .._checks import check_edge_index, check_features, check_int
 from ..graphs import bipartite_graph
+from ._paths import GraphInput, check_path, choose_path
 
 __all__ = ['FullyConnectedConv']
 
@@ -34,22 +36,31 @@ class FullyConnectedConv(MessagePassing):
     \mathrm{in} + j` holds ``linear.weight[i, j]``). Any other bipartite
     ``edge_index`` gives a sparsely connected layer.
 
-    The default fused path (:meth:`message_and_aggregate`) scatters the edge
-    weights into the ``[out, in]`` adjacency matrix and sums all messages in
-    one matrix product; ``fused=False`` materialises every message
-    :math:`w_{ji} x_j` (``[E, B]``) in :meth:`message` and aggregates them.
-    Both compute the same numbers.
+    Two execution paths (:mod:`pyg_relational.nn._paths`): ``'dense'``
+    (:meth:`message_and_aggregate`) scatters the edge weights into the
+    ``[out, in]`` adjacency matrix and sums all messages in one matrix
+    product; ``'message'`` materialises every message :math:`w_{ji} x_j`
+    (``[E, B]``) in :meth:`message` and aggregates them. Both compute the
+    same numbers; ``'auto'`` takes the dense path unless an explainer or
+    hooks need the messages. ``layer.last_path`` says which ran.
 
     Args:
-        in_features (int): number of input units.
+        in_features (int): number of input units; ``-1`` infers it from the
+            first input (lazy, complete connectivity only).
         out_features (int): number of output units.
         bias (bool, optional): learn the bias :math:`b_i`.
             (default: :obj:`True`)
-        edge_index (LongTensor, optional): ``[2, E]`` connections from input
-            unit ``edge_index[0]`` to output unit ``edge_index[1]``.
-            (default: :obj:`None`: all pairs)
-        fused (bool, optional): sum the messages with one matrix product
-            instead of materialising them. (default: :obj:`True`)
+        edge_index (LongTensor or EdgeIndex or adj_t, optional): ``[2, E]``
+            connections from input unit ``edge_index[0]`` to output unit
+            ``edge_index[1]``, or an ``adj_t`` ``[out, in]``
+            (``SparseTensor`` / ``torch.sparse``) whose *pattern* gives the
+            connections (its values are not used: the weights are
+            learned). (default: :obj:`None`: all pairs)
+        path (str, optional): ``'auto'``, ``'dense'`` or ``'message'``.
+            (default: :obj:`'auto'`)
+        fused (bool, optional): the former name of the path choice:
+            ``False`` is ``path='message'``, ``True`` ``path='auto'``.
+            (default: :obj:`None`)
 
     Shapes:
         - **input:** :math:`(*, \mathrm{in})`, any leading batch dimensions
@@ -70,18 +81,29 @@ class FullyConnectedConv(MessagePassing):
         True
     """
     def __init__(self, in_features: int, out_features: int,
-                 bias: bool = True, edge_index: Optional[Tensor] = None,
-                 fused: bool = True):
+                 bias: bool = True, edge_index=None,
+                 fused: Optional[bool] = None, path: str = 'auto'):
         super().__init__(aggr='add')
-        self.in_features = check_int(in_features, 'in_features', 1)
         self.out_features = check_int(out_features, 'out_features', 1)
-        self.fused = fused
+        self.path = check_path(path) if fused is None else (
+            'auto' if fused else 'message')
         self.complete = edge_index is None
-        if edge_index is None:
+        if in_features == -1 and not self.complete:
+            raise ValueError("in_features=-1 (lazy) needs the complete "
+                             "connectivity (edge_index=None): a given "
+                             "'edge_index' fixes the input units")
+        self.in_features = in_features if in_features == -1 else \
+            check_int(in_features, 'in_features', 1)
+        if edge_index is not None:
+            edge_index = GraphInput(edge_index, in_features,
+                                    out_features).edge_index
+            check_edge_index(edge_index, in_features, out_features)
+            edge_index = edge_index.as_subclass(Tensor).clone()
+        elif in_features != -1:
             edge_index = bipartite_graph(in_features, out_features)
-        check_edge_index(edge_index, in_features, out_features)
-        self.register_buffer('edge_index', edge_index.clone())
-        self.weight = Parameter(torch.empty(edge_index.size(1)))  # [E]
+        self.register_buffer('edge_index', edge_index)
+        self.weight = UninitializedParameter() if edge_index is None else \
+            Parameter(torch.empty(edge_index.size(1)))  # [E]
         if bias:
             self.bias = Parameter(torch.empty(out_features))
         else:
@@ -91,17 +113,39 @@ class FullyConnectedConv(MessagePassing):
     def reset_parameters(self):
         r"""The initialisation of :class:`torch.nn.Linear`."""
         super().reset_parameters()
+        if self.in_features == -1:  # lazy: at the first input
+            return
         bound = 1 / math.sqrt(self.in_features)
         torch.nn.init.uniform_(self.weight, -bound, bound)
         if self.bias is not None:
             torch.nn.init.uniform_(self.bias, -bound, bound)
 
+    def _materialise(self, in_features: int):
+        """Size a lazy layer for ``in_features`` input units."""
+        self.in_features = check_int(in_features, 'in_features', 1)
+        device = self.bias.device if self.bias is not None else None
+        self.edge_index = bipartite_graph(in_features,
+                                          self.out_features).to(device)
+        self.weight.materialize((self.edge_index.size(1), ), device=device,
+                                dtype=self.bias.dtype if self.bias
+                                is not None else None)
+        self.reset_parameters()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        weight = state_dict.get(prefix + 'weight')
+        if self.in_features == -1 and weight is not None:
+            self._materialise(weight.numel() // self.out_features)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def forward(self, x: Tensor) -> Tensor:
+        if self.in_features == -1 and isinstance(x, Tensor) and x.dim() > 0:
+            with torch.no_grad():
+                self._materialise(x.size(-1))
         check_features(x, self.in_features)
         batch_shape = x.shape[:-1]
         h = x.reshape(-1, self.in_features).t()  # [in, B]: units x examples
         size = (self.in_features, self.out_features)
-        if self.fused:
+        if choose_path(self, self.path, {'dense': None}) == 'dense':
             out = self.message_and_aggregate(self.edge_index, h, self.weight)
         else:
             out = self.propagate(self.edge_index, x=h,
@@ -129,13 +173,15 @@ class FullyConnectedConv(MessagePassing):
 
     @classmethod
     def from_module(cls, module: torch.nn.Linear,
-                    fused: bool = True) -> 'FullyConnectedConv':
-        r"""The graph twin of a :class:`torch.nn.Linear`, weights copied."""
+                    fused: Optional[bool] = None,
+                    path: str = 'auto') -> 'FullyConnectedConv':
+        r"""The graph twin of a :class:`torch.nn.Linear`, weights copied
+        (``path`` / ``fused`` as in the constructor)."""
         if not isinstance(module, torch.nn.Linear):
             raise ValueError(f"FullyConnectedConv.from_module expects an "
                              f"nn.Linear (got {type(module).__name__})")
         layer = cls(module.in_features, module.out_features,
-                    bias=module.bias is not None, fused=fused)
+                    bias=module.bias is not None, fused=fused, path=path)
         layer = layer.to(module.weight.device, module.weight.dtype)
         with torch.no_grad():
             layer.weight.copy_(module.weight.reshape(-1))  # [out*in]

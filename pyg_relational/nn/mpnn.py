@@ -2,31 +2,37 @@ r"""Message passing neural network with a GRU update (Gilmer et al., 2017),
 as a rewiring of the Graph Network blocks: the message function is an
 :class:`~pyg_relational.nn.EdgeBlock` (senders [+ edges]) and the GRU update a
 :class:`~pyg_relational.nn.NodeBlock` (received messages + node state)."""
-from typing import Optional
+from typing import Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 from torch.nn import GRUCell, Linear, Module, ModuleList
+from torch_geometric.nn import MessagePassing
 
 from .._checks import check_choice, check_features, check_int
-from .graph_network import EdgeBlock, NodeBlock, mlp
+from .graph_network import (EdgeBlock, NodeBlock, _aggr_width, _num_nodes,
+                            _refuse_sizes, _resolve_graph, _split_pair, mlp)
 
 __all__ = ['MPNNConv']
 
 
 class _GRUUpdate(Module):
     r"""``node_model`` of the update block: splits
-    ``cat([m_i, h_i], -1)`` and returns ``GRU(m_i, h_i)``."""
-    def __init__(self, channels: int, bias: bool = True):
+    ``cat([m_i, h_i], -1)`` and returns ``GRU(m_i, h_i)`` (``m_i`` is
+    ``message_channels`` wide: ``k C`` for ``k`` aggregations)."""
+    def __init__(self, channels: int, bias: bool = True,
+                 message_channels: Optional[int] = None):
         super().__init__()
         self.channels = channels
-        self.gru = GRUCell(channels, channels, bias=bias)
+        self.message_channels = message_channels or channels
+        self.gru = GRUCell(self.message_channels, channels, bias=bias)
 
     def reset_parameters(self):
         self.gru.reset_parameters()
 
     def forward(self, z: Tensor) -> Tensor:
-        m, h = z.split(self.channels, dim=-1)  # [N, C], [N, C]
+        m, h = z.split([self.message_channels, self.channels],
+                       dim=-1)  # [N, kC], [N, C]
         return self.gru(m, h)
 
 
@@ -49,7 +55,7 @@ class _EdgeNetwork(Module):
         return torch.bmm(h.unsqueeze(1), A).squeeze(1)  # [E, C]
 
 
-class MPNNConv(Module):
+class MPNNConv(MessagePassing):
     r"""The message passing neural network with a GRU update from the
     `"Neural Message Passing for Quantum Chemistry"
     <https://arxiv.org/abs/1704.01212>`_ paper
@@ -84,7 +90,10 @@ class MPNNConv(Module):
         no incoming edge receives the message :math:`\mathbf{0}`.
 
     Args:
-        in_channels (int): input size (at most ``out_channels``).
+        in_channels (int or tuple): input size (at most ``out_channels``);
+            ``-1`` infers it from the first input, a pair ``(source,
+            target)`` (e.g. ``(-1, -1)``) is for bipartite inputs, as
+            :func:`~torch_geometric.nn.to_hetero` gives them.
         out_channels (int): hidden/output size :math:`C`.
         num_steps (int, optional): :math:`T`. (default: :obj:`3`)
         message (str, optional): :obj:`'linear'` or
@@ -93,16 +102,26 @@ class MPNNConv(Module):
             ``'edge_network'``. (default: :obj:`None`)
         edge_hidden_channels (int, optional): hidden size of the edge
             network MLP. (default: :obj:`64`)
-        aggr (str, optional): :math:`\bigoplus`. (default: :obj:`'add'`)
+        aggr (str or list, optional): :math:`\bigoplus`, any PyG
+            aggregation; a list (a
+            :class:`~torch_geometric.nn.aggr.MultiAggregation`) feeds the
+            concatenated aggregates to a wider GRU input.
+            (default: :obj:`'add'`)
         share_weights (bool, optional): one message function for all steps.
             (default: :obj:`True`)
         bias (bool, optional): GRU biases. (default: :obj:`True`)
 
     Shapes:
-        - **input:** node features :math:`(|\mathcal{V}|, F_{in})`,
-          edge indices :math:`(2, |\mathcal{E}|)`, edge features
-          :math:`(|\mathcal{E}|, D)` *(edge network only)*
-        - **output:** node features :math:`(|\mathcal{V}|, C)`
+        - **input:** node features :math:`(|\mathcal{V}|, F_{in})` or a
+          bipartite pair :math:`((|\mathcal{V}_s|, F_s), (|\mathcal{V}_t|,
+          F_t))` (the sources keep their padded input state, the targets
+          are updated), edge indices :math:`(2, |\mathcal{E}|)` or an
+          ``adj_t`` :math:`(|\mathcal{V}_t|, |\mathcal{V}_s|)`
+          (``SparseTensor`` / ``torch.sparse``; ``[E, D]`` values are the
+          edge features when ``edge_attr`` is None), edge features
+          :math:`(|\mathcal{E}|, D)` *(edge network only)*, ``size``
+          *(optional)*
+        - **output:** node features :math:`(|\mathcal{V}_t|, C)`
 
     Example:
         >>> conv = MPNNConv(3, 8, num_steps=2)
@@ -117,13 +136,21 @@ class MPNNConv(Module):
                  edge_dim: Optional[int] = None,
                  edge_hidden_channels: int = 64, aggr: str = 'add',
                  share_weights: bool = True, bias: bool = True):
-        super().__init__()
-        self.in_channels = check_int(in_channels, 'in_channels', 1)
+        # A MessagePassing (so to_hetero and explainers treat it as a
+        # graph layer) whose message passing is done by its blocks.
+        super().__init__(aggr=None)
         self.out_channels = C = check_int(out_channels, 'out_channels', 1)
-        if in_channels > out_channels:
-            raise ValueError(f"'in_channels' ({in_channels}) must be <= "
-                             f"'out_channels' ({out_channels}); the input is "
-                             f"zero-padded to the state size")
+        pair = isinstance(in_channels, (tuple, list))
+        for name, value in zip(('in_channels[0]', 'in_channels[1]') if pair
+                               else ('in_channels',),
+                               in_channels if pair else (in_channels,)):
+            if value != -1:
+                check_int(value, name, 1)
+            if value > out_channels:
+                raise ValueError(f"'{name}' ({value}) must be <= "
+                                 f"'out_channels' ({out_channels}); the "
+                                 f"input is zero-padded to the state size")
+        self.in_channels = tuple(in_channels) if pair else in_channels
         self.num_steps = check_int(num_steps, 'num_steps', 1)
         self.message = check_choice(message, ('linear', 'edge_network'),
                                     'message')
@@ -135,6 +162,7 @@ class MPNNConv(Module):
                                  "(the edge-feature size)")
         self.edge_dim = edge_dim
         self.aggr = aggr
+        message_channels = _aggr_width(aggr, C)
         self.share_weights = share_weights
 
         def message_block() -> EdgeBlock:
@@ -149,11 +177,12 @@ class MPNNConv(Module):
         count = 1 if share_weights else self.num_steps
         self.message_blocks = ModuleList(message_block()
                                          for _ in range(count))
-        self.update_block = NodeBlock(_GRUUpdate(C, bias), aggr=aggr,
-                                      use_globals=False)
+        self.update_block = NodeBlock(_GRUUpdate(C, bias, message_channels),
+                                      aggr=aggr, use_globals=False)
         self.reset_parameters()
 
     def reset_parameters(self):
+        super().reset_parameters()
         for block in self.message_blocks:
             block.reset_parameters()
         self.update_block.reset_parameters()
@@ -177,9 +206,23 @@ class MPNNConv(Module):
                 module.rnn.state_dict())
         return out.to(module.weight.device, module.weight.dtype)
 
-    def forward(self, x: Tensor, edge_index: Tensor,
-                edge_attr: Optional[Tensor] = None) -> Tensor:
-        check_features(x, self.in_channels, 'x')
+    def forward(self, x: Union[Tensor, Tuple[Tensor, Tensor]], edge_index,
+                edge_attr: Optional[Tensor] = None,
+                size: Optional[Tuple[int, int]] = None) -> Tensor:
+        _refuse_sizes(edge_attr=edge_attr)
+        size = _num_nodes(x, size=size)
+        pair = isinstance(x, (tuple, list))
+        x_src, x_dst = _split_pair(x, 'x')
+        widths = self.in_channels if pair and isinstance(
+            self.in_channels, tuple) else (self.in_channels,) * 2
+        for t, want, name in zip((x_src, x_dst), widths,
+                                 ('x[0]', 'x[1]') if pair else ('x', 'x')):
+            check_features(t, t.size(-1) if want == -1 else want, name)
+            if t.size(-1) > self.out_channels:
+                raise ValueError(f"'{name}' has {t.size(-1)} features but "
+                                 f"at most out_channels="
+                                 f"{self.out_channels} fit the state")
+        edge_index, edge_attr = _resolve_graph(edge_index, edge_attr, *size)
         if self.message == 'edge_network':
             if edge_attr is None:
                 raise ValueError("message='edge_network' needs 'edge_attr' "
@@ -187,24 +230,32 @@ class MPNNConv(Module):
             check_features(edge_attr, self.edge_dim, 'edge_attr')
         else:
             edge_attr = None  # the linear message ignores edge features
-        h = x
-        if x.size(-1) < self.out_channels:  # zero-pad to the state size
-            pad = x.new_zeros(x.size(0), self.out_channels - x.size(-1))
-            h = torch.cat([x, pad], dim=-1)  # [N, C]
+        h_src, h = self._pad(x_src), self._pad(x_dst)  # [N_s, C], [N_t, C]
         for t in range(self.num_steps):
             block = self.message_blocks[0 if self.share_weights else t]
-            m = self._receive(block, h, edge_index, edge_attr)  # [N, C]
-            h = self.update_block.node_update(h, m)  # GRU, [N, C]
+            if not pair:
+                h_src = h
+            m = self._receive(block, (h_src, h), edge_index,
+                              edge_attr)  # [N_t, kC]
+            h = self.update_block.node_update(h, m)  # GRU, [N_t, C]
         return h
+
+    def _pad(self, x: Tensor) -> Tensor:
+        """``x`` zero-padded to the state size ``[N, C]``."""
+        if x.size(-1) == self.out_channels:
+            return x
+        pad = x.new_zeros(x.size(0), self.out_channels - x.size(-1))
+        return torch.cat([x, pad], dim=-1)  # [N, C]
 
     def _receive(self, block: EdgeBlock, h: Tensor, edge_index: Tensor,
                  edge_attr: Optional[Tensor]) -> Tensor:
         """Aggregated messages; the per-edge messages ``[E, C]`` are freed
         on return, before the GRU runs (as in ``GatedGraphConv``)."""
         messages = block(h, edge_index, edge_attr)  # [E, C]
-        return self.update_block.receive(h, edge_index, messages)  # [N, C]
+        return self.update_block.receive(h, edge_index, messages)  # [N_t, kC]
 
     def __repr__(self) -> str:
+        aggr = '' if self.aggr in ('add', 'sum') else f', aggr={self.aggr!r}'
         return (f'{self.__class__.__name__}({self.in_channels}, '
                 f'{self.out_channels}, num_steps={self.num_steps}, '
-                f'message={self.message!r})')
+                f'message={self.message!r}{aggr})')
