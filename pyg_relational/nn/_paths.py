@@ -25,7 +25,8 @@ import torch
 
 from .._checks import check_choice
 
-__all__ = ['PATHS', 'check_path', 'message_only_reason', 'choose_path']
+__all__ = ['PATHS', 'check_path', 'message_only_reason', 'choose_path',
+           'fused_alias']
 
 PATHS = ('auto', 'dense', 'sparse', 'message')
 
@@ -67,6 +68,22 @@ def sparse_dtype_ok(*tensors) -> bool:
     """CSR products exist for float32 / float64 only."""
     return all(t.dtype in (torch.float32, torch.float64) for t in tensors
                if t is not None)
+
+
+def _get_fused(module) -> bool:
+    return module.path != 'message'
+
+
+def _set_fused(module, value: bool):
+    module.path = 'auto' if value else 'message'
+
+
+#: The old ``fused`` switch of a layer, as an alias of its ``path``
+#: (``fused = fused_alias`` in the class body): ``False`` is
+#: ``path='message'``, ``True`` is ``path='auto'``.
+fused_alias = property(_get_fused, _set_fused,
+                       doc="Old alias of ``path``: False when "
+                           "path='message'.")
 
 
 def choose_path(module, requested: str,

@@ -87,7 +87,7 @@ from ..structure import GraphStructure
 from ._csr import EdgeDot, EdgePattern, EdgeSum
 from ._dense import block_attention, dense_reason
 from ._paths import (GraphInput, check_path, choose_path, compiling,
-                     sparse_dtype_ok)
+                     fused_alias, sparse_dtype_ok)
 from .typed import gather_typed
 
 __all__ = [
@@ -662,14 +662,7 @@ class AttentionConv(MessagePassing):
             value = self.lin_value(x_src).view(-1, H, C)
         return query, key, value
 
-    @property
-    def fused(self) -> bool:
-        """Old alias of :attr:`path`: ``False`` means ``path='message'``."""
-        return self.path != 'message'
-
-    @fused.setter
-    def fused(self, value: bool):
-        self.path = 'auto' if value else 'message'
+    fused = fused_alias  # the old switch: False is path='message'
 
     def _nodes(self, x, size):
         """``(x_src, x_dst)`` checked against ``in_channels`` and ``size``;
