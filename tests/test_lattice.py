@@ -310,15 +310,18 @@ def test_paths_equal_message_path(name, dtype):
 
 
 @pytest.mark.parametrize('path', PATHS)
-@pytest.mark.parametrize('stride,padding', [(1, 'same'), (2, 1)])
-def test_nan_stays_in_its_image(path, stride, padding):
-    # A NaN pixel in image 1 poisons exactly the outputs nn.Conv2d poisons,
-    # none of images 0 and 2, nor their gradients.
-    conv = torch.nn.Conv2d(3, 5, 3, stride=stride, padding=padding).double()
+@pytest.mark.parametrize('stride,padding,groups', [(1, 'same', 1),
+                                                   (2, 1, 2)])
+def test_nan_stays_in_its_image(path, stride, padding, groups):
+    # A NaN pixel in image 1 poisons exactly the outputs nn.Conv2d poisons
+    # (with groups: only its group's channels), none of images 0 and 2, nor
+    # their gradients.
+    conv = torch.nn.Conv2d(4, 6, 3, stride=stride, padding=padding,
+                           groups=groups).double()
     layer = LatticeConv.from_module(conv, path=path)
-    image = torch.randn(3, 3, 6, 7, dtype=torch.double)
+    image = torch.randn(3, 4, 6, 7, dtype=torch.double)
     image[1, 0, 2, 0] = float('nan')  # a border pixel: shifts wrap there
-    image[1, 2, 5, 6] = float('inf')
+    image[1, 1, 5, 6] = float('inf')
     image.requires_grad_()
     edge_index, edge_type, out_size = layer.grid_graph((6, 7), 3)
     x = image_to_nodes(image.detach()).requires_grad_()

@@ -242,10 +242,13 @@ class LatticeConv(MessagePassing):
                                  "grid_graph returns (or a Grid structure "
                                  "instead of edge_index)")
         dense_why = self._why_not_dense(grid, edge_type, num_dst)
-        path = choose_path(self, self.path, {
-            'dense': dense_why,
-            'sparse': 'torch.compile traces (its plan is data-dependent)'
-            if compiling() else None})
+        sparse_why = None
+        if compiling():
+            sparse_why = 'torch.compile traces (its plan is data-dependent)'
+        elif torch.is_autocast_enabled(x.device.type):
+            sparse_why = 'autocast is on (the typed sum has no autocast rule)'
+        path = choose_path(self, self.path, {'dense': dense_why,
+                                             'sparse': sparse_why})
         if path == 'dense':
             return self._dense(x, grid)
         edge_index = graph.edge_index
@@ -259,7 +262,7 @@ class LatticeConv(MessagePassing):
             plan = _plan(edge_index, edge_type, self.num_types, shifts=False)
             out = _TypedSum.apply(x, self.weight, plan, num_dst, self.groups)
         else:
-            h = typed_transform(x, self._dense_weight())  # [N, T, C_out]
+            h = self._transform(x)  # [N, T, C_out]
             out = self.propagate(edge_index, h=h, edge_type=edge_type,
                                  size=(num_src, num_dst))
         if self.bias is not None:
@@ -314,18 +317,17 @@ class LatticeConv(MessagePassing):
         # x_j W_{t_ji} = h[j, t_ji] with h = typed_transform(x, W)
         return gather_typed(h, edge_index_j, edge_type)  # [E, C_out]
 
-    def _dense_weight(self) -> Tensor:
-        """``[T, C_in, C_out]``, block-diagonal over groups (zeros off the
-        blocks) for the reference path."""
+    def _transform(self, x: Tensor) -> Tensor:
+        """Every node by every offset, ``[N, T, C_out]``; with groups, each
+        group's channels by its own block only (no zero blocks: a NaN or
+        inf stays in its group, as in :class:`torch.nn.Conv2d`)."""
         if self.groups == 1:
-            return self.weight
+            return typed_transform(x, self.weight)
         t, ci, c_out = self.weight.shape
         g = self.groups
-        co = c_out // g
-        blocks = self.weight.view(t, ci, g, co)  # [T, ci, G, co]
-        eye = torch.eye(g, dtype=self.weight.dtype, device=self.weight.device)
-        dense = blocks.unsqueeze(1) * eye.view(1, g, 1, g, 1)  # [T,G,ci,G,co]
-        return dense.reshape(t, g * ci, c_out)
+        h = torch.einsum('ngc,tcgo->ntgo', x.reshape(-1, g, ci),
+                         self.weight.view(t, ci, g, c_out // g))
+        return h.reshape(x.size(0), t, c_out)  # [N, T, G * C_out / G]
 
     @classmethod
     def from_module(cls, module: torch.nn.Module, path: str = 'auto',
