@@ -14,7 +14,8 @@ from .._checks import (check_edge_index, check_edge_vector, check_features,
                        check_int)
 from ..graphs import grid_graph
 from ..structure import GraphStructure, Grid, _known, register
-from ._paths import GraphInput, check_path, choose_path, compiling
+from ._paths import (GraphInput, check_path, choose_path, compiling,
+                     fused_alias)
 from .typed import (_group_mm_tn, _plan, _TypedAggregate, gather_typed,
                     typed_transform)
 
@@ -120,6 +121,8 @@ class LatticeConv(MessagePassing):
         >>> layer.last_path
         'dense'
     """
+    fused = fused_alias  # the former switch
+
     def __init__(self, in_channels: int, out_channels: int,
                  kernel_size: _IntOrTuple,
                  stride: _IntOrTuple = 1,
@@ -163,15 +166,6 @@ class LatticeConv(MessagePassing):
         else:
             self.register_parameter('bias', None)
         self.reset_parameters()
-
-    @property
-    def fused(self) -> bool:
-        """The old switch: :obj:`False` when ``path='message'``."""
-        return self.path != 'message'
-
-    @fused.setter
-    def fused(self, value: bool):
-        self.path = 'auto' if value else 'message'
 
     def reset_parameters(self):
         r"""The initialisation of :class:`torch.nn.Conv2d`."""
