@@ -114,6 +114,7 @@ class Kind:
     the kind has none)."""
     name = 'graph'
     one_node_sizes: Optional[List[int]] = [1, 1]
+    ragged = True  # graphs of different sizes (an empty one among others)
 
     def batch(self, sizes: Sequence[int]) -> Graph:  # pragma: no cover
         raise NotImplementedError
@@ -217,6 +218,7 @@ class Window(Bipartite):
 class Grid(Kind):
     r"""``batch_size = len(sizes)`` images of ``size`` (one-node graphs:
     1-pixel images, where the geometry allows them)."""
+    ragged = False
 
     def __init__(self, size, kernel_size, stride=1, padding=0, dilation=1):
         self.geometry = dict(kernel_size=kernel_size, stride=stride,
@@ -253,6 +255,7 @@ class Images(Kind):
     r"""A dense batch ``[B, C, H, W]`` (``NonLocalBlock`` builds the
     complete graph of every image itself); one graph per image."""
     name = 'images'
+    ragged = False
 
     def batch(self, sizes):
         side = {0: 2, 1: 1}.get(min(sizes), 2)
