@@ -541,6 +541,9 @@ def test_auto_path_choice(pairwise):
     low(x.bfloat16(), _random_graph())  # no bf16 CSR product
     assert low.last_path == 'message'
     assert 'float32 / float64' in low.why_not_faster['sparse']
+    with torch.autocast('cpu', dtype=torch.bfloat16):  # products in float32
+        block(x, _random_graph())
+    assert block.last_path == 'sparse'
     block.path = 'message'
     block(torch.randn(2, 4, 3, 3))
     assert block.last_path == 'message'
@@ -551,7 +554,7 @@ def test_forced_path_that_cannot_run():
     with pytest.raises(ValueError, match="path='dense'.*no known block"):
         block(torch.randn(7, 4), _random_graph())
     block = NonLocalBlock(4, pairwise='dot', path='dense')
-    with pytest.raises(ValueError, match='equal sizes'):
+    with pytest.raises(ValueError, match='equal blocks'):
         block(torch.randn(7, 4), complete_graph([3, 4]))
     block = NonLocalBlock(4, path='sparse')
     with pytest.raises(ValueError, match='repeated edge'):

@@ -165,6 +165,8 @@ class NonLocalBlock(MessagePassing):
         ...                                  return_attention_weights=True)
         >>> out.shape, alpha.shape
         (torch.Size([6, 8]), torch.Size([20]))
+        >>> block.last_path  # complete blocks: scaled_dot_product_attention
+        'dense'
     """
     PAIRWISE = ('gaussian', 'embedded_gaussian', 'dot', 'concat')
     SOFTMAX = ('gaussian', 'embedded_gaussian')
@@ -371,19 +373,12 @@ class NonLocalBlock(MessagePassing):
     # -- path choice -----------------------------------------------------
     def _dense_reason(self, structure) -> Optional[str]:
         """Why the dense path cannot run on this graph (None if it can)."""
-        if self.pairwise in self.SOFTMAX:
-            return dense_reason(structure)
-        if isinstance(structure, CompleteBlocks) and (
-                structure.causal or not structure.self_loops):
-            return "'dot' / 'concat' run densely on complete blocks with " \
-                "self-loops and without causal masking only"
-        if not isinstance(structure, (CompleteBlocks, BipartiteBlocks)):
-            return dense_reason(structure)
-        src, dst = _block_sizes(structure)
-        if len(set(src)) > 1 or len(set(dst)) > 1:
-            return "'dot' / 'concat' run densely on blocks of equal sizes " \
-                "only (these are ragged)"
-        return None
+        reason = dense_reason(structure)
+        if reason is None and self.pairwise not in self.SOFTMAX \
+                and not _equal_blocks(structure):
+            reason = "'dot' / 'concat' run densely on equal blocks only " \
+                "(complete with self-loops and not causal, or bipartite)"
+        return reason
 
     def _sparse_pattern(self, graph: GraphInput, size: Tuple[int, int],
                         query: Tensor
@@ -447,10 +442,15 @@ class NonLocalBlock(MessagePassing):
 
     def _dense(self, query: Tensor, key: Tensor, value: Tensor,
                structure: GraphStructure, need_weights: bool) -> PairTensor:
-        r"""Blocks as dense matrices: unscaled SDPA for the Gaussian forms,
-        :math:`f\, g / N_b` as batched products for ``'dot'`` /
-        ``'concat'`` (equal blocks)."""
-        if self.pairwise in self.SOFTMAX:  # softmax(theta phi^T) g per block
+        r"""Blocks as dense matrices: SDPA with ``scale=1`` for the Gaussian
+        forms; on equal blocks, :math:`f` with a batched product then
+        :math:`f\, g / \mathcal{C}` with another (``'dot'``, ``'concat'``,
+        the weights when asked, and the Gaussian forms whose :math:`g` is
+        narrower than the keys: PyTorch's fused CPU kernel needs equal
+        widths, its fallback measured ~2x slower than these products)."""
+        softmax = self.pairwise in self.SOFTMAX
+        if softmax and (not _equal_blocks(structure) or (
+                query.size(-1) == value.size(-1) and not need_weights)):
             y, alpha = block_attention(query.unsqueeze(1), key.unsqueeze(1),
                                        value.unsqueeze(1), structure,
                                        scale=1., need_weights=need_weights)
@@ -462,12 +462,13 @@ class NonLocalBlock(MessagePassing):
         n, m = query.size(0) // blocks, key.size(0) // blocks
         q = query.view(blocks, n, -1)  # [B, n, C']
         k = key.view(blocks, m, -1)  # [B, m, C']
-        if self.pairwise == 'dot':  # theta_i^T phi_j
-            f = torch.bmm(q, k.transpose(1, 2))  # [B, n, m]
-        else:  # ReLU(w_dst^T theta_i + w_src^T phi_j): [B, n, 1] + [B, 1, m]
+        if self.pairwise == 'concat':  # ReLU(w_dst^T theta_i + w_src^T phi_j)
             q, k = self.score.project(q, k)  # [B, n], [B, m]
             f = self.score.edge(q.unsqueeze(2), k.unsqueeze(1))  # [B, n, m]
-        f = f / m  # C_i = N_b, the block's sources
+        else:  # theta_i^T phi_j
+            f = torch.bmm(q, k.transpose(1, 2))  # [B, n, m]
+        # f / C_i: a softmax, or C_i = N_b, the block's sources
+        f = torch.softmax(f, dim=-1) if softmax else f / m
         y = torch.bmm(f, value.view(blocks, m, -1))  # [B, n, C']
         return y.view(-1, y.size(-1)), (f.reshape(-1) if need_weights
                                         else None)
@@ -528,6 +529,16 @@ class NonLocalBlock(MessagePassing):
         return (f'{self.__class__.__name__}({self.in_channels}, '
                 f'inter_channels={self.inter_channels}, '
                 f'pairwise={self.pairwise!r}{extra})')
+
+
+def _equal_blocks(structure: GraphStructure) -> bool:
+    """Blocks of one size whose targets see all sources of their block:
+    ``[B, n, m]`` views of the node tensors are the whole graph."""
+    if isinstance(structure, CompleteBlocks) and (
+            structure.causal or not structure.self_loops):
+        return False
+    src, dst = _block_sizes(structure)
+    return len(set(src)) <= 1 and len(set(dst)) <= 1
 
 
 def _block_sizes(structure: GraphStructure
