@@ -235,8 +235,7 @@ def test_nan_stays_in_its_sequence(path, bidirectional):
     # nothing of sequences 0 and 2, nor their gradients.
     lstm = torch.nn.LSTM(3, 4, batch_first=True,
                          bidirectional=bidirectional).double()
-    layer = RecurrentConv.from_module(lstm)
-    layer.path = path
+    layer = RecurrentConv.from_module(lstm, path=path)
     lengths = torch.tensor([3, 5, 4])
     keep = torch.arange(5).view(1, -1) < lengths.view(-1, 1)  # [B, T]
     seq = torch.randn(3, 5, 3, dtype=torch.double)

@@ -558,9 +558,11 @@ class RecurrentConv(MessagePassing):
         return states
 
     @classmethod
-    def from_module(cls, module: torch.nn.RNNBase) -> 'RecurrentConv':
+    def from_module(cls, module: torch.nn.RNNBase,
+                    path: str = 'auto') -> 'RecurrentConv':
         r"""The graph twin of a :class:`torch.nn.RNN`, :class:`torch.nn.GRU`
-        or :class:`torch.nn.LSTM`, weights copied."""
+        or :class:`torch.nn.LSTM`, weights copied; ``path`` as in the
+        constructor."""
         cells = {torch.nn.RNN: 'rnn', torch.nn.GRU: 'gru',
                  torch.nn.LSTM: 'lstm'}
         cell = cells.get(type(module))
@@ -575,7 +577,8 @@ class RecurrentConv(MessagePassing):
         layer = cls(module.input_size, module.hidden_size, module.num_layers,
                     cell=cell, bias=module.bias,
                     bidirectional=module.bidirectional,
-                    dropout=module.dropout, nonlinearity=nonlinearity)
+                    dropout=module.dropout, nonlinearity=nonlinearity,
+                    path=path)
         weight = next(module.parameters())
         layer = layer.to(weight.device, weight.dtype)
         layer.load_state_dict(module.state_dict())
