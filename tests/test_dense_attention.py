@@ -37,11 +37,12 @@ def _layer(score, structure, dtype, **kwargs):
     return conv, x
 
 
-def _derivatives(conv, x, graph):
+def _derivatives(conv, x, graph, edge_type=None):
     """Output, first-order gradients (of the inputs and ``lin_query``) and
     second-order gradients of their squared norm."""
     x = [t.detach().clone().requires_grad_() for t in x]
-    out = conv(x[0] if len(x) == 1 else tuple(x), graph)
+    out = conv(x[0] if len(x) == 1 else tuple(x), graph,
+               edge_type=edge_type)
     weight = conv.lin_query.weight
     cotangent = torch.randn(out.shape, dtype=out.dtype,
                             generator=torch.Generator().manual_seed(1))
@@ -53,17 +54,25 @@ def _derivatives(conv, x, graph):
 
 
 @pytest.mark.parametrize('dtype', dtypes())
-@pytest.mark.parametrize('score', ['dot', 'scaled_dot', 'general'])
+@pytest.mark.parametrize('score', ['dot', 'scaled_dot', 'general',
+                                   'relative'])
 @pytest.mark.parametrize('name', list(STRUCTURES))
 def test_dense_equals_message(name, score, dtype):
     structure = STRUCTURES[name]
-    conv, x = _layer(score, structure, dtype)
     edge_index = structure.edge_index()
+    edge_type = None
+    if score == 'relative':  # Shaw et al. terms, random types
+        conv, x = _layer('scaled_dot', structure, dtype, num_edge_types=3)
+        with torch.no_grad():
+            conv.rel_value.normal_()
+        edge_type = torch.randint(0, 3, (edge_index.size(1), ))
+    else:
+        conv, x = _layer(score, structure, dtype)
     conv.path = 'message'
-    expected = _derivatives(conv, x, edge_index)
+    expected = _derivatives(conv, x, edge_index, edge_type)
     conv.path = 'auto'
     for graph in (structure, edge_index):  # the value and the tensor
-        actual = _derivatives(conv, x, graph)
+        actual = _derivatives(conv, x, graph, edge_type)
         assert conv.last_path == 'dense'
         for order, (a, b) in enumerate(zip(actual, expected)):
             for u, v in zip((a, ) if torch.is_tensor(a) else a,
@@ -78,17 +87,23 @@ def test_dense_equals_message(name, score, dtype):
                     assert_close(u, v, dtype)
 
 
+@pytest.mark.parametrize('relative', [False, True])
 @pytest.mark.parametrize('name', list(STRUCTURES))
-def test_dense_attention_weights(name):
+def test_dense_attention_weights(name, relative):
     structure = STRUCTURES[name]
-    conv, x = _layer('scaled_dot', structure, torch.float64)
+    types = 3 if relative else None
+    conv, x = _layer('scaled_dot', structure, torch.float64,
+                     num_edge_types=types)
     x = x[0] if len(x) == 1 else x
-    out, (edge_index, alpha) = conv(x, structure,
+    edge_type = torch.randint(0, 3, (structure.num_edges, )) \
+        if relative else None
+    out, (edge_index, alpha) = conv(x, structure, edge_type=edge_type,
                                     return_attention_weights=True)
     assert conv.last_path == 'dense'
     assert torch.equal(edge_index, structure.edge_index())
     conv.path = 'message'
-    ref, (_, ref_alpha) = conv(x, edge_index, return_attention_weights=True)
+    ref, (_, ref_alpha) = conv(x, edge_index, edge_type=edge_type,
+                               return_attention_weights=True)
     assert_close(out, ref)
     assert_close(alpha, ref_alpha)
     assert alpha.shape == (structure.num_edges, 2)
@@ -170,8 +185,9 @@ def test_path_choice_and_reasons():
     assert 'not a dot product' in gat.why_not_faster['dense']
     rel = AttentionConv(5, 3, score='scaled_dot', num_edge_types=3)
     rel(x, complete_graph(7), edge_type=torch.zeros(49, dtype=torch.long))
+    assert rel.last_path == 'dense'
+    rel(x, random, edge_type=torch.zeros(4, dtype=torch.long))
     assert rel.last_path == 'sparse'
-    assert 'relative positions' in rel.why_not_faster['dense']
     # fused= is the old alias of path=
     assert AttentionConv(5, 3, score='dot', fused=False).path == 'message'
     conv.fused = False

@@ -64,11 +64,12 @@ class MultiheadAttentionConv(AttentionConv):
         ``bias_k``/``bias_v``/``add_zero_attn`` and different ``kdim``/
         ``vdim`` of :class:`torch.nn.MultiheadAttention` are not supported.
         The execution path is :class:`AttentionConv`'s (``path=``): on
-        complete / causal / bipartite blocks without relative positions,
+        complete / causal / bipartite blocks
         :func:`~torch.nn.functional.scaled_dot_product_attention` (the
-        kernel of :class:`torch.nn.MultiheadAttention`); relative positions
-        and other graphs run as sparse CSR products per head; ``conv.path =
-        'message'`` forces per-edge messages. Same numbers on every path.
+        kernel of :class:`torch.nn.MultiheadAttention`), with relative
+        positions dense ``[B, H, n, n]`` products; other graphs run as
+        sparse CSR products per head; ``conv.path = 'message'`` forces
+        per-edge messages. Same numbers on every path.
 
     Args:
         embed_dim (int): model size :math:`H \cdot d`.
