@@ -32,6 +32,9 @@ def parse_args(argv=None):
                    help='training systems')
     p.add_argument('--test', type=int, default=20)
     p.add_argument('--epochs', type=int, default=10)
+    p.add_argument('--time-limit', type=float, default=None,
+                   help='stop training after the epoch that reaches this '
+                   'many minutes')
     p.add_argument('--batch-size', type=int, default=8)
     p.add_argument('--hidden', type=int, default=64)
     p.add_argument('--sim-steps', type=int, default=1000,
@@ -60,7 +63,9 @@ def main(argv=None):
                             args.epochs, args.batch_size, k=args.k,
                             num_steps=args.sim_steps,
                             hidden_channels=args.hidden, root=args.root,
-                            seed=args.seed)
+                            seed=args.seed, time_limit_s=None
+                            if args.time_limit is None
+                            else args.time_limit * 60)
         print(json.dumps(row), flush=True)
 
 

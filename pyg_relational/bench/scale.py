@@ -503,14 +503,16 @@ def nri_train_row(num_particles: int, num_train: int, num_test: int,
                   epochs: int, batch_size: int, k: int = 8,
                   num_steps: int = 1000, hidden_channels: int = 64,
                   pred_steps: int = 4, lr: float = 5e-4,
-                  root: Optional[str] = None, seed: int = 0) -> dict:
+                  root: Optional[str] = None, seed: int = 0,
+                  time_limit_s: Optional[float] = None) -> dict:
     r"""Train :class:`~pyg_relational.nn.NRI` (paper layout, type 0 = no
     interaction) for ``epochs`` on springs systems of ``num_particles``,
     with the ``k``-nearest-neighbour candidate graph of the first frame;
     the test edge accuracy on the candidate edges (best relabelling of the
     types, as in the paper) and the share of candidate edges that are
     springs (the accuracy of always guessing the majority is
-    ``max(share, 1 - share)``)."""
+    ``max(share, 1 - share)``). ``time_limit_s`` stops after the epoch
+    that reaches it (``epochs`` in the row: the epochs run)."""
     from ..nn.nri import edge_accuracy
     from .nri import build_model
     train, test = _nri_data(num_particles, num_train, num_test, num_steps,
@@ -521,8 +523,10 @@ def nri_train_row(num_particles: int, num_train: int, num_test: int,
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
-    steps = 0
-    for _ in range(epochs):
+    steps = done = 0
+    while done < epochs and (time_limit_s is None or
+                             time.perf_counter() - start < time_limit_s):
+        done += 1
         model.train()
         for index in torch.randperm(len(train), generator=gen).split(
                 batch_size):
@@ -544,7 +548,7 @@ def nri_train_row(num_particles: int, num_train: int, num_test: int,
     share = float(labels.float().mean())
     return dict(experiment='nri-train', num_particles=num_particles,
                 candidates=f'knn-{k}', frames=train.num_frames,
-                num_train=num_train, num_test=num_test, epochs=epochs,
+                num_train=num_train, num_test=num_test, epochs=done,
                 steps=steps, batch_size=batch_size, hidden=hidden_channels,
                 test_edge_acc=edge_accuracy(logits, labels),
                 spring_share=share, majority_acc=max(share, 1 - share),

@@ -370,5 +370,7 @@ register(Suite(
 # SPEED_PROVIDERS.
 register(Suite(
     'scale', 'beyond one full-graph pass: NeighborLoader node classification '
-    'on 100k-1M-node graphs (peak RSS flat in graph size, s/epoch, accuracy)',
+    'on 100k-1M-node graphs (peak RSS vs graph size, s/epoch, accuracy), NRI '
+    'on kNN candidate graphs (100/1000 particles), attention on 1k-16k-token '
+    'complete graphs given by structure',
     _provider('pyg_relational.bench.scale', 'run_scale')))
