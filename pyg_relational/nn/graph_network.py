@@ -155,7 +155,8 @@ def _resolve_graph(edge_index, edge_attr: Optional[Tensor] = None,
     does, ``[E, F]`` values of an ``adj_t`` are the edge features when
     ``edge_attr`` is None; the edges of an ``adj_t`` come sorted by target,
     then source."""
-    if type(edge_index) is Tensor:  # plain edge_index: nothing to resolve
+    if type(edge_index) is Tensor and edge_index.layout == torch.strided:
+        # a plain edge_index: nothing to resolve
         return edge_index, edge_attr
     graph = GraphInput(edge_index, num_src, num_dst)
     if edge_attr is None and graph.edge_weight is not None \
@@ -754,13 +755,13 @@ class NodeBlock(MessagePassing):
         _check_globals(u, self.use_globals, 'use_globals', batch_dst)
         x_dst = _split_pair(x, 'x')[1]
         parts = []
-        for flag, name, value, rows in (
-                (self.use_received_edges, 'received', received, size[1]),
-                (self.use_sent_edges, 'sent', sent, size[0])):
+        for flag, name, step, value, rows in (
+                (self.use_received_edges, 'received', 'receive', received,
+                 size[1]),
+                (self.use_sent_edges, 'sent', 'send', sent, size[0])):
             if flag and (value is None or value.size(0) != rows):
                 raise ValueError(f"'{name}' must be the [{rows}, F] output "
-                                 f"of {'receive' if name == 'received' else 'send'}() "
-                                 f"since use_{name}_edges=True")
+                                 f"of {step}() since use_{name}_edges=True")
             if flag:
                 parts.append((f"aggregated edge_attr ({name})",
                               value))  # [N_t, F_e]

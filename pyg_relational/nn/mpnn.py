@@ -213,8 +213,8 @@ class MPNNConv(MessagePassing):
         size = _num_nodes(x, size=size)
         pair = isinstance(x, (tuple, list))
         x_src, x_dst = _split_pair(x, 'x')
-        widths = self.in_channels if pair and isinstance(
-            self.in_channels, tuple) else (self.in_channels,) * 2
+        widths = self.in_channels if isinstance(self.in_channels, tuple) \
+            else (self.in_channels, ) * 2
         for t, want, name in zip((x_src, x_dst), widths,
                                  ('x[0]', 'x[1]') if pair else ('x', 'x')):
             check_features(t, t.size(-1) if want == -1 else want, name)
