@@ -494,8 +494,8 @@ def recognise(edge_index: Tensor, num_src: Optional[int] = None,
     num = int(ei.max()) + 1 if num_dst is None else num_dst
     if num_src is not None:
         num = max(num, num_src)
-    if bool((dst[1:] < dst[:-1]).any()):
-        return None
+    if bool((dst[1:] < dst[:-1]).any()) or int(dst[0]) < 0:
+        return None  # unsorted, or a negative index the layer will report
     deg = torch.bincount(dst, minlength=num)
     E = src.numel()
     candidates: List[GraphStructure] = []

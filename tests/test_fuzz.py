@@ -60,17 +60,22 @@ def graphs(draw, max_nodes=8, max_edges=20):
     return n, torch.tensor(flat, dtype=torch.long).view(2, e)
 
 
+BAD_GRAPH_KINDS = ('range', 'negative', 'float', 'shape', 'list')
+
+
 @st.composite
-def bad_edge_indices(draw, n):
-    kind = draw(st.sampled_from(['range', 'negative', 'float', 'shape',
-                                 'list']))
+def bad_edge_indices(draw, n, kind):
+    """A bad ``edge_index`` for ``n`` nodes: an index out of range, a
+    negative index, float dtype, ``[E, 2]`` layout or a Python list."""
     e = draw(st.integers(1, 6))
-    ei = torch.randint(0, n, (2, e))
+    ei = torch.tensor(draw(st.lists(st.integers(0, n - 1), min_size=2 * e,
+                                    max_size=2 * e))).view(2, e)
     if kind == 'range':
         ei[draw(st.integers(0, 1)), draw(st.integers(0, e - 1))] = \
             n + draw(st.integers(0, 5))
     elif kind == 'negative':
-        ei[0, 0] = -1
+        ei[draw(st.integers(0, 1)), draw(st.integers(0, e - 1))] = \
+            -draw(st.integers(1, 5))
     elif kind == 'float':
         ei = ei.float()
     elif kind == 'shape':
@@ -229,8 +234,9 @@ def test_layers_name_bad_graphs_and_features(name, data):
     module = make()
     n = data.draw(st.integers(2, 6))
     x = torch.randn(n, *shape)
-    bad = data.draw(bad_edge_indices(n))
-    raises_naming('edge_index', lambda: call(module, x, bad))
+    for kind in BAD_GRAPH_KINDS:
+        bad = data.draw(bad_edge_indices(n, kind))
+        raises_naming('edge_index', lambda: call(module, x, bad))
     ei = complete_graph(n, self_loops=False)
     width = data.draw(st.integers(1, 9).filter(lambda w: w != shape[-1]))
     raises_naming("'x", lambda: call(module, torch.randn(n, *shape[:-1],
