@@ -106,9 +106,15 @@ def edge_softmax(logits: Tensor, index: Tensor,
     with :math:`m_i = \max_{j'} e_{ij'}` (stable for logits of any size).
 
     The one normalisation of every attention layer in the package; it calls
-    :func:`torch_geometric.utils.softmax` (torch-scatter where faster, CSR
-    ``ptr`` when given). A target with no incoming edge has no
-    :math:`\alpha` at all, so its aggregate is zero.
+    :func:`torch_geometric.utils.softmax`. A target with no incoming edge
+    has no :math:`\alpha` at all, so its aggregate is zero.
+
+    .. note::
+        ``ptr`` is used only when no gradient is recorded: with ``ptr`` PyG
+        runs torch-scatter's segment kernels, whose backward is not
+        differentiable again (second-order gradients came out wrong, e.g.
+        61 against values of 94); the ``index`` form is exact at every
+        order.
 
     Args:
         logits (Tensor): ``[E]`` or ``[E, H]``.
@@ -119,6 +125,8 @@ def edge_softmax(logits: Tensor, index: Tensor,
     """
     if logits.numel() == 0:
         return logits
+    if ptr is not None and torch.is_grad_enabled() and logits.requires_grad:
+        ptr = None  # exact gradients of every order (see the note)
     return softmax(logits, index, ptr, num_nodes, dim=0)
 
 
@@ -421,12 +429,6 @@ def _split(x, name: str):
         return x[0], x[1]
     raise ValueError(f"'{name}' must be a tensor [N, F] or a pair "
                      f"(x_src, x_dst) (got {type(x).__name__})")
-
-
-def _heads(x: Tensor) -> Tuple[Tensor, ...]:
-    """``x [N, H, ...]`` as ``H`` contiguous ``[N, ...]`` tensors with one
-    copy (and one gradient buffer in backward, not one per head)."""
-    return torch.unbind(x.transpose(0, 1).contiguous(), 0)
 
 
 class AttentionConv(MessagePassing):
@@ -868,10 +870,8 @@ class AttentionConv(MessagePassing):
         target, H = pattern.target, self.heads
         edge_term = self._edge_term(edge_attr, rel, target, edge_type)
         if self.score.dot_product:
-            logits = torch.stack([
-                EdgeDot.apply(pattern, q, k) for q, k in zip(
-                    _heads(q_node), _heads(k_node))
-            ], dim=1) / self.score.scale  # [E, H]
+            logits = EdgeDot.apply(pattern, q_node, k_node) \
+                / self.score.scale  # [E, H]
             if edge_term is not None:
                 logits = logits + edge_term
         else:
@@ -884,10 +884,7 @@ class AttentionConv(MessagePassing):
             # message path draws it (same seed, same mask)
             keep = F.dropout(alpha.new_ones(alpha.shape), p=self.dropout)
             alpha = alpha * (keep if perm is None else keep[perm])
-        out = torch.stack([
-            EdgeSum.apply(pattern, a, v)
-            for a, v in zip(_heads(alpha), _heads(value))
-        ], dim=1)  # [N_dst, H, C]
+        out = EdgeSum.apply(pattern, alpha, value)  # [N_dst, H, C]
         if self.rel_value is not None:  # sum_t (sum of alpha of type t) a^V_t
             T = self.num_edge_types
             weight = alpha.new_zeros(size[1] * T, H).index_add_(
