@@ -495,7 +495,7 @@ CASES: List[Case] = [
          SPARSE_PATHS, 'sparse', pair_x, call_graph, poison='x_src'),
     Case('attention-relative-complete',
          _attention('scaled_dot', num_edge_types=5), Complete(),
-         SPARSE_PATHS, 'sparse', node_x,
+         ATTENTION_PATHS, 'dense', node_x,
          lambda layer, g, inputs: layer(
              inputs['x'], g.edge_index, edge_type=graphs.relative_position(
                  g.edge_index, _positions(g), clip=2))),
@@ -517,7 +517,7 @@ CASES: List[Case] = [
              'x': _randn(gen, g.num_src, 6)}, call_graph),
     Case('mha-relative-complete',
          _seeded(lambda: MultiheadAttentionConv(6, 2, relative_clip=2)),
-         Complete(), SPARSE_PATHS, 'sparse', lambda g, gen: {
+         Complete(), ATTENTION_PATHS, 'dense', lambda g, gen: {
              'x': _randn(gen, g.num_src, 6)}, _relative),
     Case('transformer-encoder-causal',
          _seeded(lambda: TransformerEncoderLayer(6, 2, 8, dropout=0.)),
