@@ -125,32 +125,28 @@ def resolve(args):
 # --------------------------------------------------------------------------
 # Checkpoints: atomic writes, readable errors, exact random states.
 # --------------------------------------------------------------------------
-def save_atomic(obj, path):
-    """``torch.save`` to a unique temporary file, then an atomic rename: an
-    interrupt during saving leaves the previous file intact."""
+def write_atomic(path, write):
+    """``write(f)`` into a unique temporary file beside ``path``, then an
+    atomic rename: an interrupt while writing leaves the previous file
+    intact and no temporary file behind."""
     fd, tmp = tempfile.mkstemp(prefix=osp.basename(path) + '.',
                                suffix='.tmp', dir=osp.dirname(path) or '.')
     try:
         with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
+            write(f)
         os.replace(tmp, path)
     except BaseException:
         if osp.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def save_atomic(obj, path):
+    write_atomic(path, lambda f: torch.save(obj, f))
 
 
 def write_text_atomic(text, path):
-    fd, tmp = tempfile.mkstemp(prefix=osp.basename(path) + '.',
-                               suffix='.tmp', dir=osp.dirname(path) or '.')
-    try:
-        with os.fdopen(fd, 'w', newline='') as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_atomic(path, lambda f: f.write(text.encode()))
 
 
 def random_states():

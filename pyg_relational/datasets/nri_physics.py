@@ -239,8 +239,7 @@ class _ParticleDataset(SimulatedDataset):
                 f"'{key}' as one [S, ...] tensor is only kept without "
                 f"pre_transform / pre_filter; iterate the items instead")
         value = self._data[key]
-        value = value.view(self.config['num_samples'], -1,
-                           *value.shape[1:])  # [S, rows, ...]
+        value = value.view(self.len(), -1, *value.shape[1:])  # [S, rows, ...]
         if self._indices is None:
             return value
         return value[torch.as_tensor(list(self.indices()), dtype=torch.long)]
