@@ -393,6 +393,15 @@ def _relative(layer, g, inputs, **kwargs):
     return layer(_x(inputs), g.edge_index, position=_positions(g), **kwargs)
 
 
+def _adj_t(g: Graph) -> Tensor:
+    """The graph as a ``torch.sparse`` CSR ``adj_t [N_dst, N_src]``."""
+    row, col = g.edge_index[1], g.edge_index[0]
+    adj = torch.sparse_coo_tensor(torch.stack([row, col]),
+                                  torch.ones(row.numel()),
+                                  (g.num_dst, g.num_src), check_invariants=True)
+    return adj.coalesce().to_sparse_csr()
+
+
 def _edge_rows(g):
     return g.src_graph[g.edge_index[0]]
 
@@ -479,6 +488,14 @@ CASES: List[Case] = [
     Case('attention-scaled_dot-causal', _attention('scaled_dot'),
          Complete(causal=True), ATTENTION_PATHS, 'dense', node_x,
          _with_weights(_attend)),
+    # a plain edge_index from elsewhere: the structure is recognised
+    Case('attention-scaled_dot-recognised', _attention('scaled_dot'),
+         Complete(causal=True), ATTENTION_PATHS, 'dense', node_x,
+         lambda layer, g, inputs: layer(inputs['x'], g.edge_index.clone())),
+    # PyG's adj_t layout (torch.sparse CSR, [N_dst, N_src])
+    Case('attention-scaled_dot-adj_t', _attention('scaled_dot'), Random(),
+         SPARSE_PATHS, 'sparse', node_x,
+         lambda layer, g, inputs: layer(inputs['x'], _adj_t(g))),
     Case('attention-dot-complete', _attention('dot'), Complete(),
          ATTENTION_PATHS, 'dense', node_x, call_graph),
     Case('attention-scaled_dot-random', _attention('scaled_dot'), Random(),
