@@ -628,11 +628,10 @@ def test_bfloat16(pairwise):
     assert low.last_path == 'message' and not out.isnan().any()
 
 
-@pytest.mark.parametrize('pairwise', ['embedded_gaussian', 'dot'])
-def test_compile_default_path(pairwise):
-    """torch.compile (eager backend) of the default path: the dense path
+def test_compile_default_path():
+    """torch.compile (eager backend) of the default block: the dense path
     traces; the same numbers as without compiling."""
-    block = NonLocalBlock(4, pairwise=pairwise).double()
+    block = NonLocalBlock(4).double()
     _randomised(block, torch.float64)
     x = torch.randn(2, 4, 3, 3, dtype=torch.float64)
     torch._dynamo.reset()
