@@ -356,10 +356,6 @@ def call_graph(layer, g, inputs):
     return layer(_x(inputs), g.edge_index)
 
 
-def call_typed(layer, g, inputs):
-    return layer(_x(inputs), g.edge_index, edge_type=g.edge_type)
-
-
 def _seeded(factory):
     def make():
         with torch.random.fork_rng(devices=[]):
@@ -394,12 +390,12 @@ def _relative(layer, g, inputs, **kwargs):
 
 
 def _adj_t(g: Graph) -> Tensor:
-    """The graph as a ``torch.sparse`` CSR ``adj_t [N_dst, N_src]``."""
+    """The graph as a ``torch.sparse`` ``adj_t [N_dst, N_src]``."""
     row, col = g.edge_index[1], g.edge_index[0]
-    adj = torch.sparse_coo_tensor(torch.stack([row, col]),
-                                  torch.ones(row.numel()),
-                                  (g.num_dst, g.num_src), check_invariants=True)
-    return adj.coalesce().to_sparse_csr()
+    return torch.sparse_coo_tensor(torch.stack([row, col]),
+                                   torch.ones(row.numel()),
+                                   (g.num_dst, g.num_src),
+                                   check_invariants=True).coalesce()
 
 
 def _edge_rows(g):
@@ -492,7 +488,7 @@ CASES: List[Case] = [
     Case('attention-scaled_dot-recognised', _attention('scaled_dot'),
          Complete(causal=True), ATTENTION_PATHS, 'dense', node_x,
          lambda layer, g, inputs: layer(inputs['x'], g.edge_index.clone())),
-    # PyG's adj_t layout (torch.sparse CSR, [N_dst, N_src])
+    # PyG's adj_t layout (torch.sparse, [N_dst, N_src])
     Case('attention-scaled_dot-adj_t', _attention('scaled_dot'), Random(),
          SPARSE_PATHS, 'sparse', node_x,
          lambda layer, g, inputs: layer(inputs['x'], _adj_t(g))),

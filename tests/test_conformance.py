@@ -28,7 +28,7 @@ from torch import Tensor
 
 from pyg_relational.nn import AttentionConv, MultiheadAttentionConv
 from tests.conformance_cases import CASES, Case, Complete, Graph, Random
-from tests.helpers import TOL, _flatten, assert_close
+from tests.helpers import _flatten, assert_close
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
