@@ -54,7 +54,7 @@ def check_sizes(sizes: SizeLike, name: str = 'sizes') -> Tensor:
     else:
         if isinstance(sizes, (str, bytes)):
             raise ValueError(f"'{name}' must be an int or a 1-D sequence of "
-                             f"ints (got the string {sizes!r})")
+                             f"integers (got the string {sizes!r})")
         try:
             values = list(sizes)
         except TypeError:
