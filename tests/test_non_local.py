@@ -663,3 +663,23 @@ def test_aggr_other_than_add_refused():
     with pytest.raises(ValueError, match="'aggr' must be 'add'.*'mean'"):
         NonLocalBlock(4, aggr='mean')
     assert NonLocalBlock(4, aggr='add').path == 'auto'
+
+
+@pytest.mark.filterwarnings('ignore:Sparse CSR tensor support')
+def test_graph_forms():
+    """An adj_t (torch.sparse, [N_dst, N_src]), PyG's EdgeIndex and a
+    GraphStructure give the edge_index result."""
+    from torch_geometric import EdgeIndex
+    block = NonLocalBlock(4, output_projection=False).double()
+    x = torch.randn(7, 4, dtype=torch.float64)
+    for edge_index in (complete_graph([3, 4]), _random_graph()):
+        expected = block(x, edge_index)
+        path = block.last_path
+        adj_t = torch.sparse_coo_tensor(
+            edge_index.flip(0), torch.ones(edge_index.size(1)), (7, 7),
+            check_invariants=True).to_sparse_csr()
+        for graph in (adj_t, EdgeIndex(edge_index, sparse_size=(7, 7))):
+            assert_close(block(x, graph), expected)
+            assert block.last_path == path
+    assert_close(block(x, CompleteBlocks((3, 4))),
+                 block(x, complete_graph([3, 4])))
