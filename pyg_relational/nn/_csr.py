@@ -45,7 +45,8 @@ CSR_DTYPES = (torch.float32, torch.float64)
 
 #: Several heads as one product on a block-diagonal pattern (``True``) or a
 #: Python loop of one product per head (``False``). SDDMM + edge softmax +
-#: SpMM, forward+backward, 1 thread: one product 0.71x the loop at
+#: SpMM, forward+backward, 1 thread of a loaded machine (to be measured
+#: again on a quiet one): one product 0.71x the loop at
 #: N=2000/E=20k/H=8, 0.92x at N=20k/E=200k/H=8, 1.10x at H=2, 0.77x on
 #: complete 64x64 (H=8, C=32), 1.32x on complete 16x256 (which the dense
 #: path takes); the cost left is the [E, H] <-> head-major copy.
@@ -228,14 +229,13 @@ def _run(ctx, name: str, product: str, pattern: EdgePattern, x: Tensor,
          y: Tensor) -> Tensor:
     """The forward of the three Functions: autocast casts to float32 (and
     is off inside), dtypes checked, inputs saved, the product run."""
-    device = x.device.type
-    if torch.is_autocast_enabled(device):
+    if autocast_float32(x.device):
         x, y = (t.float() if t.dtype not in CSR_DTYPES else t
                 for t in (x, y))
     _check(name, x, y)
     ctx.pattern = pattern
     ctx.save_for_backward(x, y)
-    with torch.autocast(device, enabled=False):
+    with torch.autocast(x.device.type, enabled=False):
         return _per_head(pattern, product, x, y)
 
 
