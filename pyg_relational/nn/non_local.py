@@ -67,9 +67,11 @@ class NonLocalBlock(MessagePassing):
     :func:`~pyg_relational.graphs.window_graph` or
     :func:`~pyg_relational.graphs.grid_graph` a local variant), a bipartite
     pair ``(x_src, x_dst)``, or a dense batch ``[B, C, T]``,
-    ``[B, C, H, W]`` or ``[B, C, T, H, W]`` for which the complete graph over
-    the positions of every example is built for you and the output keeps the
-    dense layout.
+    ``[B, C, H, W]`` or ``[B, C, T, H, W]`` whose graph is the complete graph
+    over the positions of every example
+    (:class:`~pyg_relational.structure.CompleteBlocks`: its edge list is
+    built only if the sparse or message path or the weights need it); the
+    output keeps the dense layout.
 
     With ``sub_sample=True`` (dense input only) :math:`\phi` and :math:`g`
     are max-pooled as in the paper (window 2 in 1-D, 2×2 in 2-D, 1×2×2 in
