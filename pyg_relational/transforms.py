@@ -188,6 +188,9 @@ def sequence_to_nodes(
     if lengths is not None and mask is not None:
         raise ValueError("Pass either 'lengths' or 'mask', not both")
     if mask is not None:
+        if not isinstance(mask, Tensor):
+            raise ValueError(f"'mask' must be a bool tensor of shape "
+                             f"[{b}, {t}] (got {type(mask).__name__})")
         if mask.shape != (b, t) or mask.dtype != torch.bool:
             raise ValueError(f"'mask' must be a bool tensor of shape "
                              f"[{b}, {t}] (got {mask.dtype}, "
@@ -287,9 +290,12 @@ def image_to_nodes(x: Tensor) -> Tensor:
 def nodes_to_image(x: Tensor, batch_size: int, *spatial: int) -> Tensor:
     r"""Nodes ``[B*H*W, C]`` back to images ``[B, C, H, W]`` (the inverse of
     :func:`image_to_nodes`)."""
-    count = batch_size
+    if not isinstance(x, Tensor):
+        raise ValueError(f"'x' must be a tensor [B*H*W, C] (got "
+                         f"{type(x).__name__})")
+    count = check_int(batch_size, 'batch_size', 0)
     for s in spatial:
-        count *= s
+        count *= check_int(s, 'spatial size', 0)
     if x.dim() != 2 or x.size(0) != count:
         raise ValueError(f"'x' must have shape [{count}, C] for batch_size="
                          f"{batch_size} and spatial size {spatial} (got "

@@ -111,3 +111,17 @@ def test_nodes_to_sequence_never_drops_rows():
         nodes_to_sequence(x, batch[:3])
     with pytest.raises(IndexError, match="negative"):
         nodes_to_sequence(x, batch - 1)
+
+
+@pytest.mark.parametrize('call,match', [
+    (lambda: nodes_to_image([[1.]], 1, 1), "'x' must be a tensor"),
+    (lambda: nodes_to_image(torch.randn(8, 3), 2.0, 2, 2), "'batch_size'"),
+    (lambda: nodes_to_image(torch.randn(8, 3), -2, -2, 2), "'batch_size'"),
+    (lambda: nodes_to_image(torch.randn(8, 3), 2, 2, 2.0), "'spatial size'"),
+    (lambda: sequence_to_nodes(torch.randn(2, 3, 1), mask=[[True] * 3] * 2),
+     "'mask' must be a bool tensor"),
+])
+def test_helpers_name_bad_arguments(call, match):
+    # raw AttributeError / view() / shape errors before
+    with pytest.raises(ValueError, match=match):
+        call()
