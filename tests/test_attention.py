@@ -623,3 +623,18 @@ def test_sparse_path_every_score(score, kwargs, dtype):
               for n in used]
     assert_twin(run(fast), run(slow), inputs, params)
     assert fast.last_path == 'sparse' and slow.last_path == 'message'
+
+
+def test_gat_self_loops_kept_per_graph():
+    """add_self_loops=True: the looped graph is kept per edge_index tensor
+    (so its CSR pattern is built once); an in-place change of the graph is
+    seen."""
+    gat = GATConv(5, 4, heads=2).double()
+    conv = AttentionConv.from_module(gat)
+    x = torch.randn(6, 5, dtype=torch.float64)
+    edge_index = torch.randint(0, 6, (2, 20))
+    for _ in range(2):
+        assert_close(conv(x, edge_index), gat(x, edge_index))
+        assert conv.last_path == 'sparse'
+    edge_index[0, :5] = (edge_index[0, :5] + 1) % 6
+    assert_close(conv(x, edge_index), gat(x, edge_index))

@@ -84,7 +84,7 @@ from .._checks import (check_choice, check_edge_index, check_edge_vector,
                        check_features, check_int, check_sizes)
 from ..graphs import bipartite_graph, window_graph
 from ..structure import GraphStructure
-from ._csr import EdgeDot, EdgePattern, EdgeSum
+from ._csr import EdgeDot, EdgePattern, EdgeSum, _cached
 from ._dense import block_attention, dense_reason
 from ._paths import (GraphInput, check_path, choose_path, compiling,
                      fused_alias, sparse_dtype_ok)
@@ -778,10 +778,8 @@ class AttentionConv(MessagePassing):
         query, key, value = self._project(x_src, x_dst)
         size = (num_src, num_dst)
         if self.add_self_loops:
-            loops, edge_attr = remove_self_loops(graph.edge_index, edge_attr)
-            loops, edge_attr = add_self_loops(
-                loops, edge_attr, fill_value=self.fill_value,
-                num_nodes=min(size))
+            loops, edge_attr = self._self_loops(graph.edge_index, edge_attr,
+                                                min(size))
             graph = GraphInput(loops, num_src, num_dst)
         path, pattern = self._choose(graph, edge_attr, value, size)
         q_node, k_node = self.score.project(query, key)
@@ -819,6 +817,24 @@ class AttentionConv(MessagePassing):
         if return_attention_weights:
             return out, (graph.edge_index, alpha)
         return out
+
+    def _self_loops(self, edge_index: Tensor, edge_attr: Optional[Tensor],
+                    num_nodes: int):
+        """The graph with one self-loop per node (PyG's
+        ``remove_self_loops`` + ``add_self_loops``); without edge features
+        kept per ``edge_index`` tensor, so that its CSR pattern is built
+        once too (:meth:`EdgePattern.build` caches per tensor)."""
+        cache = _cached(edge_index) if edge_attr is None and isinstance(
+            edge_index, Tensor) and not compiling() else {}
+        key = ('self_loops', num_nodes)
+        if key in cache:
+            return cache[key], None
+        loops, edge_attr = remove_self_loops(edge_index, edge_attr)
+        loops, edge_attr = add_self_loops(loops, edge_attr,
+                                          fill_value=self.fill_value,
+                                          num_nodes=num_nodes)
+        cache[key] = loops
+        return loops, edge_attr
 
     def _choose(self, graph: GraphInput, edge_attr, value: Tensor,
                 size: Tuple[int, int]):
