@@ -300,7 +300,15 @@ class SpringsDataset(_ParticleDataset):
         seed (int, optional): random seed. (default: :obj:`0`)
         stats (tuple, optional): ``(loc_min, loc_max, vel_min, vel_max)`` for
             the normalisation (default: this dataset's own).
+        transform, pre_transform, pre_filter (callable, optional): as in
+            :class:`~torch_geometric.data.InMemoryDataset` (the cache holds
+            the raw simulation; ``pre_transform`` / ``pre_filter`` run once
+            per construction). (default: :obj:`None`)
         **physics: other arguments of :func:`simulate_springs`.
+
+    A :class:`~torch_geometric.data.InMemoryDataset`: slicing
+    (``ds[:100]``), index lists, masks and :meth:`shuffle` give datasets;
+    :meth:`batch` collates items fast for training loops.
 
     Example:
         >>> ds = SpringsDataset(None, 4, num_particles=3, num_steps=400)
