@@ -17,6 +17,17 @@ where absent parts (switched off with ``use_*=False``) are skipped and the
 order of the remaining parts is kept. Edge direction follows PyG:
 ``edge_index[0]`` is the sender (source, :math:`s_k`, ``_j``) and
 ``edge_index[1]`` the receiver (target, :math:`r_k`, ``_i``).
+
+The graph argument is what PyG layers take: an ``edge_index`` ``[2, E]``, a
+:class:`torch_geometric.EdgeIndex`, or an ``adj_t`` ``[N_dst, N_src]``
+(:class:`torch_sparse.SparseTensor`, or a ``torch.sparse`` COO / CSR / CSC
+tensor), or a :class:`~pyg_relational.structure.GraphStructure`. As in
+PyG's ``propagate``, the ``[E, F]`` values of an ``adj_t`` are the edge
+features when ``edge_attr`` is None (scalar values, i.e. edge weights, are
+not used); an ``edge_attr`` passed with an ``adj_t``, and the edge outputs,
+follow its edge order (by target, then source). Arguments follow PyG's
+order, ``(x, edge_index, edge_attr, u, batch, ..., size)``; a ``size``
+passed in the place of another argument is refused.
 """
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
@@ -412,10 +423,12 @@ class EdgeBlock(MessagePassing):
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, F_v)` or
           :math:`((|\mathcal{V}_s|, F_{s}), (|\mathcal{V}_t|, F_{t}))` for a
-          bipartite graph, edge indices :math:`(2, |\mathcal{E}|)`,
-          edge features :math:`(|\mathcal{E}|, F_e)` *(optional)*,
-          globals :math:`(B, F_u)` *(optional)*, batch vector
-          :math:`(|\mathcal{V}|)` or a pair of them *(optional)*
+          bipartite graph (or :obj:`None` when no node is used), edge
+          indices :math:`(2, |\mathcal{E}|)` or an ``adj_t`` (see the
+          module), edge features :math:`(|\mathcal{E}|, F_e)`
+          *(optional)*, globals :math:`(B, F_u)` *(optional)*, batch vector
+          :math:`(|\mathcal{V}|)` or a pair of them *(optional)*, ``size``
+          :math:`(|\mathcal{V}_s|, |\mathcal{V}_t|)` *(optional)*
         - **output:** edge features :math:`(|\mathcal{E}|, F_e')`
 
     Example:
@@ -629,11 +642,8 @@ class NodeBlock(MessagePassing):
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, F_v)` or
           :math:`((|\mathcal{V}_s|, F_s), (|\mathcal{V}_t|, F_t))`,
-          edge indices :math:`(2, |\mathcal{E}|)` or an ``adj_t``
-          :math:`(|\mathcal{V}_t|, |\mathcal{V}_s|)` (``SparseTensor`` or
-          ``torch.sparse``; its ``[E, F]`` values are the edge features
-          when ``edge_attr`` is None, and its edges are ordered by target,
-          then source), edge features :math:`(|\mathcal{E}|, F_e)`, globals
+          edge indices :math:`(2, |\mathcal{E}|)` or an ``adj_t`` (see the
+          module), edge features :math:`(|\mathcal{E}|, F_e)`, globals
           :math:`(B, F_u)` *(optional)*, batch vector :math:`(|\mathcal{V}|)`
           or a pair *(optional)*, ``size`` *(optional)*
         - **output:** node features :math:`(|\mathcal{V}_t|, F_v')`
@@ -826,7 +836,7 @@ class GlobalBlock(Module):
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, F_v)` (for a
           bipartite pair, the target nodes are used), edge indices
-          :math:`(2, |\mathcal{E}|)`, edge features
+          :math:`(2, |\mathcal{E}|)` or an ``adj_t``, edge features
           :math:`(|\mathcal{E}|, F_e)`, globals :math:`(B, F_u)`
           *(optional)*, batch vector :math:`(|\mathcal{V}|)` *(optional)*,
           ``num_graphs`` *(optional)*
@@ -981,7 +991,7 @@ class GraphNetwork(Module):
 
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, F_v)`, edge
-          indices :math:`(2, |\mathcal{E}|)`, edge features
+          indices :math:`(2, |\mathcal{E}|)` or an ``adj_t``, edge features
           :math:`(|\mathcal{E}|, F_e)` *(optional)*, globals
           :math:`(B, F_u)` *(optional)*, batch vector :math:`(|\mathcal{V}|)`
           *(optional)*
