@@ -18,6 +18,9 @@ from pyg_relational.nn.graph_network import mlp
 
 from .helpers import assert_close
 
+pytestmark = pytest.mark.filterwarnings(
+    'ignore:Sparse CSR tensor support is in beta state')
+
 N, F_V, F_E, F_U = 5, 3, 2, 4
 # Unsorted, no repeated edge; node 4 receives nothing, node 3 sends nothing.
 EDGE_INDEX = torch.tensor([[2, 0, 1, 4, 0, 2], [1, 1, 0, 2, 3, 0]])
@@ -51,7 +54,7 @@ def _adj(kind, e):
         return adj, None, perm
     coo = torch.sparse_coo_tensor(torch.stack([dst, src]),
                                   torch.ones(src.numel(), dtype=e.dtype),
-                                  (N, N))
+                                  (N, N), check_invariants=True)
     adj = {'coo': coo, 'csr': coo.to_sparse_csr(),
            'csc': coo.to_sparse_csc()}[kind]
     return adj, e[perm], perm
@@ -238,6 +241,8 @@ def test_multi_aggr_node_block_with_sent_edges():
     assert_close(block(x, EDGE_INDEX, e), expected)
     with pytest.raises(ValueError, match='use_sent_edges'):
         block((x, x[:2]), EDGE_INDEX[:, :1], e[:1])
+    with pytest.raises(ValueError, match='edge_channels=0'):
+        NodeBlock.from_sizes(0, F_V, 0, 4, use_sent_edges=True)
 
 
 def test_multi_aggr_global_block():

@@ -684,13 +684,16 @@ class NodeBlock(MessagePassing):
         of size ``0`` is switched off, ``-1`` is lazy (``node_channels`` =
         receiver size). The MLP takes the aggregated width (``k`` times
         ``edge_channels`` for ``k`` aggregations)."""
+        if use_sent_edges and edge_channels == 0:
+            raise ValueError("use_sent_edges=True aggregates edge features "
+                             "but edge_channels=0; pass their width (or -1)")
         edge_width = _aggr_width(aggr, edge_channels)
         sizes = [edge_width, edge_width if use_sent_edges else 0,
                  node_channels, global_channels]
         block = cls(mlp(_lazy_sum(sizes), out_channels, hidden_channels,
                         num_layers), aggr, edge_channels != 0,
                     node_channels != 0, global_channels != 0,
-                    use_sent_edges=use_sent_edges and edge_channels != 0)
+                    use_sent_edges=use_sent_edges)
         block.part_channels = {'edges': edge_channels,
                                'nodes': node_channels,
                                'globals': global_channels}
