@@ -111,7 +111,8 @@ def test_adj_t_without_edges():
     block = NodeBlock.from_sizes(F_E, F_V, 0, 4).double()
     x, _, _ = _graph()
     adj = torch.sparse_coo_tensor(torch.empty(2, 0, dtype=torch.long),
-                                  torch.empty(0, dtype=x.dtype), (N, N))
+                                  torch.empty(0, dtype=x.dtype), (N, N),
+                                  check_invariants=True)
     out = block(x, adj.to_sparse_csr(), torch.empty(0, F_E,
                                                     dtype=x.dtype))
     expected = block.node_model(torch.cat([x.new_zeros(N, F_E), x], -1))
@@ -436,7 +437,8 @@ def test_fully_connected_paths_and_adj_t():
     # The connectivity of a sparse adj_t [out, in] equals its edge_index.
     edge_index = torch.tensor([[0, 3, 1], [0, 0, 2]])
     adj_t = torch.sparse_coo_tensor(edge_index.flip(0), torch.ones(3),
-                                    (3, 4)).to_sparse_csr()
+                                    (3, 4),
+                                    check_invariants=True).to_sparse_csr()
     sparse = FullyConnectedConv(4, 3, edge_index=adj_t).double()
     ordered = edge_index[:, torch.argsort(edge_index[1] * 4 + edge_index[0])]
     reference = FullyConnectedConv(4, 3, edge_index=ordered).double()
