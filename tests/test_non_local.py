@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from pyg_relational import bipartite_graph, complete_graph, window_graph
-from pyg_relational.nn import NonLocalBlock
+from pyg_relational.nn import NonLocalBlock, non_local
 from pyg_relational.structure import CompleteBlocks
 
 from .helpers import (assert_close, assert_edge_order_invariant, assert_twin,
@@ -482,23 +482,30 @@ PATH_CASES = [
 def _path_cases():
     for name, options, call, shapes, paths in PATH_CASES:
         for pairwise in PAIRWISE:
+            softmax = pairwise in NonLocalBlock.SOFTMAX
             for path in paths:
-                if path == 'dense' and 'ragged' in name and \
-                        pairwise not in NonLocalBlock.SOFTMAX:
+                if path == 'dense' and 'ragged' in name and not softmax:
                     continue  # 'dot'/'concat': equal blocks only
                 yield pytest.param(options, call, shapes, pairwise, path,
-                                   id=f'{name}-{pairwise}-{path}')
+                                   False, id=f'{name}-{pairwise}-{path}')
+                if path == 'dense' and softmax:  # blocks that small too
+                    yield pytest.param(options, call, shapes, pairwise,
+                                       path, True,
+                                       id=f'{name}-{pairwise}-{path}-sdpa')
 
 
 @pytest.mark.parametrize('dtype', dtypes())
-@pytest.mark.parametrize('options,call,shapes,pairwise,path',
+@pytest.mark.parametrize('options,call,shapes,pairwise,path,sdpa',
                          list(_path_cases()))
 def test_paths_equal_message_path(options, call, shapes, pairwise, path,
-                                  dtype):
+                                  sdpa, dtype, monkeypatch):
     """Forward (with the attention weights where asked), backward and
     second order, inputs and parameters. BN in eval mode: in training mode
     it cancels the bias of g exactly, whose gradients are then rounding
-    noise around zero."""
+    noise around zero. ``sdpa``: the fused attention kernel also for these
+    small blocks."""
+    if sdpa:
+        monkeypatch.setattr(non_local, 'SDPA_MIN_SOURCES', 1)
     block, reference = _randomised(
         NonLocalBlock(6, 3, pairwise=pairwise, path=path, **options), dtype)
     block.eval(), reference.eval()
