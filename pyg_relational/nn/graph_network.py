@@ -1093,8 +1093,8 @@ class GraphNetwork(Module):
         edge_index, edge_attr = _resolve_graph(edge_index, edge_attr, N, N)
         check_edge_index(edge_index, N, N)
         _check_batch(batch, N, 'batch')
-        if self.global_block is not None:  # refused before any work
-            _num_graphs(num_graphs, u, batch)
+        if num_graphs is not None or self.global_block is not None:
+            _num_graphs(num_graphs, u, batch)  # refused before any work
         if self.edge_block is not None:
             edge_attr = self.edge_block(x, edge_index, edge_attr, u, batch)
         if self.attention_logit_fn is not None:
