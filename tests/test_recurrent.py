@@ -201,8 +201,7 @@ def make_rnn(cell, dtype, **options):
     return make
 
 
-def initial_state(cell, layers, starts, dtype):
-    count = layers * 2
+def initial_state(cell, count, starts, dtype):
     h = torch.randn(count, starts, 4, dtype=dtype)
     return [h, torch.randn(count, starts, 4, dtype=dtype)] \
         if cell == 'lstm' else [h]
@@ -215,15 +214,19 @@ def hidden(cell, states):
 @pytest.mark.parametrize('cell', list(MODULES))
 @pytest.mark.parametrize('lengths', [[4, 4, 4], [5, 0, 1, 3]])
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
-def test_dense_equals_message_path(cell, lengths, dtype):
-    # two layers, both directions, given initial states; packed (ragged,
-    # empty and one-node sequences) and equal lengths (a [B, T, F] view)
+@pytest.mark.parametrize('options', [
+    dict(num_layers=2, bidirectional=True),
+    dict(num_layers=3, bias=False, nonlinearity='relu')])
+def test_dense_equals_message_path(cell, lengths, dtype, options):
+    # given initial states; packed (ragged, empty and one-node sequences)
+    # and equal lengths (a [B, T, F] view)
     edge_index = chain_graph(lengths)
     x = torch.randn(sum(lengths), 3, dtype=dtype)
     starts = sum(1 for n in lengths if n > 0)
-    states = initial_state(cell, 2, starts, dtype)
+    count = options['num_layers'] * (2 if 'bidirectional' in options else 1)
+    states = initial_state(cell, count, starts, dtype)
     assert_paths_agree(
-        make_rnn(cell, dtype, num_layers=2, bidirectional=True),
+        make_rnn(cell, dtype, **options),
         lambda layer, x, *h: layer(x, edge_index, hidden(cell, h)),
         [x] + states, dtype, paths=['dense', 'message'])
 
