@@ -501,7 +501,7 @@ class NonLocalBlock(MessagePassing):
                                             key.unsqueeze(1))
             f = self.score.edge(query.index_select(0, pattern.target),
                                 key.index_select(0, pattern.col))
-        alpha = self._normalise(f.view(-1), pattern.target,
+        alpha = self._normalise(f.view(-1), pattern.target, pattern.ptr,
                                 size[1])  # [E], CSR order
         y = EdgeSum.apply(pattern, alpha, value)  # [N_dst, C']
         if pattern.perm is not None:  # back to the order of edge_index
@@ -509,22 +509,20 @@ class NonLocalBlock(MessagePassing):
                 0, pattern.perm, alpha)
         return y, alpha
 
-    def _normalise(self, f: Tensor, index: Tensor,
+    def _normalise(self, f: Tensor, index: Tensor, ptr: Optional[Tensor],
                    num_nodes: Optional[int]) -> Tensor:
         """``f / C_i``: softmax over the incoming edges (Gaussian forms) or
-        division by their number (dot, concat). Never with a CSR ``ptr``:
-        PyG's segment softmax gets second-order gradients wrong
-        (torch_geometric 2.8); the index form is exact."""
+        division by their number (dot, concat)."""
         if self.pairwise in self.SOFTMAX:
             # exp(f) / sum_j exp(f)
-            return edge_softmax(f, index, num_nodes=num_nodes)
+            return edge_softmax(f, index, num_nodes=num_nodes, ptr=ptr)
         count = degree(index, num_nodes, dtype=f.dtype)  # C_i = |N(i)|
         return f / count.index_select(0, index)
 
     def edge_update(self, query_i: Tensor, key_j: Tensor, index: Tensor,
                     ptr: Optional[Tensor], size_i: Optional[int]) -> Tensor:
         f = self.score.edge(query_i, key_j).view(-1)  # [E, 1] -> [E]
-        return self._normalise(f, index, size_i)
+        return self._normalise(f, index, ptr, size_i)
 
     def message(self, value_j: Tensor, alpha: Tensor) -> Tensor:
         return alpha.unsqueeze(-1) * value_j
