@@ -136,18 +136,19 @@ def _schedule(edge_index: Tensor, num_nodes: int) -> _Schedule:
 
 @torch.compiler.disable
 @lru_cache(maxsize=32)
-def _packing(lengths: Tuple[int, ...], device: str):
+def _packing(lengths: Tuple[int, ...], reverse: bool, device: str):
     """How chains of ``lengths`` (all > 0, laid end to end) form a
     :class:`~torch.nn.utils.rnn.PackedSequence`: ``order`` gathers the nodes
-    time-major, longest sequence first (packed row -> node), ``position``
-    gathers them back (node -> packed row), ``batch_sizes`` (CPU) counts the
-    sequences alive at every step, ``perm`` / ``unperm`` sort the sequences
-    by length and back."""
+    time-major (last node first with ``reverse``), longest sequence first
+    (packed row -> node), ``position`` gathers them back (node -> packed
+    row), ``batch_sizes`` (CPU) counts the sequences alive at every step,
+    ``perm`` / ``unperm`` sort the sequences by length and back."""
     lens = torch.tensor(lengths)
     lens_sorted, perm = lens.sort(descending=True, stable=True)
     first = torch.cat([lens.new_zeros(1), lens.cumsum(0)[:-1]])
     step = torch.arange(int(lens_sorted[0])).view(-1, 1)  # [T, 1]
-    node = first[perm].view(1, -1) + step  # [T, B]
+    offset = lens_sorted.view(1, -1) - 1 - step if reverse else step
+    node = first[perm].view(1, -1) + offset  # [T, B]
     alive = step < lens_sorted.view(1, -1)  # [T, B]
     order = node[alive]  # [N], time-major
     position = torch.empty_like(order)
@@ -200,15 +201,17 @@ class RecurrentConv(MessagePassing):
     ``layer.last_path``, the reason the faster one did not in
     ``layer.why_not_faster``):
 
-    * ``'dense'``: on chains (:class:`~pyg_relational.structure.Chains`:
-      the ``edge_index`` of :func:`~pyg_relational.graphs.chain_graph`, a
-      plain ``edge_index`` recognised as chains, a :class:`Chains` passed
-      instead of it, or ``structure_of(batch)`` after collating
+    * ``'dense'``: on chains in either direction
+      (:class:`~pyg_relational.structure.Chains`: the ``edge_index`` of
+      :func:`~pyg_relational.graphs.chain_graph`, a plain ``edge_index``
+      recognised as chains, a :class:`Chains` passed instead of it, or
+      ``structure_of(batch)`` after collating
       :class:`~pyg_relational.transforms.SequenceToGraph` graphs), every
       layer and direction runs in PyTorch's fused kernel
       (``torch._VF.lstm`` / ``gru`` / ``rnn_tanh`` / ``rnn_relu``, the
       kernels of :class:`torch.nn.LSTM` etc.): sequences of equal length as
-      a ``[B, T, F]`` view, others as a packed sequence.
+      a ``[B, T, F]`` view, others as a packed sequence (reversed chains
+      read the sequences backwards).
     * ``'message'``: the level schedule described above, for any DAG.
 
     ``'auto'`` takes the dense path on chains and the message path
@@ -349,9 +352,6 @@ class RecurrentConv(MessagePassing):
         if chains is None:
             dense_why = ('the graph is not a set of chains (DAGs and trees '
                          'take the level schedule)')
-        elif chains.reverse:
-            dense_why = ('the chains point backwards in time (pass '
-                         'chain_graph(sizes), reverse=False)')
         path = choose_path(self, self.path, {'dense': dense_why})
         lstm = self.cell == 'lstm'
         if lstm and h_0 is not None:
@@ -409,7 +409,8 @@ class RecurrentConv(MessagePassing):
     def _dense(self, x: Tensor, chains: Chains, h_0):
         """All layers and directions in one fused kernel call
         (``torch._VF.lstm`` / ``gru`` / ``rnn_tanh`` / ``rnn_relu``): equal
-        lengths as a ``[B, T, F]`` view, else a packed sequence."""
+        lengths as a ``[B, T, F]`` view, else a packed sequence; reversed
+        chains (:math:`t+1 \to t`) as the sequences read backwards."""
         lengths = tuple(n for n in chains.sizes if n > 0)
         batch, hidden = len(lengths), self.hidden_size
         count = self.num_layers * self.num_directions
@@ -431,13 +432,15 @@ class RecurrentConv(MessagePassing):
                 self.dropout, self.training, self.bidirectional)
         if len(set(lengths)) == 1:
             seq = x.reshape(batch, lengths[0], -1)  # [B, T, F], batch first
+            seq = seq.flip(1) if chains.reverse else seq
             result = kernel(seq, tuple(states) if lstm else states[0],
                             *args, True)
-            out = result[0].reshape(x.size(0), -1)  # [B*T, D*H]
+            out = result[0].flip(1) if chains.reverse else result[0]
+            out = out.reshape(x.size(0), -1)  # [B*T, D*H]
             finals = list(result[1:])
         else:
             order, position, batch_sizes, perm, unperm = _packing(
-                lengths, str(x.device))
+                lengths, chains.reverse, str(x.device))
             states = [s.index_select(1, perm) for s in states]  # sorted
             result = kernel(x.index_select(0, order), batch_sizes,
                             tuple(states) if lstm else states[0], *args)
