@@ -18,6 +18,21 @@ r"""The ``scale`` suite: training beyond what one full-graph pass fits.
   ``NeighborLoader`` samples with ``pyg-lib`` or ``torch-sparse`` (the
   ``full`` extra); without either the suite returns one row saying so
   instead of failing.
+* **nri** — :class:`~pyg_relational.nn.NRI` on springs with many particles
+  and the k-nearest-neighbour candidate graph of the first frame
+  (:func:`knn_candidates`): step time and peak memory against the complete
+  candidate graph and the reference's dense ``rel_rec`` / ``rel_send``
+  encoder, where they fit (:func:`nri_step_rows`), and the test edge
+  accuracy on the candidate edges after a short training run
+  (:func:`nri_train_row`).
+* **long-attention** — self-attention on one complete sequence of 1k-16k
+  tokens given as its structure
+  (:class:`~pyg_relational.structure.CompleteBlocks`, the dense SDPA path,
+  no edge list) against the sparse and message paths on the ``n^2`` edge
+  list, where they fit (:func:`long_attention_rows`).
+
+``benchmarks/results/scale.md`` holds the recorded figures and their
+commands.
 
 Everything returns data; nothing prints except the worker entry point
 (``python -m pyg_relational.bench.scale sampling '{json}'``), which writes
