@@ -6,7 +6,7 @@ from torch_geometric.data import Batch
 from torch_geometric.loader import DataLoader
 
 from pyg_relational.graphs import grid_graph
-from pyg_relational.nn.lattice import LatticeConv
+from pyg_relational.nn.lattice import LatticeConv, _typed_plan
 from pyg_relational.structure import Grid, structure_of
 from pyg_relational.transforms import ImageToGraph
 from pyg_relational.nn.typed import (_plan, _ShiftAggregate, _TypedAggregate,
@@ -111,6 +111,22 @@ def test_fused_equals_reference_path(groups):
     assert_twin(lambda x: fused(x, edge_index, edge_type, size=(9, 6)),
                 lambda x: slow(x, edge_index, edge_type, size=(9, 6)), [x],
                 params=params)
+
+
+def test_sparse_plan_cached_per_graph():
+    edge_index, edge_type = random_typed_graph(9, 6, 40, 5)
+    plan = _typed_plan(edge_index, edge_type, 5)
+    assert _typed_plan(edge_index, edge_type, 5) is plan
+    assert _typed_plan(edge_index, edge_type.clone(), 5) is not plan
+    layer = LatticeConv(4, 6, (5, ))
+    reference = LatticeConv(4, 6, (5, ), path='message')
+    reference.load_state_dict(layer.state_dict())
+    x = torch.randn(9, 4)
+    layer(x, edge_index, edge_type, size=(9, 6))
+    edge_type[edge_type == 2] = 0  # in place: the cached plan is stale
+    assert_close(layer(x, edge_index, edge_type, size=(9, 6)),
+                 reference(x, edge_index, edge_type, size=(9, 6)))
+    assert layer.last_path == 'sparse'
 
 
 def test_typed_aggregate_bad_input():

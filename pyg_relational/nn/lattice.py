@@ -1,6 +1,7 @@
 r"""Convolution as message passing on a grid: one weight matrix per kernel
 offset (edge type), shared over the lattice."""
 import math
+import weakref
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
@@ -14,6 +15,7 @@ from .._checks import (check_edge_index, check_edge_vector, check_features,
                        check_int)
 from ..graphs import grid_graph
 from ..structure import GraphStructure, Grid, _known, register
+from ._csr import _cached
 from ._paths import (GraphInput, check_path, choose_path, compiling,
                      fused_alias)
 from .typed import (_group_mm_tn, _plan, _TypedAggregate, gather_typed,
@@ -253,7 +255,7 @@ class LatticeConv(MessagePassing):
             check_edge_vector(edge_type, edge_index.size(1), 'edge_type',
                               self.num_types)
         if path == 'sparse':
-            plan = _plan(edge_index, edge_type, self.num_types, shifts=False)
+            plan = _typed_plan(edge_index, edge_type, self.num_types)
             out = _TypedSum.apply(x, self.weight, plan, num_dst, self.groups)
         else:
             h = self._transform(x)  # [N, T, C_out]
@@ -379,6 +381,21 @@ def _grid_types(edge_type: Optional[Tensor], grid: Grid) -> bool:
     if same:
         register(edge_type, grid)
     return same
+
+
+def _typed_plan(edge_index: Tensor, edge_type: Tensor, num_types: int):
+    """The edges grouped by type (per type: sources and targets), cached
+    with the graph's other patterns while neither tensor is freed or
+    modified in place."""
+    cache = _cached(edge_index)
+    key = ('typed-plan', num_types)
+    entry = cache.get(key)
+    if entry is None or entry[0]() is not edge_type \
+            or entry[1] != edge_type._version:
+        plan = _plan(edge_index, edge_type, num_types, shifts=False)
+        entry = (weakref.ref(edge_type), edge_type._version, plan)
+        cache[key] = entry
+    return entry[2]
 
 
 class _TypedSum(_TypedAggregate):
