@@ -272,3 +272,22 @@ def test_transformer_bad_input(make, call, match):
     with pytest.raises((ValueError, IndexError, TypeError), match=match):
         obj = make()
         call(obj)
+
+
+def test_layer_paths_are_their_attentions():
+    """The encoder / decoder layers' path, last_path and why_not_faster are
+    those of their attention sublayers."""
+    dec = TransformerDecoderLayer(E, H, 16, dropout=0., path='message')
+    assert dec.path == 'message' and dec.multihead_attn.path == 'message'
+    x, memory = torch.randn(5, E), torch.randn(4, E)
+    graphs = (complete_graph(5, causal=True), bipartite_graph(4, 5))
+    expected = dec(x, memory, *graphs)
+    assert dec.last_path == 'message'
+    dec.path = 'auto'
+    assert_close(dec(x, memory, *graphs), expected)
+    assert dec.last_path == 'dense' and dec.why_not_faster is None
+    dec(x, memory, torch.tensor([[0, 2], [1, 3]]), graphs[1])
+    assert dec.last_path == 'sparse'  # the slowest sublayer
+    assert 'self_attn.dense' in dec.why_not_faster
+    with pytest.raises(ValueError, match="Unknown path='fast'"):
+        dec.path = 'fast'

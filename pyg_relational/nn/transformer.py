@@ -18,12 +18,13 @@ from typing import Callable, Optional, Tuple, Union
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.dense.linear import Linear
 
 from .._checks import check_choice, check_features, check_int
 from ..graphs import relative_position
 from ..structure import GraphStructure
-from ._paths import GraphInput
+from ._paths import GraphInput, check_path
 from .attention import AttentionConv
 
 __all__ = [
@@ -100,6 +101,12 @@ class MultiheadAttentionConv(AttentionConv):
         >>> attn(x, edge_index, position=position).shape
         torch.Size([6, 8])
     """
+    # PyG compiles propagate per class and keeps the class's previous one
+    # as the explain-aware fall-back (_orig_propagate); inherited, that
+    # would be AttentionConv's compiled one, which ignores explain masks.
+    propagate = MessagePassing.propagate
+    edge_updater = MessagePassing.edge_updater
+
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.,
                  bias: bool = True, relative_clip: Optional[int] = None,
                  path: str = 'auto'):
@@ -282,6 +289,44 @@ class _TransformerLayer(torch.nn.Module):
         ])
         self.dropout = torch.nn.Dropout(dropout)
 
+    # -- execution paths: those of the attention sublayers ---------------
+    def _attentions(self):
+        return [m for m in (getattr(self, 'self_attn', None),
+                            getattr(self, 'multihead_attn', None))
+                if m is not None]
+
+    @property
+    def path(self) -> str:
+        """The ``path`` of the attention sublayers (see
+        :class:`AttentionConv`); setting it sets theirs."""
+        paths = {m.path for m in self._attentions()}
+        return paths.pop() if len(paths) == 1 else 'mixed'
+
+    @path.setter
+    def path(self, value: str):
+        for m in self._attentions():
+            m.path = check_path(value)
+
+    @property
+    def last_path(self) -> Optional[str]:
+        """The slowest path an attention sublayer took in the last call
+        (``'dense'`` < ``'sparse'`` < ``'message'``)."""
+        order = ('dense', 'sparse', 'message')
+        ran = [m.last_path for m in self._attentions()
+               if m.last_path is not None]
+        return max(ran, key=order.index) if ran else None
+
+    @property
+    def why_not_faster(self) -> Optional[dict]:
+        """The sublayers' reasons, ``{'<sublayer>.<path>': reason}``, or
+        :obj:`None` when every one ran its fastest path."""
+        out = {}
+        for name in ('self_attn', 'multihead_attn'):
+            why = getattr(getattr(self, name, None), 'why_not_faster', None)
+            for path, reason in (why or {}).items():
+                out[f'{name}.{path}'] = reason
+        return out or None
+
     def _feed_forward(self, x: Tensor) -> Tensor:
         h = self.dropout(self.activation(self.linear1(x)))
         return self.dropout(self.linear2(h))
@@ -367,6 +412,10 @@ class TransformerEncoderLayer(_TransformerLayer):
             (default: :obj:`True`)
         relative_clip (int, optional): Shaw et al. relative positions in the
             self-attention. (default: :obj:`None`)
+        path (str, optional): execution path of the attention
+            (:class:`AttentionConv`); ``layer.last_path`` /
+            ``layer.why_not_faster`` report the sublayers'.
+            (default: :obj:`'auto'`)
 
     Shapes:
         - **input:** :math:`(|\mathcal{V}|, d)`, edge indices
@@ -382,11 +431,12 @@ class TransformerEncoderLayer(_TransformerLayer):
                  dropout: float = 0.1,
                  activation: Union[str, Callable] = 'relu',
                  layer_norm_eps: float = 1e-5, norm_first: bool = False,
-                 bias: bool = True, relative_clip: Optional[int] = None):
+                 bias: bool = True, relative_clip: Optional[int] = None,
+                 path: str = 'auto'):
         super().__init__(d_model, nhead, dim_feedforward, dropout, activation,
                          layer_norm_eps, norm_first, bias, num_norms=2)
         self.self_attn = MultiheadAttentionConv(d_model, nhead, dropout, bias,
-                                                relative_clip)
+                                                relative_clip, path)
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -462,6 +512,9 @@ class TransformerDecoderLayer(_TransformerLayer):
             (default: :obj:`True`)
         relative_clip (int, optional): relative positions in the
             self-attention. (default: :obj:`None`)
+        path (str, optional): execution path of both attentions
+            (:class:`AttentionConv`); ``layer.last_path`` /
+            ``layer.why_not_faster`` report theirs. (default: :obj:`'auto'`)
 
     Shapes:
         - **input:** :math:`(|\mathcal{V}_t|, d)`, memory
@@ -481,13 +534,14 @@ class TransformerDecoderLayer(_TransformerLayer):
                  dropout: float = 0.1,
                  activation: Union[str, Callable] = 'relu',
                  layer_norm_eps: float = 1e-5, norm_first: bool = False,
-                 bias: bool = True, relative_clip: Optional[int] = None):
+                 bias: bool = True, relative_clip: Optional[int] = None,
+                 path: str = 'auto'):
         super().__init__(d_model, nhead, dim_feedforward, dropout, activation,
                          layer_norm_eps, norm_first, bias, num_norms=3)
         self.self_attn = MultiheadAttentionConv(d_model, nhead, dropout, bias,
-                                                relative_clip)
+                                                relative_clip, path)
         self.multihead_attn = MultiheadAttentionConv(d_model, nhead, dropout,
-                                                     bias)
+                                                     bias, path=path)
         self.reset_parameters()
 
     def reset_parameters(self):
