@@ -19,9 +19,14 @@ block, so :func:`block_attention` computes it with
 * empty blocks (no target, or no source) are dropped; their targets get
   zeros, as on the message path.
 
-The weights :math:`\alpha` are computed only when asked for (or with
-dropout), densely, and returned in the builders' edge order (target-major,
-source-minor within each block; causal: the lower triangle).
+The weights :math:`\alpha` are computed only when asked for, densely, and
+returned in the builders' edge order (target-major, source-minor within
+each block; causal: the lower triangle). Relative positions (Shaw et al.)
+need :math:`\alpha` for their value term, which the fused kernel does not
+expose: they run as dense ``[B, H, n, m]`` products (measured 2.6x faster
+than the sparse path at T = 256, B = 4, d = 256, 8 heads, CPU). Dropout in
+training goes through PyTorch's kernel (``dropout_p``), whose CPU math
+kernel is twice differentiable.
 
 Second-order gradients: PyTorch's fused SDPA kernels have no double
 backward. :class:`_FusedAttention` runs the fused kernel forward and
