@@ -236,11 +236,13 @@ def test_sparse_adjacency_inputs():
     edge_index = complete_graph([4, 3], causal=True)
     expected = conv(x, edge_index)
     adj_t = torch.sparse_coo_tensor(edge_index.flip(0),
-                                    torch.ones(edge_index.size(1)), (7, 7))
+                                    torch.ones(edge_index.size(1)), (7, 7),
+                                    check_invariants=True)
     assert_close(conv(x, adj_t), expected)
     assert_close(conv(x, adj_t.to_sparse_csr()), expected)
     weighted = torch.sparse_coo_tensor(edge_index.flip(0),
-                                       torch.rand(edge_index.size(1)), (7, 7))
+                                       torch.rand(edge_index.size(1)), (7, 7),
+                                       check_invariants=True)
     with pytest.raises(ValueError, match='values of the adj_t'):
         conv(x, weighted)
 
