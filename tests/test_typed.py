@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from pyg_relational.nn import gather_typed, typed_transform
+from pyg_relational import grid_graph
+from pyg_relational.nn import gather_typed, typed_aggregate, typed_transform
 
 
 @pytest.mark.parametrize('bias', [False, True])
@@ -21,3 +22,20 @@ def test_typed_transform_and_gather(bias):
     assert gather_typed(h, index).shape == (4, 4, 2)
     empty = gather_typed(h, index[:0], edge_type[:0])
     assert empty.shape == (0, 2)
+
+
+@pytest.mark.parametrize('groups', [1, 2])
+def test_typed_aggregate_nan_stays_in_its_image(groups):
+    # stride-1 'same' grids take the masked shift steps: rows are selected,
+    # never multiplied by 0, so a NaN reaches only its own image
+    edge_index, edge_type, _ = grid_graph((4, 5), 3, padding='same',
+                                          batch_size=3)
+    x = torch.randn(60, 4, dtype=torch.float64)
+    x[20] = float('nan')  # the first pixel of image 1
+    x.requires_grad_()
+    weight = torch.randn(9, 4 // groups, 6, dtype=torch.float64)
+    out = typed_aggregate(x, weight, edge_index, edge_type, 60, groups)
+    per_image = torch.isnan(out).any(1).view(3, 20).sum(1).tolist()
+    assert per_image == [0, 4, 0]  # its 2x2 neighbourhood, nothing else
+    out[:20].sum().backward()  # image 0 only
+    assert torch.isfinite(x.grad).all()

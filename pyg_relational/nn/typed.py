@@ -121,8 +121,8 @@ def _plan(edge_index: Tensor, edge_type: Tensor, num_types: int,
           dtype: torch.dtype = torch.float32) -> List[Tuple]:
     """Per type: ``('shift', lo, hi, delta, mask or None)`` or
     ``('gather', src, dst)`` (see :func:`typed_aggregate`). A ``mask`` is
-    ``[hi - lo, 1]`` of ``dtype`` (multiplying by a float mask is several
-    times faster than by a bool one)."""
+    a bool ``[hi - lo, 1]``: rows are *selected*, never multiplied by 0, so
+    a NaN/inf stays in its own rows (``dtype`` is kept for callers)."""
     # Sorting small integers is several times faster in a narrow dtype.
     key = edge_type
     if num_types < 256:
@@ -149,9 +149,9 @@ def _plan(edge_index: Tensor, edge_type: Tensor, num_types: int,
                     n == 1 or bool((d[1:] > d[:-1]).all())):
                 mask = None
                 if hi - lo != n:  # holes: rows of the range without edge
-                    mask = torch.zeros(hi - lo, 1, dtype=dtype,
+                    mask = torch.zeros(hi - lo, 1, dtype=torch.bool,
                                        device=d.device)
-                    mask[d - lo] = 1
+                    mask[d - lo] = True
                 plan.append(('shift', lo, hi, int(low), mask))
                 continue
         plan.append(('gather', s, d))
@@ -202,8 +202,8 @@ class _TypedAggregate(torch.autograd.Function):
             if step[0] == 'shift':
                 _, lo, hi, delta, mask = step
                 xs = x[lo + delta:hi + delta]  # [hi - lo, F_in]
-                if mask is not None:
-                    xs = xs * mask
+                if mask is not None:  # a select: NaN * 0 would be NaN
+                    xs = torch.where(mask, xs, 0.)
                 if groups == 1:
                     out[lo:hi].addmm_(xs, weight[t])
                 else:
@@ -231,7 +231,7 @@ class _TypedAggregate(torch.autograd.Function):
                 _, lo, hi, delta, mask = step
                 g = grad_out[lo:hi]  # [hi - lo, F_out]
                 if mask is not None:
-                    g = g * mask
+                    g = torch.where(mask, g, 0.)
                 if need_w:
                     grad_w[t] = _group_mm_tn(x[lo + delta:hi + delta], g,
                                              groups)
@@ -281,14 +281,14 @@ class _ShiftAggregate(torch.autograd.Function):
             m = None if mask is None else mask[a - lo:b - lo]  # [b - a, 1]
             if m is None:
                 dst.copy_(src)
-            else:
-                torch.mul(src, m, out=dst)
+            else:  # a select: NaN * 0 would carry a NaN into other rows
+                torch.where(m, src, src.new_zeros(()), out=dst)
             if grad_cols is not None:
                 g = grad_cols[a - r0:b - r0, t]
                 if m is None:
                     grad_x[a + delta:b + delta] += g
                 else:
-                    grad_x[a + delta:b + delta].addcmul_(g, m)
+                    grad_x[a + delta:b + delta] += torch.where(m, g, 0.)
 
     @staticmethod
     def _rows(x: Tensor, weight: Tensor) -> int:
