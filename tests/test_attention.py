@@ -686,3 +686,19 @@ def test_edge_softmax_with_ptr_second_order():
                     _second_order(conv, x, edge_index)):
         if b is not None:
             assert_close(a, b)
+
+
+@pytest.mark.parametrize('score', ['scaled_dot', 'gat'])
+def test_sparse_path_under_cpu_autocast(score):
+    """CPU bfloat16 autocast: the sparse path runs (its products in
+    float32) and agrees with the message path under the same autocast."""
+    conv = _conv(score)
+    x = torch.randn(7, 5)
+    edge_index = torch.tensor([[0, 3, 5, 6], [1, 1, 2, 6]])
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = conv(x, edge_index)
+        assert conv.last_path == 'sparse'
+        conv.path = 'message'
+        expected = conv(x, edge_index)
+    torch.testing.assert_close(out, expected, atol=1e-3, rtol=1e-3)
+    out.float().sum().backward()

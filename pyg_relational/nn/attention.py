@@ -84,7 +84,7 @@ from .._checks import (check_choice, check_edge_index, check_edge_vector,
                        check_features, check_int, check_sizes)
 from ..graphs import bipartite_graph, window_graph
 from ..structure import GraphStructure
-from ._csr import EdgeDot, EdgePattern, EdgeSum, _cached
+from ._csr import EdgeDot, EdgePattern, EdgeSum, _cached, autocast_float32
 from ._dense import block_attention, dense_reason
 from ._paths import (GraphInput, check_path, choose_path, compiling,
                      fused_alias, sparse_dtype_ok)
@@ -851,7 +851,8 @@ class AttentionConv(MessagePassing):
         else:
             dense = dense_reason(graph.structure)
         sparse = None
-        if not sparse_dtype_ok(value):
+        if not sparse_dtype_ok(value) and not autocast_float32(
+                value.device):  # under autocast the products run in float32
             sparse = (f'CSR products exist for float32/float64 only (got '
                       f'{value.dtype})')
         elif compiling():
