@@ -691,14 +691,18 @@ def test_edge_softmax_with_ptr_second_order():
 @pytest.mark.parametrize('score', ['scaled_dot', 'gat'])
 def test_sparse_path_under_cpu_autocast(score):
     """CPU bfloat16 autocast: the sparse path runs (its products in
-    float32) and agrees with the message path under the same autocast."""
+    float32) and is as close to float32 as the message path under the same
+    autocast (bfloat16 rounding: 8 bits of mantissa)."""
     conv = _conv(score)
     x = torch.randn(7, 5)
     edge_index = torch.tensor([[0, 3, 5, 6], [1, 1, 2, 6]])
+    exact = conv(x, edge_index)
     with torch.autocast('cpu', dtype=torch.bfloat16):
         out = conv(x, edge_index)
         assert conv.last_path == 'sparse'
         conv.path = 'message'
-        expected = conv(x, edge_index)
-    torch.testing.assert_close(out, expected, atol=1e-3, rtol=1e-3)
+        message = conv(x, edge_index)
+    for result in (out, message):
+        torch.testing.assert_close(result.float(), exact, atol=5e-2,
+                                   rtol=5e-2)
     out.float().sum().backward()
