@@ -19,6 +19,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from torch_geometric import EdgeIndex
+
 from pyg_relational import graphs
 from pyg_relational.structure import structure_of
 from pyg_relational.nn import (AttentionConv, BahdanauAttention, EdgeBlock,
@@ -492,6 +494,11 @@ CASES: List[Case] = [
     Case('attention-scaled_dot-adj_t', _attention('scaled_dot'), Random(),
          SPARSE_PATHS, 'sparse', node_x,
          lambda layer, g, inputs: layer(inputs['x'], _adj_t(g))),
+    # PyG's EdgeIndex
+    Case('attention-scaled_dot-EdgeIndex', _attention('scaled_dot'), Random(),
+         SPARSE_PATHS, 'sparse', node_x,
+         lambda layer, g, inputs: layer(inputs['x'], EdgeIndex(
+             g.edge_index, sparse_size=(g.num_src, g.num_dst)))),
     Case('attention-dot-complete', _attention('dot'), Complete(),
          ATTENTION_PATHS, 'dense', node_x, call_graph),
     Case('attention-scaled_dot-random', _attention('scaled_dot'), Random(),
@@ -566,7 +573,13 @@ CASES: List[Case] = [
     Case('lattice-grid2d-same',
          _seeded(lambda: LatticeConv(F_IN, 3, (3, 3), bias=False)),
          Grid((3, 3), 3, padding=1), ATTENTION_PATHS, 'dense', node_x,
-         _lattice, sizes=(9, 9, 9), isolated=None, compile=True),
+         _lattice, sizes=(9, 9, 9), isolated=None),
+    Case('lattice-grid2d-structure',
+         _seeded(lambda: LatticeConv(F_IN, 3, (3, 3), bias=False)),
+         Grid((3, 3), 3, padding=1), ATTENTION_PATHS, 'dense', node_x,
+         lambda layer, g, inputs: layer(inputs['x'],
+                                        structure_of(g.edge_index), None),
+         sizes=(9, 9, 9), isolated=None, compile=True, compiled_path='dense'),
     Case('lattice-grid2d-stride2-groups',
          _seeded(lambda: LatticeConv(F_IN, 4, (3, 3), groups=2)),
          Grid((5, 5), 3, stride=2), ATTENTION_PATHS, 'dense', node_x,
@@ -581,7 +594,12 @@ CASES: List[Case] = [
     # ---- RecurrentConv: chains are RNNs --------------------------------
     Case('recurrent-gru-chain', _seeded(lambda: RecurrentConv(F_IN, 3)),
          Chain(), ('dense', 'message'), 'dense', node_x, _recurrent,
-         sizes=(3, 1, 4), isolated=None, compile=True),
+         sizes=(3, 1, 4), isolated=None),
+    Case('recurrent-gru-structure', _seeded(lambda: RecurrentConv(F_IN, 3)),
+         Chain(), ('dense', 'message'), 'dense', node_x,
+         lambda layer, g, inputs: layer(inputs['x'],
+                                        structure_of(g.edge_index)),
+         sizes=(3, 1, 4), isolated=None, compile=True, compiled_path='dense'),
     Case('recurrent-lstm-bidirectional-chain',
          _seeded(lambda: RecurrentConv(F_IN, 3, num_layers=2, cell='lstm',
                                        bidirectional=True)),
