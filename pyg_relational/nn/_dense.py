@@ -245,8 +245,10 @@ class _FusedAttention(torch.autograd.Function):
             grads = torch.autograd.grad(out, inputs, grad, create_graph=True)
         elif ctx.graph is None:
             out, lse = saved[3:]
+            # grad as it comes (a strided view): a contiguous copy would
+            # cost two [N, H*C] buffers more than nn.MultiheadAttention
             grads = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
-                grad.contiguous(), q, k, v, out, lse, 0., ctx.causal,
+                grad, q, k, v, out, lse, 0., ctx.causal,
                 attn_mask=ctx.additive, scale=ctx.scale)
         else:
             inputs, out = ctx.graph
