@@ -861,7 +861,14 @@ class AttentionConv(MessagePassing):
         wanted = self.path == 'sparse' or (self.path == 'auto'
                                            and dense is not None)
         if sparse is None and wanted:
-            pattern = EdgePattern.build(graph.edge_index, *size)
+            edge_index = graph.edge_index
+            if type(edge_index) is not Tensor and hasattr(edge_index,
+                                                          'as_tensor'):
+                # PyG's EdgeIndex: its plain data (the same tensor every
+                # call, so the pattern cache holds; EdgeIndex arithmetic
+                # asserts on some shapes)
+                edge_index = edge_index.as_tensor()
+            pattern = EdgePattern.build(edge_index, *size)
             if pattern is None:
                 sparse = 'the graph has no edge or a repeated edge ' \
                     '(no CSR form)'
