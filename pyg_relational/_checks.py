@@ -12,6 +12,15 @@ from torch import Tensor
 SizeLike = Union[int, Sequence[int], Tensor]
 
 
+def plain_tensor(t):
+    """``t`` as a plain :class:`torch.Tensor` (PyG's ``EdgeIndex`` keeps its
+    subclass through ``as_subclass``; its ``as_tensor()`` does not)."""
+    if type(t) is torch.Tensor:
+        return t
+    as_tensor = getattr(t, 'as_tensor', None)
+    return as_tensor() if callable(as_tensor) else t.as_subclass(torch.Tensor)
+
+
 def check_choice(value, options: Iterable, name: str):
     """Raise ``ValueError`` unless ``value`` is one of ``options``."""
     options = list(options)

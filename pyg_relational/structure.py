@@ -36,6 +36,8 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
+from ._checks import plain_tensor
+
 __all__ = [
     'GraphStructure', 'CompleteBlocks', 'BipartiteBlocks', 'Chains',
     'Windows', 'Grid', 'structure_of', 'register', 'recognise'
@@ -488,8 +490,7 @@ def recognise(edge_index: Tensor, num_src: Optional[int] = None,
         return None
     if num_src is not None and num_dst is not None and num_src != num_dst:
         return None
-    ei = edge_index.as_subclass(Tensor) if type(edge_index) is not Tensor \
-        else edge_index
+    ei = plain_tensor(edge_index)
     src, dst = ei[0], ei[1]
     num = int(ei.max()) + 1 if num_dst is None else num_dst
     if num_src is not None:

@@ -525,6 +525,15 @@ def test_luong_local_p_learns_position():
         "LuongAttention(4, 4, score='dot', mode='local-p', window=2)"
 
 
+def test_luong_local_p_nan_query_stays_in_its_target():
+    attn = LuongAttention(4, score='dot', mode='local-p', window=2)
+    h_dec = torch.randn(4, 4)
+    h_dec[1] = float('nan')  # its p_t is NaN
+    context, _ = attn(h_dec, torch.randn(11, 4), [6, 5], [2, 2])
+    assert torch.isnan(context[1]).all()
+    assert torch.isfinite(context[[0, 2, 3]]).all()
+
+
 def test_luong_local_m_is_window_graph():
     attn = LuongAttention(4, score='dot', mode='local-m', window=1)
     _, (edge_index, _) = attn(torch.randn(3, 4), torch.randn(5, 4), 5, 3)

@@ -254,7 +254,7 @@ def test_positional_encoding_differs_from_pyg():
     (lambda: PositionalEncoding(4),
      lambda p: p(torch.randn(3, 4), torch.arange(2)), 'one entry per node'),
     (lambda: PositionalEncoding(4, base=0), None,
-     "'base' must be a number > 0"),
+     "'base' must be a finite number > 0"),
     (lambda: MultiheadAttentionConv(8, 2, relative_clip=1),
      lambda c: c(torch.randn(5, 8), complete_graph(5),
                  position=torch.arange(3)),

@@ -37,6 +37,8 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
+from .._checks import plain_tensor
+
 __all__ = ['EdgePattern', 'EdgeDot', 'EdgeSum', 'EdgeSumT', 'CSR_DTYPES',
            'autocast_float32']
 
@@ -99,8 +101,7 @@ class EdgePattern:
                num_dst: int) -> Optional['EdgePattern']:
         if edge_index.size(1) == 0:
             return None
-        if type(edge_index) is not Tensor:  # e.g. PyG's EdgeIndex
-            edge_index = edge_index.as_subclass(Tensor)
+        edge_index = plain_tensor(edge_index)  # e.g. PyG's EdgeIndex
         src, dst = edge_index
         key = dst * num_src + src
         if bool((key[1:] > key[:-1]).all()):  # the builders' order

@@ -587,7 +587,7 @@ class AttentionConv(MessagePassing):
         self.path = check_path('message' if fused is False else path)
         self.last_path: Optional[str] = None
         self.why_not_faster = None
-        if isinstance(in_channels, int):
+        if not isinstance(in_channels, (tuple, list)):
             in_src = in_dst = check_int(in_channels, 'in_channels', 1)
         else:
             in_src, in_dst = (check_int(c, 'in_channels', 1)
@@ -1246,7 +1246,10 @@ class LuongAttention(MessagePassing):
             length = src_sizes[graph].to(device, query.dtype)
             center = self.aligned_position(query, length)  # [N_dst]
             edge_index = window_graph(src_sizes, dst_sizes, self.window,
-                                      centers=center.detach())
+                                      centers=torch.nan_to_num(
+                                          center.detach(), nan=0.,
+                                          posinf=0., neginf=0.))
+            # a non-finite p_t reaches its own context through the Gaussian
         edge_index = edge_index.to(device)
         _check_query_key(query, key, value, edge_index, self.query_channels,
                          self.key_channels)

@@ -8,7 +8,8 @@ from torch.nn import Parameter
 from torch.nn.parameter import UninitializedParameter
 from torch_geometric.nn import MessagePassing
 
-from .._checks import check_edge_index, check_features, check_int
+from .._checks import (check_edge_index, check_features, check_int,
+                       plain_tensor)
 from ..graphs import bipartite_graph
 from ._paths import GraphInput, check_path, choose_path
 
@@ -98,7 +99,7 @@ class FullyConnectedConv(MessagePassing):
             edge_index = GraphInput(edge_index, in_features,
                                     out_features).edge_index
             check_edge_index(edge_index, in_features, out_features)
-            edge_index = edge_index.as_subclass(Tensor).clone()
+            edge_index = plain_tensor(edge_index).clone()
         elif in_features != -1:
             edge_index = bipartite_graph(in_features, out_features)
         self.register_buffer('edge_index', edge_index)

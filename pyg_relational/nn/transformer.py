@@ -629,8 +629,8 @@ class PositionalEncoding(torch.nn.Module):
                  base: float = 10000.):
         super().__init__()
         self.d_model = check_int(d_model, 'd_model', 1)
-        if not isinstance(base, (int, float)) or not base > 0:
-            raise ValueError(f"'base' must be a number > 0 (the 10000 of "
+        if not isinstance(base, (int, float)) or not 0 < base < math.inf:
+            raise ValueError(f"'base' must be a finite number > 0 (the 10000 of "
                              f"PE(p, 2i) = sin(p / base^(2i/d))); got "
                              f"{base!r}")
         self.base = float(base)
