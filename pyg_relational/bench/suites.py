@@ -373,4 +373,7 @@ register(Suite(
     'on 100k-1M-node graphs (peak RSS vs graph size, s/epoch, accuracy), NRI '
     'on kNN candidate graphs (100/1000 particles), attention on 1k-16k-token '
     'complete graphs given by structure',
-    _provider('pyg_relational.bench.scale', 'run_scale')))
+    _provider('pyg_relational.bench.scale', 'run_scale'), timing=True,
+    summary=('experiment', 'note', 'num_particles', 'tokens', 'step', 'path',
+             'candidates', 'num_edges', 'step_s', 'peak_bytes',
+             'test_edge_acc', 'majority_acc')))
