@@ -93,6 +93,18 @@ def providers(monkeypatch):
     monkeypatch.setitem(sys.modules, 'fake_bench_provider', mod)
     monkeypatch.setattr(suites, 'TWIN_PROVIDERS', ['fake_bench_provider'])
     monkeypatch.setattr(suites, 'SPEED_PROVIDERS', ['fake_bench_provider'])
+    monkeypatch.setattr(suites, 'TARGET_PROVIDERS', [])
+
+
+def test_speed_suite_adds_the_path_targets(monkeypatch):
+    mod = types.ModuleType('fake_target_provider')
+    mod.speed_cases = lambda quick, device: ['speed row']
+    mod.target_cases = lambda quick, device: ['target row']
+    monkeypatch.setitem(sys.modules, 'fake_target_provider', mod)
+    monkeypatch.setattr(suites, 'SPEED_PROVIDERS', ['fake_target_provider'])
+    monkeypatch.setattr(suites, 'TARGET_PROVIDERS', ['fake_target_provider'])
+    rows = suites.get_suite('speed').function(quick=True, device='cpu')
+    assert rows == ['speed row', 'target row']
 
 
 # --- registry ----------------------------------------------------------------
@@ -579,7 +591,7 @@ def test_units_and_counts():
     # one unit per column: seconds when durations reach 10 s
     md = report.markdown_table([{'train_s': 0.15}, {'train_s': 12.34}])
     assert md.splitlines()[0] == '| train (s) |'
-    assert md.splitlines()[2:] == ['| 0.1 |', '| 12.3 |']
+    assert md.splitlines()[2:] == ['| 0.15 |', '| 12.3 |']  # 3 figures < 10 s
     md = report.markdown_table([{'train_s': 0.15}])
     assert md.splitlines()[0] == '| train (ms) |' and '| 150 |' in md
 
