@@ -651,7 +651,18 @@ def test_ctrl_c_during_start_up_is_one_line():
                              'bench', '--list'], cwd=root,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
-    time.sleep(0.5)
+    # Ctrl-C once torch is being loaded (inside the launcher's import), not
+    # while the interpreter itself is still starting
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with open(f'/proc/{proc.pid}/maps') as f:
+                if 'libtorch' in f.read():
+                    break
+        except OSError:  # no /proc: fall back to a pause
+            time.sleep(0.5)
+            break
+        time.sleep(0.01)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     if proc.returncode == 0:
