@@ -118,8 +118,19 @@ class GraphStructure:
         return kind(**joined, **options)
 
 
+class _OneNodeSet(GraphStructure):
+    """A structure on one node set with ``sizes`` nodes per graph."""
+
+    def __post_init__(self):
+        object.__setattr__(self, 'sizes', _ints(self.sizes, 'sizes'))
+
+    @property
+    def num_src_nodes(self) -> int:
+        return sum(self.sizes)
+
+
 @dataclass(frozen=True)
-class CompleteBlocks(GraphStructure):
+class CompleteBlocks(_OneNodeSet):
     r"""Disjoint complete graphs (self-attention, non-local blocks), one per
     entry of ``sizes``: :func:`~pyg_relational.graphs.complete_graph`.
 
@@ -131,13 +142,6 @@ class CompleteBlocks(GraphStructure):
     sizes: Tuple[int, ...]
     causal: bool = False
     self_loops: bool = True
-
-    def __post_init__(self):
-        object.__setattr__(self, 'sizes', _ints(self.sizes, 'sizes'))
-
-    @property
-    def num_src_nodes(self) -> int:
-        return sum(self.sizes)
 
     @property
     def num_edges(self) -> int:
@@ -165,13 +169,9 @@ class CompleteBlocks(GraphStructure):
                              self_loops=self.self_loops, causal=self.causal)
 
 
-@dataclass(frozen=True)
-class BipartiteBlocks(GraphStructure):
-    r"""Every source of block :math:`b` to every target of block :math:`b`
-    (cross-attention, fully-connected layers):
-    :func:`~pyg_relational.graphs.bipartite_graph`."""
-    src_sizes: Tuple[int, ...]
-    dst_sizes: Tuple[int, ...]
+class _TwoNodeSets(GraphStructure):
+    """A structure from ``src_sizes`` sources to ``dst_sizes`` targets per
+    graph (the same number of graphs on both sides)."""
 
     def __post_init__(self):
         object.__setattr__(self, 'src_sizes', _ints(self.src_sizes,
@@ -192,6 +192,15 @@ class BipartiteBlocks(GraphStructure):
     def num_dst_nodes(self) -> int:
         return sum(self.dst_sizes)
 
+
+@dataclass(frozen=True)
+class BipartiteBlocks(_TwoNodeSets):
+    r"""Every source of block :math:`b` to every target of block :math:`b`
+    (cross-attention, fully-connected layers):
+    :func:`~pyg_relational.graphs.bipartite_graph`."""
+    src_sizes: Tuple[int, ...]
+    dst_sizes: Tuple[int, ...]
+
     @property
     def num_edges(self) -> int:
         return sum(s * d for s, d in zip(self.src_sizes, self.dst_sizes))
@@ -203,18 +212,11 @@ class BipartiteBlocks(GraphStructure):
 
 
 @dataclass(frozen=True)
-class Chains(GraphStructure):
+class Chains(_OneNodeSet):
     r"""Sequences as chains :math:`t-1 \to t` (:math:`t+1 \to t` with
     ``reverse``): :func:`~pyg_relational.graphs.chain_graph`."""
     sizes: Tuple[int, ...]
     reverse: bool = False
-
-    def __post_init__(self):
-        object.__setattr__(self, 'sizes', _ints(self.sizes, 'sizes'))
-
-    @property
-    def num_src_nodes(self) -> int:
-        return sum(self.sizes)
 
     @property
     def num_edges(self) -> int:
@@ -227,27 +229,13 @@ class Chains(GraphStructure):
 
 
 @dataclass(frozen=True)
-class Windows(GraphStructure):
+class Windows(_TwoNodeSets):
     r"""Local attention windows of half-width ``radius`` centred on the
     target's own position: :func:`~pyg_relational.graphs.window_graph`
     without ``centers``."""
     src_sizes: Tuple[int, ...]
     dst_sizes: Tuple[int, ...]
     radius: int = 0
-
-    def __post_init__(self):
-        object.__setattr__(self, 'src_sizes', _ints(self.src_sizes,
-                                                    'src_sizes'))
-        object.__setattr__(self, 'dst_sizes', _ints(self.dst_sizes,
-                                                    'dst_sizes'))
-
-    @property
-    def num_src_nodes(self) -> int:
-        return sum(self.src_sizes)
-
-    @property
-    def num_dst_nodes(self) -> int:
-        return sum(self.dst_sizes)
 
     @property
     def num_edges(self) -> int:
