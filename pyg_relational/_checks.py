@@ -21,6 +21,14 @@ def plain_tensor(t):
     return as_tensor() if callable(as_tensor) else t.as_subclass(torch.Tensor)
 
 
+def check_size_or_lazy(value, name: str) -> int:
+    """A size ``>= 1``, or ``-1``: lazy, inferred from the first input as
+    PyG's :class:`~torch_geometric.nn.dense.linear.Linear` does."""
+    if isinstance(value, int) and not isinstance(value, bool) and value == -1:
+        return -1
+    return check_int(value, name, 1)
+
+
 def check_choice(value, options: Iterable, name: str):
     """Raise ``ValueError`` unless ``value`` is one of ``options``."""
     options = list(options)
@@ -136,11 +144,12 @@ def check_edge_vector(value: Tensor, num_edges: int, name: str,
 
 def check_features(x: Tensor, channels: int, name: str = 'x',
                    dim: int = -1) -> Tensor:
-    """Check that ``x`` is a tensor with ``channels`` features along ``dim``."""
+    """Check that ``x`` is a tensor with ``channels`` features along ``dim``
+    (``channels=-1``: a lazy size, any number)."""
     if not isinstance(x, Tensor):
         raise ValueError(f"'{name}' must be a torch.Tensor (got "
                          f"{type(x).__name__})")
-    if x.dim() == 0 or x.size(dim) != channels:
+    if x.dim() == 0 or (channels != -1 and x.size(dim) != channels):
         raise ValueError(f"'{name}' must have {channels} features in "
                          f"dimension {dim} (got shape {tuple(x.shape)})")
     return x

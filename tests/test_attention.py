@@ -715,3 +715,35 @@ def test_sparse_path_under_cpu_autocast(score):
         torch.testing.assert_close(result.float(), exact, atol=5e-2,
                                    rtol=5e-2)
     out.float().sum().backward()
+
+
+@pytest.mark.parametrize('score', ['gat', 'scaled_dot'])
+def test_lazy_in_channels_and_to_hetero(score):
+    from torch_geometric.data import HeteroData
+    from torch_geometric.nn import to_hetero
+    torch.manual_seed(0)
+    lazy = AttentionConv(-1, 4, heads=2, score=score)
+    x, edge_index = torch.randn(5, 3), complete_graph(5)
+    out = lazy(x, edge_index)  # sized by its first input
+    sized = AttentionConv(3, 4, heads=2, score=score)
+    sized.load_state_dict(lazy.state_dict())
+    assert_close(out, sized(x, edge_index))
+    with pytest.raises(ValueError, match="'in_channels'"):
+        AttentionConv(-2, 4)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = AttentionConv((-1, -1), 8, score=score)
+
+        def forward(self, x, edge_index):
+            return self.conv(x, edge_index)
+
+    data = HeteroData()
+    data['a'].x, data['b'].x = torch.randn(4, 3), torch.randn(3, 5)
+    data['a', 'to', 'b'].edge_index = torch.tensor([[0, 1, 3], [0, 1, 2]])
+    data['b', 'to', 'a'].edge_index = torch.tensor([[0, 2], [1, 3]])
+    model = to_hetero(Net(), data.metadata(), aggr='sum')
+    out = model(data.x_dict, data.edge_index_dict)
+    assert out['a'].shape == (4, 8) and out['b'].shape == (3, 8)
+    assert out['a'][[0, 2]].abs().sum() == 0  # no incoming edge: zeros

@@ -81,7 +81,8 @@ from torch_geometric.nn.inits import glorot, zeros
 from torch_geometric.utils import add_self_loops, remove_self_loops, softmax
 
 from .._checks import (check_choice, check_edge_index, check_edge_vector,
-                       check_features, check_int, check_sizes)
+                       check_features, check_int, check_size_or_lazy,
+                       check_sizes)
 from ..graphs import bipartite_graph, window_graph
 from ..structure import GraphStructure
 from ._csr import EdgeDot, EdgePattern, EdgeSum, _cached, autocast_float32
@@ -503,7 +504,9 @@ class AttentionConv(MessagePassing):
 
     Args:
         in_channels (int or (int, int)): input size, or
-            ``(source size, target size)`` for bipartite input.
+            ``(source size, target size)`` for bipartite input; ``-1``
+            infers a size from the first input (lazy, as in PyG, e.g. for
+            :func:`~torch_geometric.nn.to_hetero`).
         out_channels (int): channels :math:`C` per head.
         heads (int, optional): number of heads :math:`H`. (default: :obj:`1`)
         score (str, optional): score function. (default: :obj:`'gat'`)
@@ -588,9 +591,9 @@ class AttentionConv(MessagePassing):
         self.last_path: Optional[str] = None
         self.why_not_faster = None
         if not isinstance(in_channels, (tuple, list)):
-            in_src = in_dst = check_int(in_channels, 'in_channels', 1)
+            in_src = in_dst = check_size_or_lazy(in_channels, 'in_channels')
         else:
-            in_src, in_dst = (check_int(c, 'in_channels', 1)
+            in_src, in_dst = (check_size_or_lazy(c, 'in_channels')
                               for c in in_channels)
         H, C = self.heads, self.out_channels
         self.gat = score in ('gat', 'concat')
