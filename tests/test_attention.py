@@ -747,3 +747,32 @@ def test_lazy_in_channels_and_to_hetero(score):
     out = model(data.x_dict, data.edge_index_dict)
     assert out['a'].shape == (4, 8) and out['b'].shape == (3, 8)
     assert out['a'][[0, 2]].abs().sum() == 0  # no incoming edge: zeros
+
+
+@pytest.mark.parametrize('concat', [True, False])
+@pytest.mark.parametrize('bipartite', [False, True])
+def test_gat_residual_twin(concat, bipartite):
+    in_channels = (5, 3) if bipartite else 5
+    torch.manual_seed(0)
+    gat = GATConv(in_channels, 4, heads=2, concat=concat, residual=True,
+                  add_self_loops=not bipartite).double()
+    torch.manual_seed(0)  # one seed, the same start (residual map included)
+    fresh = AttentionConv(in_channels, 4, heads=2, concat=concat,
+                          residual=True,
+                          add_self_loops=not bipartite).double()
+    assert torch.equal(fresh.res.weight, gat.res.weight)
+    conv = AttentionConv.from_module(gat)
+    if bipartite:
+        x = (torch.randn(6, 5, dtype=torch.float64, requires_grad=True),
+             torch.randn(4, 3, dtype=torch.float64, requires_grad=True))
+        edge_index = bipartite_graph([3, 3], [2, 2])
+    else:
+        x = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+        edge_index = complete_graph([4, 2], self_loops=False)
+    out, ref = conv(x, edge_index), gat(x, edge_index)
+    assert_close(out, ref)
+    inputs = list(x) if bipartite else [x]
+    grads = torch.autograd.grad(out.sum(), inputs + [conv.res.weight])
+    ref_grads = torch.autograd.grad(ref.sum(), inputs + [gat.res.weight])
+    for a, b in zip(grads, ref_grads):
+        assert_close(a, b)

@@ -530,6 +530,9 @@ class AttentionConv(MessagePassing):
         num_edge_types (int, optional): learn relative key/value vectors
             :math:`\mathbf{a}^K_t, \mathbf{a}^V_t` per edge type.
             (default: :obj:`None`)
+        residual (bool, optional): add :math:`\mathbf{W}_r \mathbf{x}_i`
+            (the target's own input, mapped to the output size) to the
+            output, as ``GATConv(residual=True)``. (default: :obj:`False`)
         path (str, optional): how to compute it, same numbers on every
             path (see below): ``'auto'``, ``'dense'``, ``'sparse'`` or
             ``'message'``. The one that ran is ``conv.last_path``, the
@@ -573,7 +576,8 @@ class AttentionConv(MessagePassing):
                  edge_dim: Optional[int] = None,
                  fill_value: Union[float, Tensor, str] = 'mean',
                  bias: bool = True, qkv_bias: bool = False,
-                 num_edge_types: Optional[int] = None, path: str = 'auto',
+                 num_edge_types: Optional[int] = None,
+                 residual: bool = False, path: str = 'auto',
                  fused: Optional[bool] = None, **score_kwargs):
         super().__init__(aggr='add', node_dim=0)
         check_choice(score, SCORES, 'score')
@@ -626,6 +630,10 @@ class AttentionConv(MessagePassing):
         else:
             self.lin_edge = None
             self.register_parameter('att_edge', None)
+        self.residual = bool(residual)
+        # GATConv's residual: a map of the target's own input to the output
+        self.res = Linear(in_dst, H * C if concat else C, bias=False,
+                          weight_initializer='glorot') if residual else None
         if num_edge_types is not None:
             num_edge_types = check_int(num_edge_types, 'num_edge_types', 1)
             if not self.score.linear_in_key:
@@ -648,7 +656,7 @@ class AttentionConv(MessagePassing):
         super().reset_parameters()
         lin_dst = None if self.lin_dst is self.lin_src else self.lin_dst
         for lin in (self.lin_src, lin_dst, self.lin_query, self.lin_key,
-                    self.lin_value, self.lin_edge):
+                    self.lin_value, self.lin_edge, self.res):
             if lin is not None:  # the shared GAT map is drawn once
                 lin.reset_parameters()
         self.score.reset_parameters()
@@ -815,6 +823,8 @@ class AttentionConv(MessagePassing):
             out = out.reshape(-1, self.heads * self.out_channels)
         else:
             out = out.mean(dim=1)
+        if self.res is not None:  # residual: W_r x_i
+            out = out + self.res(x_dst)
         if self.bias is not None:
             out = out + self.bias
         if return_attention_weights:
@@ -956,7 +966,7 @@ class AttentionConv(MessagePassing):
     @classmethod
     def from_module(cls, module) -> 'AttentionConv':
         """An ``AttentionConv(score='gat')`` with the weights of a
-        :class:`torch_geometric.nn.GATConv` (no ``residual``)."""
+        :class:`torch_geometric.nn.GATConv` (``residual`` included)."""
         from torch_geometric.nn import GATConv
         if not isinstance(module, GATConv):
             raise ValueError(f"AttentionConv.from_module expects a "
@@ -964,16 +974,14 @@ class AttentionConv(MessagePassing):
                              f"{type(module).__name__}); use "
                              f"MultiheadAttentionConv.from_module for "
                              f"nn.MultiheadAttention")
-        if getattr(module, 'res', None) is not None:
-            raise ValueError("GATConv(residual=True) has no AttentionConv "
-                             "equivalent; add the residual yourself")
         conv = cls(module.in_channels, module.out_channels,
                    heads=module.heads, score='gat', concat=module.concat,
                    negative_slope=module.negative_slope,
                    dropout=module.dropout,
                    add_self_loops=module.add_self_loops,
                    edge_dim=module.edge_dim, fill_value=module.fill_value,
-                   bias=module.bias is not None)
+                   bias=module.bias is not None,
+                   residual=getattr(module, 'res', None) is not None)
         ref = next(p for p in module.parameters())
         conv = conv.to(ref.device, ref.dtype)
         with torch.no_grad():
@@ -987,6 +995,8 @@ class AttentionConv(MessagePassing):
             if module.lin_edge is not None:
                 conv.lin_edge.weight.copy_(module.lin_edge.weight)
                 conv.att_edge.copy_(module.att_edge)
+            if conv.res is not None:
+                conv.res.weight.copy_(module.res.weight)
             if module.bias is not None:
                 conv.bias.copy_(module.bias)
         return conv
