@@ -776,3 +776,50 @@ def test_gat_residual_twin(concat, bipartite):
     ref_grads = torch.autograd.grad(ref.sum(), inputs + [gat.res.weight])
     for a, b in zip(grads, ref_grads):
         assert_close(a, b)
+
+
+@pytest.mark.parametrize('score', ['gat', 'scaled_dot', 'additive'])
+def test_edge_weight_scales_alpha_on_every_path(score):
+    torch.manual_seed(0)
+    edge_index = torch.tensor([[0, 3, 1, 2, 4, 0, 2], [1, 1, 0, 4, 2, 2, 2]])
+    x = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
+    weight = torch.rand(7, dtype=torch.float64, requires_grad=True)
+    conv = AttentionConv(4, 3, heads=2, score=score).double()
+    # reference: alpha of the unweighted layer times the weight (DGL's
+    # GATConv(edge_weight=...)), summed over the sources' values
+    _, (_, alpha) = conv(x, edge_index, return_attention_weights=True)
+    _, key, value = conv._project(x, x)
+    expected = torch.zeros(5, 2, 3, dtype=torch.float64).index_add_(
+        0, edge_index[1], (alpha * weight.unsqueeze(-1)).unsqueeze(-1)
+        * value[edge_index[0]]).reshape(5, 6) + conv.bias
+    results = []
+    for path in ('sparse', 'message'):
+        conv.path = path
+        out, (_, got) = conv(x, edge_index, edge_weight=weight,
+                             return_attention_weights=True)
+        assert conv.last_path == path
+        assert_close(out, expected)
+        assert_close(got, alpha * weight.unsqueeze(-1))
+        results.append(torch.autograd.grad(out.pow(2).sum(), (x, weight)))
+    for a, b in zip(*results):
+        assert_close(a, b)
+    conv.path = 'auto'  # a complete graph with weights: no SDPA form
+    conv(x, complete_graph(5), edge_weight=torch.ones(25).double())
+    if score == 'scaled_dot':
+        assert conv.last_path == 'sparse'
+        assert 'edge_weight' in conv.why_not_faster['dense']
+
+
+@pytest.mark.parametrize('weight, match', [
+    (torch.ones(3), "'edge_weight' must be a 1-D floating tensor"),
+    (torch.ones(6, 1), "'edge_weight' must be a 1-D floating tensor"),
+    (torch.ones(6, dtype=torch.long), "'edge_weight' must be a 1-D"),
+])
+def test_edge_weight_is_checked(weight, match):
+    conv = AttentionConv(4, 3)
+    x, edge_index = torch.randn(4, 4), torch.randint(0, 4, (2, 6))
+    with pytest.raises(ValueError, match=match):
+        conv(x, edge_index, edge_weight=weight)
+    with pytest.raises(ValueError, match='add_self_loops'):
+        AttentionConv(4, 3, add_self_loops=True)(x, edge_index,
+                                                 edge_weight=torch.ones(6))

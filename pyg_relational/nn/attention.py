@@ -760,6 +760,7 @@ class AttentionConv(MessagePassing):
                 edge_index: Union[Tensor, GraphStructure],
                 edge_attr: Optional[Tensor] = None, *,
                 edge_type: Optional[Tensor] = None,
+                edge_weight: Optional[Tensor] = None,
                 size: Optional[Tuple[int, int]] = None,
                 return_attention_weights: bool = False):
         r"""Args:
@@ -775,6 +776,10 @@ class AttentionConv(MessagePassing):
             edge_type (LongTensor, optional): ``[E]`` type per edge (needed
                 with ``num_edge_types`` or ``score='location'``).
                 Keyword-only.
+            edge_weight (Tensor, optional): ``[E]`` scalar weight per edge,
+                multiplying :math:`\alpha_{ij}` after the softmax (and
+                dropout), as DGL's ``GATConv(edge_weight=...)``; the
+                returned attention weights include it. Keyword-only.
             size ((int, int), optional): ``(N_src, N_dst)``; with a single
                 ``x``, ``N_src = x.size(0)`` and the first ``N_dst`` nodes
                 are the targets. Keyword-only.
@@ -786,13 +791,28 @@ class AttentionConv(MessagePassing):
         graph = GraphInput(edge_index, num_src, num_dst, device=x_src.device)
         edge_attr = self._check_edges(graph, edge_attr, edge_type, num_src,
                                       num_dst)
+        if edge_weight is not None:
+            E = graph.structure.num_edges if graph.structure is not None \
+                else graph.edge_index.size(1)
+            if not isinstance(edge_weight, Tensor) or edge_weight.dim() != 1 \
+                    or edge_weight.numel() != E \
+                    or not edge_weight.is_floating_point():
+                raise ValueError(
+                    f"'edge_weight' must be a 1-D floating tensor with one "
+                    f"weight per edge ({E}); got "
+                    f"{getattr(edge_weight, 'shape', edge_weight)}")
+            if self.add_self_loops:
+                raise ValueError("'edge_weight' with add_self_loops=True: the "
+                                 "added loops would have no weight; build "
+                                 "the graph with its self-loops and weights")
         query, key, value = self._project(x_src, x_dst)
         size = (num_src, num_dst)
         if self.add_self_loops:
             loops, edge_attr = self._self_loops(graph.edge_index, edge_attr,
                                                 min(size))
             graph = GraphInput(loops, num_src, num_dst)
-        path, pattern = self._choose(graph, edge_attr, value, size)
+        path, pattern = self._choose(graph, edge_attr, value, size,
+                                     edge_weight)
         q_node, k_node = self.score.project(query, key)
         # Relative keys, scored once per (target, type): [N_dst, T, H]
         rel = None
@@ -809,13 +829,16 @@ class AttentionConv(MessagePassing):
                 relative=relative)  # [N_dst, H, C]
         elif path == 'sparse':
             out, alpha = self._sparse(q_node, k_node, value, rel, pattern,
-                                      edge_attr, edge_type, size)
+                                      edge_attr, edge_type, size,
+                                      edge_weight)
         else:
             edge_index = graph.edge_index
             alpha = self.edge_updater(edge_index, q=(None, q_node),
                                       k=(k_node, None), rel=rel,
                                       edge_attr=edge_attr,
                                       edge_type=edge_type, size=size)
+            if edge_weight is not None:  # [E, H]
+                alpha = alpha * edge_weight.to(alpha.dtype).unsqueeze(-1)
             out = self.propagate(edge_index, v=(value, None), alpha=alpha,
                                  edge_type=edge_type,
                                  size=size)  # [N_dst, H, C]
@@ -850,7 +873,7 @@ class AttentionConv(MessagePassing):
         return loops, edge_attr
 
     def _choose(self, graph: GraphInput, edge_attr, value: Tensor,
-                size: Tuple[int, int]):
+                size: Tuple[int, int], edge_weight: Optional[Tensor] = None):
         """The path to run (one chain of conditions, recorded in
         ``last_path`` / ``why_not_faster``) and the CSR pattern of the
         sparse path."""
@@ -861,6 +884,8 @@ class AttentionConv(MessagePassing):
             dense = 'edge features (edge_attr) are not part of a dot product'
         elif self.add_self_loops:
             dense = 'add_self_loops=True rewrites the graph'
+        elif edge_weight is not None:
+            dense = 'per-edge weights (edge_weight) are not part of SDPA'
         else:
             dense = dense_reason(graph.structure)
         sparse = None
@@ -892,7 +917,7 @@ class AttentionConv(MessagePassing):
     def _sparse(self, q_node: Tensor, k_node: Tensor, value: Tensor,
                 rel: Optional[Tensor], pattern: EdgePattern,
                 edge_attr: Optional[Tensor], edge_type: Optional[Tensor],
-                size: Tuple[int, int]):
+                size: Tuple[int, int], edge_weight: Optional[Tensor] = None):
         r"""The same ``out [N_dst, H, C]`` and ``alpha [E, H]`` as
         :meth:`edge_update` + :meth:`message`, with the edges in CSR order
         and no ``[E, H, C]`` rows: the logits of ``dot_product`` scores as
@@ -904,6 +929,7 @@ class AttentionConv(MessagePassing):
         if perm is not None:  # per-edge inputs in CSR order
             edge_type = None if edge_type is None else edge_type[perm]
             edge_attr = None if edge_attr is None else edge_attr[perm]
+            edge_weight = None if edge_weight is None else edge_weight[perm]
         target, H = pattern.target, self.heads
         edge_term = self._edge_term(edge_attr, rel, target, edge_type)
         if self.score.dot_product:
@@ -921,6 +947,8 @@ class AttentionConv(MessagePassing):
             # message path draws it (same seed, same mask)
             keep = F.dropout(alpha.new_ones(alpha.shape), p=self.dropout)
             alpha = alpha * (keep if perm is None else keep[perm])
+        if edge_weight is not None:  # [E, H]
+            alpha = alpha * edge_weight.to(alpha.dtype).unsqueeze(-1)
         out = EdgeSum.apply(pattern, alpha, value)  # [N_dst, H, C]
         if self.rel_value is not None:  # sum_t (sum of alpha of type t) a^V_t
             T = self.num_edge_types
