@@ -519,11 +519,15 @@ CASES: List[Case] = [
          lambda layer, g, inputs: layer(
              inputs['x'], g.edge_index, edge_type=graphs.relative_position(
                  g.edge_index, _positions(g), clip=2))),
-    # message-only scores
-    Case('attention-gat-random', _attention('gat'), Random(), MESSAGE,
-         'message', node_x, _with_weights(_attend)),
+    # scores that are not dot products: sparse (gathered logits) and message
+    Case('attention-gat-random', _attention('gat'), Random(), SPARSE_PATHS,
+         'sparse', node_x, _with_weights(_attend)),
     Case('attention-additive-random', _attention('additive'), Random(),
-         MESSAGE, 'message', node_x, call_graph),
+         SPARSE_PATHS, 'sparse', node_x, call_graph),
+    Case('attention-gatv2-random', _attention('gatv2'), Random(),
+         SPARSE_PATHS, 'sparse', node_x, _with_weights(_attend)),
+    Case('attention-gatv2-complete', _attention('gatv2'), Complete(),
+         SPARSE_PATHS, 'sparse', node_x, _with_weights(_attend)),
     # ---- MultiheadAttentionConv and the Transformer layers --------------
     Case('mha-complete', _seeded(lambda: MultiheadAttentionConv(6, 2)),
          Complete(), ATTENTION_PATHS, 'dense', lambda g, gen: {

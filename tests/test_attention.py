@@ -14,7 +14,7 @@ from .helpers import (assert_close, assert_edge_order_invariant, assert_twin,
                       dtypes, empty_graph)
 
 SCORE_NAMES = ['dot', 'scaled_dot', 'general', 'additive', 'concat', 'gat',
-               'location']
+               'gatv2', 'location']
 
 
 def _conv(score, in_channels=5, out_channels=3, heads=2, **kwargs):
@@ -156,6 +156,8 @@ def _dense_logit(name, score, q, k, t):
     if name in ('concat', 'gat'):
         a = torch.cat([score.att_dst[0], score.att_src[0]], dim=-1)  # [H, 2C]
         return F.leaky_relu((a * torch.cat([q, k], -1)).sum(-1), 0.2)
+    if name == 'gatv2':  # a^T LeakyReLU(q_i + k_j), per head
+        return (score.att[0] * F.leaky_relu(q + k, 0.2)).sum(-1)
     if name == 'location':
         return torch.stack([(q[h] @ score.weight[h] + score.bias[h])[t]
                             for h in range(q.size(0))])
@@ -823,3 +825,47 @@ def test_edge_weight_is_checked(weight, match):
     with pytest.raises(ValueError, match='add_self_loops'):
         AttentionConv(4, 3, add_self_loops=True)(x, edge_index,
                                                  edge_weight=torch.ones(6))
+
+
+@pytest.mark.parametrize('residual', [False, True])
+@pytest.mark.parametrize('bipartite', [False, True])
+def test_gatv2_twin(residual, bipartite):
+    from torch_geometric.nn import GATv2Conv
+    in_channels = (5, 3) if bipartite else 5
+    torch.manual_seed(0)
+    ref_conv = GATv2Conv(in_channels, 4, heads=2, residual=residual,
+                         add_self_loops=not bipartite).double()
+    torch.manual_seed(0)  # one seed, the same start
+    fresh = AttentionConv(in_channels, 4, heads=2, score='gatv2',
+                          qkv_bias=True, residual=residual,
+                          add_self_loops=not bipartite).double()
+    assert torch.equal(fresh.score.att, ref_conv.att)
+    assert torch.equal(fresh.lin_dst.weight, ref_conv.lin_r.weight)
+    conv = AttentionConv.from_module(ref_conv)
+    if bipartite:
+        x = (torch.randn(6, 5, dtype=torch.float64, requires_grad=True),
+             torch.randn(4, 3, dtype=torch.float64, requires_grad=True))
+        edge_index = bipartite_graph([3, 3], [2, 2])
+    else:
+        x = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+        edge_index = complete_graph([4, 2], self_loops=False)
+    inputs = list(x) if bipartite else [x]
+    for path in ('sparse', 'message'):
+        conv.path = path
+        out, ref = conv(x, edge_index), ref_conv(x, edge_index)
+        assert conv.last_path == path
+        assert_close(out, ref)
+        grads = torch.autograd.grad(out.pow(2).sum(),
+                                    inputs + [conv.score.att])
+        ref_grads = torch.autograd.grad(ref.pow(2).sum(),
+                                        inputs + [ref_conv.att])
+        for a, b in zip(grads, ref_grads):
+            assert_close(a, b)
+
+
+def test_gatv2_refuses_what_it_cannot_twin():
+    from torch_geometric.nn import GATv2Conv
+    with pytest.raises(ValueError, match='edge_dim'):
+        AttentionConv(4, 3, score='gatv2', edge_dim=2)
+    with pytest.raises(ValueError, match='share_weights=False'):
+        AttentionConv.from_module(GATv2Conv(4, 3, share_weights=True))

@@ -52,6 +52,8 @@ name            per-edge logit :math:`e_{ij}` (per head)
                 k_j)` = :math:`\mathrm{LeakyReLU}(a^\top[q_i \Vert k_j])`
                 (GAT; ``negative_slope=0`` gives the ReLU of the non-local
                 block's concatenation form). Alias: ``gat``.
+``gatv2``       :math:`a^\top \mathrm{LeakyReLU}(q_i + k_j)` (GATv2, Brody
+                et al.; per-edge rows, ``from_module(GATv2Conv)``)
 ``location``    :math:`(W_a q_i + b_a)_{t_{ij}}`: depends on the target only
                 (Luong *location*); ``edge_type`` :math:`t_{ij}` picks the
                 entry (e.g. the source position), so ``project`` returns an
@@ -94,7 +96,7 @@ from .typed import gather_typed
 __all__ = [
     'AttentionConv', 'BahdanauAttention', 'LuongAttention', 'AttentionScore',
     'DotScore', 'ScaledDotScore', 'GeneralScore',
-    'AdditiveScore', 'ConcatScore', 'LocationScore', 'SCORES',
+    'AdditiveScore', 'ConcatScore', 'GATv2Score', 'LocationScore', 'SCORES',
     'attention_score', 'edge_softmax'
 ]
 
@@ -348,6 +350,41 @@ class ConcatScore(AttentionScore):
                             self.negative_slope)
 
 
+class GATv2Score(AttentionScore):
+    r""":math:`e_{ij} = \mathbf{a}^\top \mathrm{LeakyReLU}(q_i + k_j)`
+    (GATv2, `Brody et al., 2022 <https://arxiv.org/abs/2105.14491>`_): the
+    nonlinearity comes before the attention vector, so the ranking of the
+    sources can depend on the target ("dynamic" attention). Needs the
+    per-edge rows ``[E, H, C]``; ``query_channels`` must equal
+    ``key_channels``.
+
+    Args:
+        negative_slope (float, optional): LeakyReLU slope.
+            (default: :obj:`0.2`)
+    """
+    name = 'gatv2'
+
+    def __init__(self, heads: int, query_channels: int, key_channels: int,
+                 negative_slope: float = 0.2):
+        super().__init__(heads, query_channels, key_channels)
+        if query_channels != key_channels:
+            raise ValueError(f"score='gatv2' adds query and key: "
+                             f"query_channels ({query_channels}) must equal "
+                             f"key_channels ({key_channels})")
+        self.negative_slope = float(negative_slope)
+        self.att = Parameter(torch.empty(1, heads, key_channels))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        glorot(self.att)
+
+    def edge(self, query_i: Tensor, key_j: Tensor,
+             edge_type: Optional[Tensor] = None,
+             edge_term: Optional[Tensor] = None) -> Tensor:
+        hidden = F.leaky_relu(query_i + key_j, self.negative_slope)
+        return self._add((hidden * self.att).sum(-1), edge_term)  # [E, H]
+
+
 class LocationScore(AttentionScore):
     r""":math:`e_{ij} = (W_a q_i + b_a)_{t_{ij}}`: a function of the target
     only, read at the edge's type :math:`t_{ij}` (Luong et al.'s *location*
@@ -399,6 +436,7 @@ SCORES: Dict[str, Type[AttentionScore]] = {
     'additive': AdditiveScore,
     'concat': ConcatScore,
     'gat': ConcatScore,
+    'gatv2': GATv2Score,
     'location': LocationScore,
 }
 
@@ -600,11 +638,16 @@ class AttentionConv(MessagePassing):
             in_src, in_dst = (check_size_or_lazy(c, 'in_channels')
                               for c in in_channels)
         H, C = self.heads, self.out_channels
-        self.gat = score in ('gat', 'concat')
-        if self.gat:  # GAT: one W for query, key and value
+        self.gat = score in ('gat', 'concat', 'gatv2')
+        if score == 'gatv2' and edge_dim is not None:
+            raise ValueError("score='gatv2' with edge_dim is not supported "
+                             "(GATv2 adds edge features inside the "
+                             "LeakyReLU); use score='gat' for edge features")
+        if self.gat:  # GAT: one W for key and value (and query in GAT)
             self.lin_src = Linear(in_src, H * C, bias=qkv_bias,
                                   weight_initializer='glorot')
-            self.lin_dst = self.lin_src if isinstance(in_channels, int) \
+            shared = isinstance(in_channels, int) and score != 'gatv2'
+            self.lin_dst = self.lin_src if shared \
                 else Linear(in_dst, H * C, bias=qkv_bias,
                             weight_initializer='glorot')
             self.lin_query = self.lin_key = self.lin_value = None
@@ -994,8 +1037,13 @@ class AttentionConv(MessagePassing):
     @classmethod
     def from_module(cls, module) -> 'AttentionConv':
         """An ``AttentionConv(score='gat')`` with the weights of a
-        :class:`torch_geometric.nn.GATConv` (``residual`` included)."""
-        from torch_geometric.nn import GATConv
+        :class:`torch_geometric.nn.GATConv` (``residual`` included), or an
+        ``AttentionConv(score='gatv2')`` with those of a
+        :class:`torch_geometric.nn.GATv2Conv` (``share_weights=False``,
+        no ``edge_dim``)."""
+        from torch_geometric.nn import GATConv, GATv2Conv
+        if isinstance(module, GATv2Conv):
+            return cls._from_gatv2(module)
         if not isinstance(module, GATConv):
             raise ValueError(f"AttentionConv.from_module expects a "
                              f"torch_geometric.nn.GATConv (got "
@@ -1025,6 +1073,36 @@ class AttentionConv(MessagePassing):
                 conv.att_edge.copy_(module.att_edge)
             if conv.res is not None:
                 conv.res.weight.copy_(module.res.weight)
+            if module.bias is not None:
+                conv.bias.copy_(module.bias)
+        return conv
+
+    @classmethod
+    def _from_gatv2(cls, module) -> 'AttentionConv':
+        if module.share_weights or module.edge_dim is not None:
+            raise ValueError("AttentionConv.from_module supports GATv2Conv "
+                             "with share_weights=False and no edge_dim")
+        conv = cls(module.in_channels, module.out_channels,
+                   heads=module.heads, score='gatv2', concat=module.concat,
+                   negative_slope=module.negative_slope,
+                   dropout=module.dropout,
+                   add_self_loops=module.add_self_loops,
+                   fill_value=module.fill_value,
+                   bias=module.bias is not None,
+                   qkv_bias=module.lin_l.bias is not None,
+                   residual=getattr(module, 'res', None) is not None)
+        ref = next(p for p in module.parameters())
+        conv = conv.to(ref.device, ref.dtype)
+        with torch.no_grad():
+            for ours, theirs in ((conv.lin_src, module.lin_l),
+                                 (conv.lin_dst, module.lin_r),
+                                 (conv.res, getattr(module, 'res', None))):
+                if theirs is None:
+                    continue
+                ours.weight.copy_(theirs.weight)
+                if theirs.bias is not None:
+                    ours.bias.copy_(theirs.bias)
+            conv.score.att.copy_(module.att)
             if module.bias is not None:
                 conv.bias.copy_(module.bias)
         return conv
