@@ -751,6 +751,17 @@ def test_lazy_in_channels_and_to_hetero(score):
     assert out['a'][[0, 2]].abs().sum() == 0  # no incoming edge: zeros
 
 
+def _twin_graph(bipartite: bool):
+    """Inputs of the GAT-family twin tests: two complete graphs without
+    self-loops (the layers add them), or two bipartite blocks."""
+    if bipartite:
+        return ((torch.randn(6, 5, dtype=torch.float64, requires_grad=True),
+                 torch.randn(4, 3, dtype=torch.float64, requires_grad=True)),
+                bipartite_graph([3, 3], [2, 2]))
+    return (torch.randn(6, 5, dtype=torch.float64, requires_grad=True),
+            complete_graph([4, 2], self_loops=False))
+
+
 @pytest.mark.parametrize('concat', [True, False])
 @pytest.mark.parametrize('bipartite', [False, True])
 def test_gat_residual_twin(concat, bipartite):
@@ -764,13 +775,7 @@ def test_gat_residual_twin(concat, bipartite):
                           add_self_loops=not bipartite).double()
     assert torch.equal(fresh.res.weight, gat.res.weight)
     conv = AttentionConv.from_module(gat)
-    if bipartite:
-        x = (torch.randn(6, 5, dtype=torch.float64, requires_grad=True),
-             torch.randn(4, 3, dtype=torch.float64, requires_grad=True))
-        edge_index = bipartite_graph([3, 3], [2, 2])
-    else:
-        x = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
-        edge_index = complete_graph([4, 2], self_loops=False)
+    x, edge_index = _twin_graph(bipartite)
     out, ref = conv(x, edge_index), gat(x, edge_index)
     assert_close(out, ref)
     inputs = list(x) if bipartite else [x]
@@ -842,13 +847,7 @@ def test_gatv2_twin(residual, bipartite):
     assert torch.equal(fresh.score.att, ref_conv.att)
     assert torch.equal(fresh.lin_dst.weight, ref_conv.lin_r.weight)
     conv = AttentionConv.from_module(ref_conv)
-    if bipartite:
-        x = (torch.randn(6, 5, dtype=torch.float64, requires_grad=True),
-             torch.randn(4, 3, dtype=torch.float64, requires_grad=True))
-        edge_index = bipartite_graph([3, 3], [2, 2])
-    else:
-        x = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
-        edge_index = complete_graph([4, 2], self_loops=False)
+    x, edge_index = _twin_graph(bipartite)
     inputs = list(x) if bipartite else [x]
     for path in ('sparse', 'message'):
         conv.path = path
