@@ -359,14 +359,29 @@ def _cache(structure: GraphStructure) -> Dict[str, Tensor]:
     return _BUILT.setdefault(structure, {})
 
 
-# id(tensor) -> (weak reference, tensor version, structure or None)
-_KNOWN: Dict[int, tuple] = {}
+# id(tensor) -> (weak reference, in-place version, what is known of it):
+# the one per-tensor cache of the package (the registered structure here,
+# the CSR patterns of nn._csr, the self-looped graph of AttentionConv, ...)
+_PER_TENSOR: Dict[int, tuple] = {}
 
 
 def _forget(key: int):
     def callback(_):
-        _KNOWN.pop(key, None)
+        _PER_TENSOR.pop(key, None)
     return callback
+
+
+def tensor_cache(tensor: Tensor) -> dict:
+    """What is known of this very tensor: a dict kept while the tensor
+    lives and is not modified in place (a fresh dict when it is new, was
+    freed, or was modified since)."""
+    key = id(tensor)
+    entry = _PER_TENSOR.get(key)
+    if entry is None or entry[0]() is not tensor \
+            or entry[1] != tensor._version:
+        entry = (weakref.ref(tensor, _forget(key)), tensor._version, {})
+        _PER_TENSOR[key] = entry
+    return entry[2]
 
 
 def _unregistered(builder, *args, **kwargs):
@@ -388,18 +403,15 @@ def register(edge_index: Tensor, structure: Optional[GraphStructure]
     builders call it; call it yourself only for a graph you know."""
     if _SILENT or not isinstance(edge_index, Tensor):
         return edge_index
-    key = id(edge_index)
-    _KNOWN[key] = (weakref.ref(edge_index, _forget(key)),
-                   edge_index._version, structure)
+    tensor_cache(edge_index)['structure'] = structure
     return edge_index
 
 
 def _known(edge_index: Tensor):
-    entry = _KNOWN.get(id(edge_index))
-    if entry is None or entry[0]() is not edge_index \
-            or entry[1] != edge_index._version:
-        return False, None
-    return True, entry[2]
+    """``(found, structure)``: whether a structure (or "none") was
+    registered for this tensor as it is now."""
+    cache = tensor_cache(edge_index)
+    return 'structure' in cache, cache.get('structure')
 
 
 def structure_of(graph, num_src: Optional[int] = None,

@@ -7,8 +7,7 @@ import pytest
 import torch
 from torch.autograd import gradcheck, gradgradcheck
 
-from pyg_relational import complete_graph
-from pyg_relational.nn import _csr
+from pyg_relational import complete_graph, structure
 from pyg_relational.nn._csr import EdgeDot, EdgePattern, EdgeSum, EdgeSumT
 
 from .helpers import assert_close
@@ -157,10 +156,10 @@ def test_pattern_cached_per_tensor():
     edge_index[:, 0] = edge_index[:, 1]  # in place: a repeated edge now
     assert EdgePattern.build(edge_index, num_src, num_dst) is None
     # freed with its tensor (the pattern holds no view of it)
-    before = len(_csr._PATTERNS)
+    before = len(structure._PER_TENSOR)
     del edge_index, first
     gc.collect()
-    assert len(_csr._PATTERNS) < before
+    assert len(structure._PER_TENSOR) < before
 
 
 def test_no_edges_or_repeated_edges():

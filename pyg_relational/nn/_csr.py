@@ -31,13 +31,13 @@ softmax; other dtypes outside autocast raise a :class:`TypeError` (layers
 check the dtype first and take the message path).
 """
 import warnings
-import weakref
 from typing import Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
 
 from .._checks import plain_tensor
+from ..structure import tensor_cache
 
 __all__ = ['EdgePattern', 'EdgeDot', 'EdgeSum', 'EdgeSumT', 'CSR_DTYPES',
            'autocast_float32']
@@ -91,7 +91,7 @@ class EdgePattern:
         (not modified in place) gets the same pattern back without sorting
         or building again."""
         key = (int(num_src), int(num_dst))
-        patterns = _cached(edge_index)
+        patterns = tensor_cache(edge_index)
         if key not in patterns:
             patterns[key] = cls._build(edge_index, *key)
         return patterns[key]
@@ -181,30 +181,6 @@ def _csr(ptr: Tensor, col: Tensor, values: Tensor, shape) -> Tensor:
 def _ptr(index: Tensor, num: int) -> Tensor:
     count = torch.bincount(index, minlength=num)
     return torch.cat([count.new_zeros(1), count.cumsum(0)])
-
-
-# -- the per-graph cache -------------------------------------------------
-# id(edge_index) -> (weak reference, in-place version, {sizes: pattern})
-_PATTERNS: Dict[int, tuple] = {}
-
-
-def _forget(key: int):
-    def callback(_):
-        _PATTERNS.pop(key, None)
-    return callback
-
-
-def _cached(edge_index: Tensor) -> Dict[tuple, Optional[EdgePattern]]:
-    """The patterns built for this very tensor (a fresh dict when it is
-    new, was freed, or was modified in place since)."""
-    key = id(edge_index)
-    entry = _PATTERNS.get(key)
-    if entry is None or entry[0]() is not edge_index \
-            or entry[1] != edge_index._version:
-        entry = (weakref.ref(edge_index, _forget(key)), edge_index._version,
-                 {})
-        _PATTERNS[key] = entry
-    return entry[2]
 
 
 # -- autograd Functions ---------------------------------------------------

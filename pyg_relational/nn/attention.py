@@ -86,8 +86,8 @@ from .._checks import (check_choice, check_edge_index, check_edge_vector,
                        check_features, check_int, check_size_or_lazy,
                        check_sizes)
 from ..graphs import bipartite_graph, window_graph
-from ..structure import GraphStructure
-from ._csr import EdgeDot, EdgePattern, EdgeSum, _cached, autocast_float32
+from ..structure import GraphStructure, tensor_cache
+from ._csr import EdgeDot, EdgePattern, EdgeSum, autocast_float32
 from ._dense import block_attention, dense_reason
 from ._paths import (GraphInput, check_path, choose_path, compiling,
                      fused_alias, sparse_dtype_ok)
@@ -903,7 +903,7 @@ class AttentionConv(MessagePassing):
         ``remove_self_loops`` + ``add_self_loops``); without edge features
         kept per ``edge_index`` tensor, so that its CSR pattern is built
         once too (:meth:`EdgePattern.build` caches per tensor)."""
-        cache = _cached(edge_index) if edge_attr is None and isinstance(
+        cache = tensor_cache(edge_index) if edge_attr is None and isinstance(
             edge_index, Tensor) and not compiling() else {}
         key = ('self_loops', num_nodes)
         if key in cache:

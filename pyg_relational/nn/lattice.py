@@ -14,8 +14,8 @@ from torch_geometric.typing import PairTensor
 from .._checks import (check_edge_index, check_edge_vector, check_features,
                        check_int)
 from ..graphs import grid_graph
-from ..structure import GraphStructure, Grid, _known, register
-from ._csr import _cached
+from ..structure import (GraphStructure, Grid, _known, register,
+                         tensor_cache)
 from ._paths import (GraphInput, check_path, choose_path, compiling,
                      fused_alias)
 from .typed import (_group_mm_tn, _plan, _TypedAggregate, gather_typed,
@@ -387,7 +387,7 @@ def _typed_plan(edge_index: Tensor, edge_type: Tensor, num_types: int):
     """The edges grouped by type (per type: sources and targets), cached
     with the graph's other patterns while neither tensor is freed or
     modified in place."""
-    cache = _cached(edge_index)
+    cache = tensor_cache(edge_index)
     key = ('typed-plan', num_types)
     entry = cache.get(key)
     if entry is None or entry[0]() is not edge_type \
