@@ -8,6 +8,7 @@ import torch
 from torch.autograd import gradcheck, gradgradcheck
 
 from pyg_relational import complete_graph, structure
+from pyg_relational.nn import _csr
 from pyg_relational.nn._csr import EdgeDot, EdgePattern, EdgeSum, EdgeSumT
 
 from .helpers import assert_close
