@@ -196,6 +196,15 @@ def _check(name: str, *tensors: Tensor):
                 f"does so for other dtypes)")
 
 
+def dtype_reason(x: Tensor) -> Optional[str]:
+    """Why the CSR products cannot take ``x`` (its dtype, autocast off),
+    or None: the one dtype check of every sparse path."""
+    if x.dtype in CSR_DTYPES or autocast_float32(x.device):
+        return None
+    return (f'CSR products support float32 / float64 only (got {x.dtype}, '
+            f'autocast off)')
+
+
 def autocast_float32(device) -> bool:
     """Whether autocast is on for ``device``: the products then run in
     float32 (as autocast runs softmax), whatever the inputs' dtype."""

@@ -64,12 +64,6 @@ def message_only_reason(module) -> Optional[str]:
     return None
 
 
-def sparse_dtype_ok(*tensors) -> bool:
-    """CSR products exist for float32 / float64 only."""
-    return all(t.dtype in (torch.float32, torch.float64) for t in tensors
-               if t is not None)
-
-
 def _get_fused(module) -> bool:
     return module.path != 'message'
 

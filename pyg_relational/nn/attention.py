@@ -87,10 +87,10 @@ from .._checks import (check_choice, check_edge_index, check_edge_vector,
                        check_sizes)
 from ..graphs import bipartite_graph, window_graph
 from ..structure import GraphStructure, tensor_cache
-from ._csr import EdgeDot, EdgePattern, EdgeSum, autocast_float32
+from ._csr import EdgeDot, EdgePattern, EdgeSum, dtype_reason
 from ._dense import block_attention, dense_reason
 from ._paths import (GraphInput, check_path, choose_path, compiling,
-                     fused_alias, sparse_dtype_ok)
+                     fused_alias)
 from .typed import gather_typed
 
 __all__ = [
@@ -931,12 +931,8 @@ class AttentionConv(MessagePassing):
             dense = 'per-edge weights (edge_weight) are not part of SDPA'
         else:
             dense = dense_reason(graph.structure)
-        sparse = None
-        if not sparse_dtype_ok(value) and not autocast_float32(
-                value.device):  # under autocast the products run in float32
-            sparse = (f'CSR products exist for float32/float64 only (got '
-                      f'{value.dtype})')
-        elif compiling():
+        sparse = dtype_reason(value)  # autocast: the products run in float32
+        if sparse is None and compiling():
             sparse = 'torch.compile cannot trace the CSR products'
         pattern = None
         wanted = self.path == 'sparse' or (self.path == 'auto'

@@ -15,7 +15,7 @@ from .._checks import check_choice, check_edge_index, check_features, check_int
 from ..graphs import complete_graph  # noqa: F401 (the example)
 from ..structure import BipartiteBlocks, CompleteBlocks, GraphStructure
 from ..transforms import image_to_nodes, nodes_to_image
-from ._csr import CSR_DTYPES, EdgeDot, EdgePattern, EdgeSum, autocast_float32
+from ._csr import EdgeDot, EdgePattern, EdgeSum, dtype_reason
 from ._dense import block_attention, dense_reason
 from ._paths import GraphInput, check_path, choose_path, compiling
 from .attention import attention_score, edge_softmax
@@ -396,12 +396,11 @@ class NonLocalBlock(MessagePassing):
                         query: Tensor
                         ) -> Tuple[Optional[EdgePattern], Optional[str]]:
         """The CSR pattern of the graph, or why there is none."""
-        dtype = query.dtype
         if compiling():
             return None, 'torch.compile cannot trace the CSR products'
-        if dtype not in CSR_DTYPES and not autocast_float32(query.device):
-            return None, f'CSR products support float32 / float64 only ' \
-                f'(got {dtype}, autocast off)'
+        why = dtype_reason(query)
+        if why is not None:
+            return None, why
         pattern = EdgePattern.build(graph.edge_index, *size)
         if pattern is None:
             return None, 'the graph has no edge or a repeated edge (no CSR ' \
