@@ -7,9 +7,8 @@ Two recipes fix every training choice; any flag given explicitly overrides
 its recipe value (the report lists the overrides):
 
 * ``cpu`` (default): the configuration recorded on a 2-core CPU: 20000
-  training systems, batch 64, encoder/decoder hidden 128/64, type 0 = no
-  interaction (``--skip-first``) for every system, 40 epochs, test on the
-  last epoch.
+  training systems, batch 64, encoder/decoder hidden 128/64, 40 epochs,
+  test on the last epoch; ``skip_first`` as in the paper (below).
 * ``paper``: Kipf et al.'s reference commands: 50000 / 10000 / 10000
   systems, batch 128, hidden 256/256, Adam lr 5e-4 halved every 200 epochs,
   tau 0.5, 10 prediction steps, ``skip_first`` only for springs (every
@@ -44,17 +43,20 @@ try:  # Ctrl-C while torch loads: one line, not a traceback
     from tqdm import tqdm
 
     from pyg_relational.bench.nri import (build_model, evaluate,
-                                          make_datasets, train_nri)
+                                          make_datasets, skip_first_for,
+                                          train_nri)
 except KeyboardInterrupt:
     print('interrupted during start-up', file=sys.stderr)
     raise SystemExit(130)
 
-# Every training choice, per recipe. The paper's skip_first depends on the
-# system (None: decided in resolve()).
+# Every training choice, per recipe. skip_first depends on the system in
+# every recipe (None: decided in resolve()): type 0 = "no interaction" only
+# for springs; every charged pair interacts (attract / repel), so a charged
+# model that skips type 0 cannot express attraction.
 RECIPES = {
     'cpu': dict(train=20000, valid=500, test=1000, epochs=40, batch_size=64,
                 lr=5e-4, encoder_hidden=128, decoder_hidden=64,
-                skip_first=True, pred_steps=10, tau=0.5, test_on='last'),
+                skip_first=None, pred_steps=10, tau=0.5, test_on='last'),
     'paper': dict(train=50000, valid=10000, test=10000, epochs=500,
                   batch_size=128, lr=5e-4, encoder_hidden=256,
                   decoder_hidden=256, skip_first=None, pred_steps=10,
@@ -110,8 +112,8 @@ def parse_args(argv=None):
 def resolve(args):
     """Fill every flag left unset from the recipe; record the overrides."""
     recipe = dict(RECIPES[args.recipe])
-    if recipe['skip_first'] is None:  # paper: only springs have non-edges
-        recipe['skip_first'] = args.system == 'springs'
+    if recipe['skip_first'] is None:  # only springs have non-edges
+        recipe['skip_first'] = skip_first_for(args.system)
     args.overrides = {}
     for key, value in recipe.items():
         given = getattr(args, key)

@@ -157,6 +157,60 @@ def test_recipes(nri_example):
     assert cpu.overrides == {'epochs': 7}
 
 
+@pytest.mark.parametrize('recipe', ['cpu', 'paper'])
+def test_skip_first_follows_the_system_in_every_recipe(nri_example, recipe):
+    # springs: type 0 = no spring (no message); charged: every pair
+    # interacts (type 0 = opposite charges attract), as in the reference
+    for system, skip in (('springs', True), ('charged', False)):
+        args = nri_example.parse_args(['--recipe', recipe, '--system',
+                                       system])
+        assert args.skip_first is skip and 'skip_first' not in args.overrides
+    forced = nri_example.parse_args(['--recipe', recipe, '--system',
+                                     'charged', '--skip-first'])
+    assert forced.skip_first is True
+    assert forced.overrides == {'skip_first': True}
+
+
+@pytest.mark.parametrize('system, skip', [('charged', False),
+                                          ('springs', True)])
+def test_example_trains_the_reference_model(nri_example, data_dir, tmp_path,
+                                            monkeypatch, system, skip):
+    # `python examples/nri.py --system charged` end to end: the model it
+    # trains is the reference's (decoder does not skip type 0)
+    built = []
+
+    def spy(*args, **kwargs):
+        model = build_model(*args, **kwargs)
+        built.append(model)
+        return model
+
+    build_model = nri_example.build_model
+    monkeypatch.setattr(nri_example, 'build_model', spy)
+    result = nri_example.main(['--system', system] + tiny(data_dir, tmp_path,
+                                                          1))
+    assert len(built) == 1 and built[0].decoder.skip_first is skip
+    assert result['system'] == system and result['overrides'].keys() >= {
+        'train', 'epochs'} and 'skip_first' not in result['overrides']
+
+
+def test_bench_suite_uses_the_reference_model(monkeypatch):
+    from pyg_relational.bench import nri as bench_nri
+    built = []
+    original = bench_nri.build_model
+
+    def spy(*args, **kwargs):
+        built.append(kwargs.get('skip_first'))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(bench_nri, 'build_model', spy)
+    rows = bench_nri.run_nri(quick=True, systems=('springs', 'charged'),
+                             num_particles=3, num_train=8, epochs=1)
+    assert built == [True, False]
+    assert [r['system'] for r in rows] == ['springs', 'charged']
+    with pytest.raises(ValueError, match='system'):
+        bench_nri.skip_first_for('gravity')
+
+
 def test_report_names_recipe_and_tests_best_checkpoint(nri_example, data_dir,
                                                        tmp_path):
     result = nri_example.main(tiny(data_dir, tmp_path, 3, '--test-on',
