@@ -519,7 +519,24 @@ def test_paths_equal_message_path(options, call, shapes, pairwise, path,
     for kind, a, b in zip(('output', 'gradient', 'second order'), got,
                           expected):
         for k, (u, v) in enumerate(zip(a, b)):
-            assert_close(u, v, dtype, f'{kind} {k}')
+            _assert_close_at_scale(u, v, b, dtype, f'{kind} {k}')
+
+
+def _assert_close_at_scale(actual, expected, group, dtype, msg):
+    """float64 (where the paths are claimed exact): the house tolerance
+    1e-10. float32: 1e-5 relative, and 1e-5 absolute *relative to the
+    largest value of the same order* (``group``). A value that is zero
+    mathematically (the second-order gradient of ``phi.bias`` under the
+    softmax: theta_i . b_phi is the same for every j and cancels) is the
+    rounding left over from terms of that magnitude, about 1e-7 of it per
+    operation; an absolute 1e-5 would demand that noise be smaller than
+    float32 can promise once the group reaches ~100 (issue 22)."""
+    if dtype != torch.float32:
+        return assert_close(actual, expected, dtype, msg)
+    scale = max([1.] + [float(g.abs().max()) for g in group if g.numel()])
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5 * scale,
+                               msg=lambda m: f'{msg} (atol 1e-5 x {scale:.3g})'
+                               f'\n{m}')
 
 
 @pytest.mark.parametrize('pairwise', PAIRWISE)
