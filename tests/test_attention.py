@@ -336,7 +336,7 @@ def test_fused_path_equals_message_path(score, num_edge_types, graph, dtype):
     edge_index = torch.unique(torch.randint(0, 7, (2, 30)), dim=1)
     if graph == 'random':
         edge_index = edge_index[:, torch.randperm(edge_index.size(1))]
-    elif graph == 'duplicates':  # no CSR form: both take the message path
+    elif graph == 'duplicates':  # a repeated edge: two messages, CSR too
         edge_index = torch.cat([edge_index, edge_index[:, :3]], dim=1)
     elif graph == 'bipartite':
         x_dst = torch.randn(4, 5, dtype=dtype)

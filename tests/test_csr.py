@@ -155,7 +155,8 @@ def test_pattern_cached_per_tensor():
     assert EdgePattern.build(edge_index.clone(), num_src, num_dst) \
         is not first
     edge_index[:, 0] = edge_index[:, 1]  # in place: a repeated edge now
-    assert EdgePattern.build(edge_index, num_src, num_dst) is None
+    again = EdgePattern.build(edge_index, num_src, num_dst)
+    assert again is not first and again.num_edges == edge_index.size(1)
     # freed with its tensor (the pattern holds no view of it)
     before = len(structure._PER_TENSOR)
     del edge_index, first
@@ -163,11 +164,21 @@ def test_pattern_cached_per_tensor():
     assert len(structure._PER_TENSOR) < before
 
 
-def test_no_edges_or_repeated_edges():
+def test_no_edges_and_repeated_edges():
     assert EdgePattern.build(torch.empty(2, 0, dtype=torch.long), 3, 3) \
         is None
-    assert EdgePattern.build(torch.tensor([[0, 1, 0], [1, 1, 1]]), 2, 2) \
-        is None
+    # a repeated edge is two entries (two messages): 1 -> 1 twice here
+    pattern = EdgePattern.build(torch.tensor([[0, 1, 1, 1], [1, 1, 1, 0]]),
+                                2, 2)
+    assert pattern.num_edges == 4
+    assert pattern.perm.tolist() == [3, 0, 1, 2]
+    w = torch.tensor([1., 2., 3., 4.], dtype=torch.float64)
+    v = torch.tensor([[10.], [100.]], dtype=torch.float64)
+    # w in CSR order (1 -> 0, 0 -> 1, 1 -> 1, 1 -> 1):
+    # target 0: 1 * v_1; target 1: 2 * v_0 + (3 + 4) * v_1
+    assert pattern.spmm(w, v).flatten().tolist() == [100., 720.]
+    assert pattern.sddmm(v[:2] * 0 + 1, v).tolist() == [100., 10., 100.,
+                                                         100.]
 
 
 def test_heads_pattern_is_block_diagonal():

@@ -86,8 +86,10 @@ class EdgePattern:
     def build(cls, edge_index: Tensor, num_src: int,
               num_dst: int) -> Optional['EdgePattern']:
         """The pattern of ``edge_index`` (``[2, E]``, sources first), or
-        :obj:`None` when CSR does not apply (no edge, or a repeated edge
-        ``j -> i``). Cached per tensor and sizes: the same ``edge_index``
+        :obj:`None` when the graph has no edge. A repeated edge ``j -> i``
+        is two entries of the pattern (two messages, as on the message
+        path and in PyG's layers): CSR rows may hold a column twice, and
+        every product treats the two entries as separate edges. Cached per tensor and sizes: the same ``edge_index``
         (not modified in place) gets the same pattern back without sorting
         or building again."""
         key = (int(num_src), int(num_dst))
@@ -104,12 +106,10 @@ class EdgePattern:
         edge_index = plain_tensor(edge_index)  # e.g. PyG's EdgeIndex
         src, dst = edge_index
         key = dst * num_src + src
-        if bool((key[1:] > key[:-1]).all()):  # the builders' order
+        if bool((key[1:] >= key[:-1]).all()):  # the builders' order
             # copies: a view would keep edge_index alive through the cache
             return cls(src.clone(), dst.clone(), None, num_src, num_dst)
-        key, perm = key.sort()
-        if bool((key[1:] == key[:-1]).any()):
-            return None
+        perm = key.sort(stable=True).indices  # repeats keep their order
         return cls(src[perm], dst[perm], perm, num_src, num_dst)
 
     # -- index structures, built on first use ---------------------------

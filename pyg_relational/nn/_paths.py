@@ -7,8 +7,8 @@ ran in ``layer.last_path``:
 * ``'dense'``: PyTorch's dense kernels on a graph whose structure is known
   (:mod:`pyg_relational.structure`): ``scaled_dot_product_attention`` on
   complete blocks, ``conv1d/conv2d`` on grids, fused RNN kernels on chains;
-* ``'sparse'``: CSR products (SDDMM / SpMM) on any graph without repeated
-  edges;
+* ``'sparse'``: CSR products (SDDMM / SpMM) on any graph with an edge (a
+  repeated edge is two messages, as on the message path);
 * ``'message'``: PyG's ``propagate``, the reference every other path is
   tested against, and the fall-back.
 

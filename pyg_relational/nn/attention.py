@@ -531,7 +531,7 @@ class AttentionConv(MessagePassing):
       ``[B, H, n, n]`` products (2.6x faster than the sparse path at
       T = 256, measured);
     * ``'sparse'``: every score, on any graph with at least one edge and
-      no repeated edge, float32/float64, not while :func:`torch.compile`
+      a repeated edge being two messages, float32/float64, not while :func:`torch.compile`
       traces: the sums as CSR products per head (SpMM), the logits of
       dot-product scores as SDDMM, of the others from the per-node
       projections gathered per edge (``[E, H]`` for GAT, never
@@ -947,8 +947,7 @@ class AttentionConv(MessagePassing):
                 edge_index = edge_index.as_tensor()
             pattern = EdgePattern.build(edge_index, *size)
             if pattern is None:
-                sparse = 'the graph has no edge or a repeated edge ' \
-                    '(no CSR form)'
+                sparse = 'the graph has no edge (no CSR form)'
         path = choose_path(self, self.path, {'dense': dense,
                                              'sparse': sparse})
         return path, pattern

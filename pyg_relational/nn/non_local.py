@@ -120,7 +120,8 @@ class NonLocalBlock(MessagePassing):
           ``scale=1`` per block; ``'dot'`` and ``'concat'`` are two batched
           matrix products over equal blocks (the paper's implementation).
           No per-edge tensor is built unless the weights are asked for;
-        * ``'sparse'``: any graph without repeated edges, as CSR products
+        * ``'sparse'``: any graph with an edge (repeated edges are separate
+          messages), as CSR products
           (an SDDMM for :math:`\theta_i^{\top}\phi_j`, an SpMM for
           :math:`\sum_j \alpha_{ji} g_j`; pattern cached per graph);
           float32 / float64, or in float32 under autocast;
@@ -403,8 +404,7 @@ class NonLocalBlock(MessagePassing):
             return None, why
         pattern = EdgePattern.build(graph.edge_index, *size)
         if pattern is None:
-            return None, 'the graph has no edge or a repeated edge (no CSR ' \
-                'form)'
+            return None, 'the graph has no edge (no CSR form)'
         return pattern, None
 
     def _choose(self, graph: GraphInput, size: Tuple[int, int],
