@@ -2,6 +2,7 @@ r"""Train Neural Relational Inference on simulated springs / charged particles.
 
     python examples/nri.py --system springs --particles 5 --out runs/springs5
     python examples/nri.py --recipe paper --system charged --out runs/charged5
+    python examples/nri.py --system charged --precision bf16 --out runs/c5bf16
 
 Two recipes fix every training choice; any flag given explicitly overrides
 its recipe value (the report lists the overrides):
@@ -14,6 +15,11 @@ its recipe value (the report lists the overrides):
   tau 0.5, 10 prediction steps, ``skip_first`` only for springs (every
   charged pair interacts), 500 epochs, test on the best-validation
   checkpoint (lowest validation NLL).
+
+``--precision bf16`` runs every forward pass under bfloat16 autocast (CPU
+or CUDA): matmuls in bfloat16, weights, gradients and Adam in float32.
+float32 stays the default until bf16 is measured to reach the same accuracy
+(``benchmarks/results/nri.md``).
 
 Writes to ``--out``: ``checkpoint.pt`` (after every epoch, atomically; rerun
 the same command to resume: the resumed run is the uninterrupted run bit for
@@ -42,9 +48,9 @@ try:  # Ctrl-C while torch loads: one line, not a traceback
     import torch
     from tqdm import tqdm
 
-    from pyg_relational.bench.nri import (build_model, evaluate,
-                                          make_datasets, skip_first_for,
-                                          train_nri)
+    from pyg_relational.bench.nri import (PRECISIONS, build_model,
+                                          evaluate, make_datasets,
+                                          skip_first_for, train_nri)
 except KeyboardInterrupt:
     print('interrupted during start-up', file=sys.stderr)
     raise SystemExit(130)
@@ -68,7 +74,7 @@ RECIPES = {
 SAME_RUN = ('recipe', 'system', 'particles', 'train', 'valid', 'test',
             'sim_steps', 'batch_size', 'lr', 'encoder_hidden',
             'decoder_hidden', 'decoder', 'skip_first', 'pred_steps', 'tau',
-            'hard', 'seed', 'test_on')
+            'hard', 'seed', 'test_on', 'precision')
 
 
 def parse_args(argv=None):
@@ -104,6 +110,10 @@ def parse_args(argv=None):
     p.add_argument('--root', default='data/nri')
     p.add_argument('--out', default='runs/nri')
     p.add_argument('--device', default='cpu')
+    p.add_argument('--precision', default='float32', choices=PRECISIONS,
+                   help='forward passes in float32 (default) or bfloat16 '
+                   'autocast (CPU or CUDA; weights, gradients and Adam stay '
+                   'float32)')
     p.add_argument('--no-progress', action='store_true')
     p.add_argument('--no-plot', action='store_true')
     return resolve(p.parse_args(argv))
@@ -316,13 +326,14 @@ def run(args, argv, progress):
         model, train, valid, args.epochs, args.batch_size, args.lr,
         args.pred_steps, args.device, args.seed,
         None if args.time_limit is None else args.time_limit * 60,
-        on_epoch, on_batch, state)
+        on_epoch, on_batch, state, args.precision)
     bar.close()
     if args.test_on == 'best' and best['epoch'] > 0:
         model.load_state_dict(torch.load(best_path, weights_only=True))
     result = evaluate(model, test, args.batch_size, train.num_frames,
-                      args.pred_steps, args.device)
+                      args.pred_steps, args.device, args.precision)
     result.update(system=args.system, particles=args.particles,
+                  precision=args.precision,
                   recipe=args.recipe, overrides=args.overrides,
                   tested_epoch=(best['epoch'] if args.test_on == 'best'
                                 else len(history)),

@@ -396,3 +396,73 @@ def test_bench_quick():
     assert rows[0]['system'] == 'springs' and rows[0]['num_train'] == 64
     assert 0 <= rows[0]['test_edge_accuracy'] <= 1
     assert {'test_mse_1', 'epochs', 'minutes'} <= set(rows[0])
+
+
+def test_kl_rejects_what_is_not_probabilities():
+    good = torch.randn(5, 3).softmax(-1)
+    kl_categorical(good, 5)  # fine, also in low precision
+    kl_categorical(good.bfloat16(), 5)
+    kl_categorical(good[:0], 5)  # no edges
+    for bad in (torch.randn(5, 3),  # logits
+                good * 2,  # unnormalised weights
+                torch.tensor([[1.5, -0.5]]),  # sums to 1, outside [0, 1]
+                torch.tensor([[float('nan'), 0.5]])):
+        with pytest.raises(ValueError, match="'prob' must be probabilities"):
+            kl_categorical(bad, 5)
+    with pytest.raises(ValueError, match="'prob' must be a floating"):
+        kl_categorical(torch.ones(5, 2, dtype=torch.long), 5)
+
+
+@pytest.mark.parametrize('kind', ['mlp', 'rnn'])
+def test_decoder_takes_z_of_any_real_dtype(kind):
+    dec = make(kind, torch.float32)
+    ei = complete_graph(3, self_loops=False)
+    x = torch.randn(3, T, FEAT)
+    z = torch.rand(6, 2, dtype=torch.float64)
+    out = dec(x, ei, z, 2)  # float64 z: was "mat1 and mat2 must have ..."
+    assert out.dtype == torch.float32
+    assert torch.equal(out, dec(x, ei, z.float(), 2))
+    one_hot = F.one_hot(torch.tensor([0, 1, 1, 0, 1, 0]), 2)  # long
+    assert torch.equal(dec(x, ei, one_hot, 2), dec(x, ei, one_hot.float(), 2))
+
+
+@pytest.mark.parametrize('kind', ['encoder', 'mlp', 'rnn'])
+def test_input_dtype_mismatch_is_a_clear_error(kind):
+    module = make(kind, torch.float32)
+    ei = complete_graph(3, self_loops=False)
+    x = torch.randn(3, T, FEAT, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"'x' has dtype torch.float64 but "
+                       r".*parameters are torch.float32.*x.float\(\)"):
+        run(module, x, ei, torch.rand(6, 2), 1)
+    with pytest.raises(ValueError, match="'x' must be a floating tensor"):
+        run(module, x.long(), ei, torch.rand(6, 2), 1)
+
+
+def test_bf16_autocast_training_step():
+    from pyg_relational.bench.nri import autocast
+    torch.manual_seed(0)
+    model = build_model(T, FEAT, 32, 32, skip_first=True)
+    ei = complete_graph([5] * 4, self_loops=False)
+    x = torch.rand(20, T, FEAT) * 2 - 1
+    losses, grads = {}, {}
+    for precision in ('float32', 'bf16'):
+        torch.manual_seed(1)  # same Gumbel noise
+        model.zero_grad()
+        with autocast('cpu', precision):
+            out = model.loss(x, ei, 2)
+            # the matmuls really ran in bfloat16 under bf16
+            hidden = model.encoder.node_mlp1(x.flatten(1))
+        assert hidden.dtype == (torch.bfloat16 if precision == 'bf16'
+                                else torch.float32)
+        assert out['logits'].dtype == torch.float32  # q(z) in float32
+        assert out['loss'].dtype == torch.float32
+        out['loss'].backward()
+        losses[precision] = float(out['loss'].detach())
+        grads[precision] = torch.cat([p.grad.flatten()
+                                      for p in model.parameters()])
+        assert grads[precision].dtype == torch.float32
+    assert losses['bf16'] == pytest.approx(losses['float32'], rel=0.05)
+    cos = F.cosine_similarity(grads['bf16'], grads['float32'], dim=0)
+    assert float(cos) > 0.9
+    with pytest.raises(ValueError, match="precision='fp8'"):
+        autocast('cpu', 'fp8')

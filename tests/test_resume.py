@@ -132,6 +132,9 @@ def test_bad_resumes_are_refused_naming_the_file(nri_example, data_dir,
     with pytest.raises(SystemExit, match=r"changes the run \(tau: 0.5 -> "
                        r"0.7\)"):
         nri_example.main(tiny(data_dir, tmp_path, 2, '--tau', '0.7'))
+    with pytest.raises(SystemExit, match=r"changes the run \(precision: "
+                       r"'float32' -> 'bf16'\)"):
+        nri_example.main(tiny(data_dir, tmp_path, 2, '--precision', 'bf16'))
     for damage in (b'', b'garbage'):
         with open(ckpt, 'wb') as f:
             f.write(damage)
@@ -209,6 +212,21 @@ def test_bench_suite_uses_the_reference_model(monkeypatch):
     assert [r['system'] for r in rows] == ['springs', 'charged']
     with pytest.raises(ValueError, match='system'):
         bench_nri.skip_first_for('gravity')
+
+
+def test_bf16_precision_trains_and_is_reported(nri_example, data_dir,
+                                               tmp_path):
+    assert nri_example.parse_args([]).precision == 'float32'  # the default
+    result = nri_example.main(tiny(data_dir, tmp_path, 2, '--precision',
+                                   'bf16'))
+    assert result['precision'] == 'bf16'
+    assert 0 <= result['edge_accuracy'] <= 1
+    assert all(torch.isfinite(torch.tensor(result[k]))
+               for k in ('nll', 'mse_1', 'mse_2'))
+    log = list(csv.DictReader(open(tmp_path / 'log.csv')))
+    assert len(log) == 2
+    with pytest.raises(SystemExit):  # argparse: unknown choice
+        nri_example.parse_args(['--precision', 'fp16'])
 
 
 def test_report_names_recipe_and_tests_best_checkpoint(nri_example, data_dir,

@@ -27,7 +27,7 @@ from .results import SpeedResult
 from .timing import measure
 
 __all__ = ['DenseNRIEncoder', 'make_datasets', 'skip_first_for',
-           'build_model', 'evaluate',
+           'build_model', 'autocast', 'evaluate',
            'train_epoch', 'train_nri', 'run_nri', 'speed_cases',
            'multi_step_mse']
 
@@ -132,6 +132,22 @@ def build_model(num_frames: int = 49, num_features: int = 4,
     return NRI(enc, dec, tau=tau, hard=hard)
 
 
+PRECISIONS = ('float32', 'bf16')
+
+
+def autocast(device, precision: str = 'float32'):
+    r"""The context of a forward pass at ``precision``: ``'float32'``
+    (nothing changes) or ``'bf16'`` (:class:`torch.autocast` with bfloat16
+    on the device's type, CPU or CUDA: matmuls in bfloat16, reductions and
+    the loss in float32; parameters, gradients and Adam stay float32, so no
+    gradient scaling is needed)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"Unknown precision={precision!r}; expected one of "
+                         f"{', '.join(map(repr, PRECISIONS))}")
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16,
+                          enabled=precision == 'bf16')
+
+
 def _batches(num: int, batch_size: int, shuffle: bool,
              gen: Optional[torch.Generator] = None) -> Iterable[Tensor]:
     order = torch.randperm(num, generator=gen) if shuffle else \
@@ -155,24 +171,27 @@ def multi_step_mse(pred: Tensor, target: Tensor, pred_steps: int) -> Tensor:
 @torch.no_grad()
 def evaluate(model: NRI, dataset, batch_size: int = 128,
              num_frames: Optional[int] = None, pred_steps: int = 10,
-             device='cpu') -> Dict[str, float]:
+             device='cpu', precision: str = 'float32') -> Dict[str, float]:
     r"""Edge accuracy (best relabelling of types), NLL and the MSE of 1-step
     and ``pred_steps``-step predictions. With trajectories longer than
     ``num_frames`` (the test set), the encoder sees the first ``num_frames``
-    and the decoder predicts the last ``num_frames``, as in the reference."""
+    and the decoder predicts the last ``num_frames``, as in the reference.
+    ``precision``: see :func:`autocast`."""
     model.eval()
     num_frames = num_frames or dataset.num_frames
     logits, labels, nll, mse1, mse_k, nodes = [], [], 0., 0., 0., 0
     for index in _batches(len(dataset), batch_size, False):
         b = dataset.batch(index).to(device)
         x_enc, x_dec = b.x[:, :num_frames], b.x[:, -num_frames:]
-        out = model(x_enc, b.edge_index, 1, x_dec)
+        with autocast(device, precision):
+            out = model(x_enc, b.edge_index, 1, x_dec)
+            pred_k = model.decoder(x_dec, b.edge_index, out.z, pred_steps)
+        out = out._replace(pred=out.pred.float(), logits=out.logits.float())
+        pred_k = pred_k.float()
         nll += float(nll_gaussian(out.pred, x_dec[:, 1:], model.variance,
                                   1)) * 1.
         mse1 += float(F.mse_loss(out.pred, x_dec[:, 1:],
                                  reduction='sum'))
-        z = out.z
-        pred_k = model.decoder(x_dec, b.edge_index, z, pred_steps)
         mse_k += float(multi_step_mse(pred_k, x_dec[:, 1:],
                                       pred_steps)[-1]) * x_dec.size(0)
         nodes += x_dec.size(0)
@@ -188,22 +207,24 @@ def evaluate(model: NRI, dataset, batch_size: int = 128,
 def train_epoch(model: NRI, optimizer, dataset, batch_size: int = 128,
                 pred_steps: int = 10, device='cpu',
                 gen: Optional[torch.Generator] = None,
-                on_batch: Optional[Callable[[float], None]] = None
-                ) -> Dict[str, float]:
+                on_batch: Optional[Callable[[float], None]] = None,
+                precision: str = 'float32') -> Dict[str, float]:
     """One epoch of Adam on the negative ELBO; mean loss / nll / kl and the
-    training edge accuracy."""
+    training edge accuracy. ``precision``: the forward pass's
+    (:func:`autocast`)."""
     model.train()
     sums = dict(loss=0., nll=0., kl=0.)
     correct, count = [], []
     for index in _batches(len(dataset), batch_size, True, gen):
         b = dataset.batch(index).to(device)
-        out = model.loss(b.x, b.edge_index, pred_steps)
+        with autocast(device, precision):
+            out = model.loss(b.x, b.edge_index, pred_steps)
         optimizer.zero_grad()
         out['loss'].backward()
         optimizer.step()
         for key in sums:
             sums[key] += float(out[key].detach()) * index.numel()
-        correct.append(out['logits'].detach())
+        correct.append(out['logits'].detach().float())
         count.append(b.edge_label)
         if on_batch is not None:
             on_batch(float(out['loss'].detach()))
@@ -218,12 +239,15 @@ def train_nri(model: NRI, train, valid, epochs: int, batch_size: int = 128,
               seed: int = 0, time_limit_s: Optional[float] = None,
               on_epoch: Optional[Callable[[dict], None]] = None,
               on_batch: Optional[Callable[[float], None]] = None,
-              state: Optional[dict] = None) -> List[dict]:
+              state: Optional[dict] = None,
+              precision: str = 'float32') -> List[dict]:
     r"""Train for ``epochs`` (or until ``time_limit_s``), validating after
     every epoch. ``state`` (from a checkpoint: ``model``, ``optimizer``,
     ``scheduler``, ``epoch``, ``history``, ``generator``) resumes a run;
     ``on_epoch(row)`` gets each row and the current ``state`` under
-    ``row['state']`` (drop it before logging)."""
+    ``row['state']`` (drop it before logging). ``precision``: the forward
+    passes' (:func:`autocast`), training and validation."""
+    autocast(device, precision)  # an unknown precision fails here
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     # the paper halves the learning rate every 200 epochs
@@ -243,11 +267,11 @@ def train_nri(model: NRI, train, valid, epochs: int, batch_size: int = 128,
         row = dict(epoch=epoch + 1)
         row.update({f'train_{k}': v for k, v in train_epoch(
             model, optimizer, train, batch_size, pred_steps, device, gen,
-            on_batch).items()})
+            on_batch, precision).items()})
         scheduler.step()
         row.update({f'valid_{k}': v for k, v in evaluate(
             model, valid, batch_size, pred_steps=pred_steps,
-            device=device).items()})
+            device=device, precision=precision).items()})
         elapsed += time.perf_counter() - start
         row['minutes'] = elapsed / 60
         history.append(row)

@@ -78,8 +78,32 @@ def kl_categorical(prob: Tensor, num_nodes: int,
                    prior: Optional[Tensor] = None,
                    eps: float = 1e-16) -> Tensor:
     r""":math:`\frac{1}{N}\sum_{ij} \mathrm{KL}(q(z_{ij}) \,\|\, p(z_{ij}))`
-    with a uniform prior :math:`p = 1/K` or a given ``prior`` ``[K]``."""
+    with a uniform prior :math:`p = 1/K` or a given ``prior`` ``[K]``.
+
+    ``prob`` ``[E, K]`` must hold probabilities: each row in :math:`[0, 1]`
+    and summing to 1 (e.g. ``logits.softmax(-1)``), else a ``ValueError``
+    (logits or unnormalised weights would give a meaningless KL)."""
+    if not isinstance(prob, Tensor) or not prob.is_floating_point() or \
+            prob.dim() == 0:
+        got = (f'dtype={prob.dtype}, shape={tuple(prob.shape)}'
+               if isinstance(prob, Tensor) else type(prob).__name__)
+        raise ValueError(f"'prob' must be a floating tensor [E, K] of "
+                         f"probabilities (got {got}); pass "
+                         f"logits.softmax(-1)")
     num_types = prob.size(-1)
+    if prob.numel() > 0:
+        tol = 4 * num_types * torch.finfo(prob.dtype).eps
+        total = prob.detach().sum(-1)
+        bad = ~torch.isfinite(total) | ((total - 1).abs() > tol)
+        bad |= (prob.detach() < 0).any(-1) | (prob.detach() > 1 + tol).any(-1)
+        if bool(bad.any()):
+            row = int(bad.nonzero()[0, 0]) if prob.dim() > 1 else 0
+            values = prob.detach().reshape(-1, num_types)[row].tolist()
+            raise ValueError(
+                f"'prob' must be probabilities: every row in [0, 1] summing "
+                f"to 1 (row {row} is {values}, sum "
+                f"{sum(values):.6g}); pass logits.softmax(-1), not logits "
+                f"or unnormalised weights")
     if prior is None:
         log_prior = -torch.log(prob.new_tensor(float(num_types)))
     else:
@@ -228,6 +252,25 @@ def _check_z(z: Tensor, num_edges: int, num_types: int):
         raise ValueError(f"'z' must have shape [E={num_edges}, "
                          f"K={num_types}] (one weight per edge and type; got "
                          f"{shape})")
+
+
+def _check_dtype(x: Tensor, module: torch.nn.Module, name: str = 'x'):
+    r"""``x`` must be floating and, outside autocast, have the dtype of
+    ``module``'s parameters (a clear error instead of a matmul's)."""
+    param = next(module.parameters(), None)
+    if not x.is_floating_point():
+        raise ValueError(f"'{name}' must be a floating tensor (got "
+                         f"{x.dtype}); convert with .float()")
+    if param is None or x.dtype == param.dtype or \
+            torch.is_autocast_enabled(x.device.type):
+        return
+    fix = {torch.float64: '.double()', torch.float32: '.float()',
+           torch.float16: '.half()', torch.bfloat16: '.bfloat16()'}
+    raise ValueError(
+        f"'{name}' has dtype {x.dtype} but {type(module).__name__}'s "
+        f"parameters are {param.dtype}; convert the input with "
+        f"{name}{fix.get(param.dtype, '.to(dtype)')} or the module with "
+        f"module{fix.get(x.dtype, '.to(dtype)')}")
 
 
 def _repeat_graph(edge_index: Tensor, z: Tensor, num_nodes: int,
@@ -407,6 +450,7 @@ class NRIEncoder(torch.nn.Module):
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         """Return the edge-type logits ``[E, K]``."""
         _check_graph(x, edge_index)
+        _check_dtype(x, self)
         x = x.flatten(1)  # [N, T*F]
         check_features(x, self.in_channels, 'x (flattened to [N, T*F])')
         h = self.node_mlp1(x)  # [N, H]
@@ -432,6 +476,9 @@ def _check_decoder_input(x: Tensor, edge_index: Tensor, z: Tensor,
     check_features(x, in_channels, 'x')
     check_edge_index(edge_index, x.size(0), x.size(0))
     _check_z(z, edge_index.size(1), num_types)
+    if z.is_complex():
+        raise ValueError(f"'z' must be real edge-type weights (got "
+                         f"{z.dtype})")
     check_int(pred_steps, 'pred_steps', 1)
     if pred_steps > x.size(1):
         raise ValueError(f"'pred_steps' ({pred_steps}) must be at most the "
@@ -524,6 +571,8 @@ class NRIDecoder(_TypedEdgeMessages):
         """Predict frames ``1..T-1`` of ``x`` ``[N, T, F]``."""
         _check_decoder_input(x, edge_index, z, self.in_channels,
                              self.num_edge_types, pred_steps)
+        _check_dtype(x, self)
+        z = z.to(x.dtype)  # weights of any real dtype (e.g. float64, one-hot)
         N, T, Fdim = x.shape
         starts = x[:, 0::pred_steps]  # [N, S, F]
         S = starts.size(1)
@@ -638,6 +687,8 @@ class NRIRNNDecoder(_TypedEdgeMessages):
         """Predict frames ``1..T-1`` of ``x`` ``[N, T, F]``."""
         _check_decoder_input(x, edge_index, z, self.in_channels,
                              self.num_edge_types, pred_steps)
+        _check_dtype(x, self)
+        z = z.to(x.dtype)  # weights of any real dtype (e.g. float64, one-hot)
         hidden = x.new_zeros(x.size(0), self.hidden_channels)
         preds = []
         for t in range(x.size(1) - 1):
@@ -711,6 +762,8 @@ class NRI(torch.nn.Module):
         In evaluation mode the decoder gets a hard sample, as in the
         reference's test loop. The uniform-prior KL includes the constant
         :math:`\log K` (the reference drops it; the gradient is the same).
+        Under low-precision autocast the logits, :math:`q(z)` and the
+        sample :math:`z` are kept in float32.
 
     Args:
         encoder (NRIEncoder): the encoder.
@@ -772,6 +825,8 @@ class NRI(torch.nn.Module):
         ``x_decoder`` (default: ``x``; e.g. the last frames of a long test
         trajectory)."""
         logits = self.encoder(x, edge_index)  # [E, K]
+        if logits.dtype in (torch.float16, torch.bfloat16):
+            logits = logits.float()  # autocast: q(z) and z in float32
         z = self.sample(logits, hard)  # [E, K]
         x_decoder = x if x_decoder is None else x_decoder
         pred = self.decoder(x_decoder, edge_index, z, pred_steps)
