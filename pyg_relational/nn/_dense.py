@@ -26,7 +26,9 @@ need :math:`\alpha` for their value term, which the fused kernel does not
 expose: they run as dense ``[B, H, n, m]`` products (measured 2.6x faster
 than the sparse path at T = 256, B = 4, d = 256, 8 heads, CPU). Dropout in
 training goes through PyTorch's kernel (``dropout_p``), whose CPU math
-kernel is twice differentiable.
+kernel is twice differentiable; off the CPU, with a gradient recorded,
+dropout runs the differentiable reference (:func:`_math`) because the fused
+CUDA kernels' backward has no derivative (see :func:`_sdpa`).
 
 Second-order gradients: PyTorch's fused SDPA kernels have no double
 backward. :class:`_FusedAttention` runs the fused kernel forward and
@@ -35,12 +37,16 @@ backward, and, when the backward itself is differentiated
 operations, so second-order gradients are exact.
 
 .. note::
-    CUDA was **not** tested (no GPU was available). There the same code
-    reaches flash / memory-efficient SDPA through
+    CUDA has not run yet (no GPU was available); ``meta`` tensors run the
+    non-CPU branches in the tests. There the same code reaches flash /
+    memory-efficient SDPA through
     :func:`~torch.nn.functional.scaled_dot_product_attention`, and ragged
-    ``float16``/``bfloat16`` blocks use
-    :func:`torch.nn.attention.varlen.varlen_attn` with the blocks' ``ptr``
-    as ``cu_seqlens`` (no padding).
+    ``float16``/``bfloat16`` blocks without a recorded gradient use
+    :func:`torch.nn.attention.varlen.varlen_attn` with the blocks' offsets
+    as ``cu_seqlens`` (no padding) when :func:`varlen_reason` finds every
+    precondition of its flash kernel met (equal query / key / value head
+    sizes, a multiple of 8 up to 256, an Ampere-or-newer GPU, flash
+    enabled); otherwise the padded kernel runs.
 """
 from typing import Dict, Optional, Tuple
 
@@ -50,7 +56,7 @@ from torch import Tensor
 
 from ..structure import BipartiteBlocks, CompleteBlocks, GraphStructure
 
-__all__ = ['block_attention', 'dense_reason']
+__all__ = ['block_attention', 'dense_reason', 'varlen_reason']
 
 
 def dense_reason(structure: Optional[GraphStructure]) -> Optional[str]:
@@ -95,6 +101,8 @@ class _Layout:
         self.src_sizes = tuple(src)
         self.dst_sizes = tuple(dst)
         self._index = None
+        self._edges = None
+        self._cu = None
 
     def index(self):
         """``(src_pos, dst_pos, src_keep, dst_keep, key_mask)``: padded
@@ -117,16 +125,34 @@ class _Layout:
             self._index = (src_pos, dst_pos, src_keep, dst_keep, key_mask)
         return self._index
 
-    def edge_mask(self) -> Tensor:
-        """``[B, n_dst, n_src]`` bool: the entries that are edges, in the
-        builders' edge order when read row-major."""
-        dev = self.device
-        i = torch.arange(self.n_dst, device=dev).view(1, -1, 1)
-        j = torch.arange(self.n_src, device=dev).view(1, 1, -1)
-        dst = torch.tensor(self.dst, device=dev).view(-1, 1, 1)
-        src = torch.tensor(self.src, device=dev).view(-1, 1, 1)
-        mask = (i < dst) & (j < src)
-        return mask & (j <= i) if self.causal else mask
+    def edge_positions(self) -> Tensor:
+        """``[E]`` long: the flat position in ``[B, n_dst, n_src]`` of every
+        edge, in the builders' edge order (target-major, source-minor within
+        each kept block; causal: the lower triangle). Built once on the
+        host from the block sizes and copied to the device: indexing with
+        it needs no ``nonzero`` (no host sync on CUDA, shapes known on
+        ``meta``)."""
+        if self._edges is None:
+            i = torch.arange(self.n_dst).view(1, -1, 1)
+            j = torch.arange(self.n_src).view(1, 1, -1)
+            dst = torch.tensor(self.dst, dtype=torch.long).view(-1, 1, 1)
+            src = torch.tensor(self.src, dtype=torch.long).view(-1, 1, 1)
+            mask = (i < dst) & (j < src)  # [B, n_dst, n_src], on the host
+            if self.causal:
+                mask = mask & (j <= i)
+            flat = mask.reshape(-1).nonzero().view(-1)  # [E]
+            self._edges = flat.to(self.device)
+        return self._edges
+
+    def cu_seqlens(self) -> Tuple[Tensor, Tensor]:
+        """``(cu_seq_q, cu_seq_k)``: int32 offsets of the target / source
+        blocks (``[B + 1]``), as varlen kernels take them; built once."""
+        if self._cu is None:
+            self._cu = tuple(
+                torch.tensor([0] + list(sizes), dtype=torch.int32).cumsum(
+                    0, dtype=torch.int32).to(self.device)
+                for sizes in (self.dst_sizes, self.src_sizes))
+        return self._cu
 
 
 def _padded_positions(sizes, other, n: int, device) -> Tensor:
@@ -208,12 +234,21 @@ def _additive(mask: Optional[Tensor], dtype) -> Optional[Tensor]:
 class _FusedAttention(torch.autograd.Function):
     r"""SDPA without dropout, twice differentiable: the fused kernel forward
     and backward; a differentiable recomputation (:func:`_math`) when the
-    backward is itself recorded (``create_graph=True``)."""
+    backward is itself recorded (``create_graph=True``).
+
+    On the CPU the flash kernel's own forward and backward ops run, with the
+    log-sum-exp saved. Elsewhere (CUDA: flash / memory-efficient / cuDNN,
+    chosen by PyTorch) the kernel runs under autograd on detached inputs and
+    its graph is kept until the first backward, which *releases* it (no
+    ``retain_graph``): nothing of it outlives the backward in a training
+    loop. A second backward through the same graph (``retain_graph=True``
+    outside) recomputes the kernel."""
 
     @staticmethod
     def forward(ctx, q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor],
                 causal: bool, scale: float):
         ctx.mask, ctx.causal, ctx.scale = mask, causal, scale
+        ctx.graph = None
         if q.device.type == 'cpu':
             # the CPU kernel itself: it returns the log-sum-exp its backward
             # needs, so nothing else is kept alive
@@ -222,28 +257,32 @@ class _FusedAttention(torch.autograd.Function):
                 q, k, v, 0., causal, attn_mask=additive, scale=scale)
             ctx.additive = additive
             ctx.save_for_backward(q, k, v, out, lse)
-            ctx.graph = None
             return out
-        # elsewhere (CUDA: flash / memory-efficient kernels, untested): keep
-        # the kernel's own autograd graph on detached inputs
+        ctx.save_for_backward(q, k, v)
+        ctx.graph = _FusedAttention._record(q, k, v, mask, causal, scale)
+        return ctx.graph[1].detach()
+
+    @staticmethod
+    def _record(q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor],
+                causal: bool, scale: float):
+        """``(inputs, out)``: PyTorch's kernel recorded on detached inputs."""
         with torch.enable_grad():
             inputs = [t.detach().requires_grad_() for t in (q, k, v)]
             out = F.scaled_dot_product_attention(*inputs, attn_mask=mask,
                                                  is_causal=causal,
                                                  scale=scale)
-        ctx.graph = (inputs, out)
-        ctx.save_for_backward(q, k, v)
-        return out.detach()
+        return inputs, out
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         saved = ctx.saved_tensors
         q, k, v = saved[:3]
         if torch.is_grad_enabled():  # create_graph=True: differentiable
+            ctx.graph = None  # not needed any more
             inputs = [t.view_as(t) for t in (q, k, v)]  # distinct aliases
             out, _ = _math(*inputs, ctx.mask, ctx.causal, ctx.scale)
             grads = torch.autograd.grad(out, inputs, grad, create_graph=True)
-        elif ctx.graph is None:
+        elif len(saved) == 5:  # the CPU kernel
             out, lse = saved[3:]
             # grad as it comes (a strided view): a contiguous copy would
             # cost two [N, H*C] buffers more than nn.MultiheadAttention
@@ -251,18 +290,34 @@ class _FusedAttention(torch.autograd.Function):
                 grad, q, k, v, out, lse, 0., ctx.causal,
                 attn_mask=ctx.additive, scale=ctx.scale)
         else:
-            inputs, out = ctx.graph
-            grads = torch.autograd.grad(out, inputs, grad, retain_graph=True)
+            graph, ctx.graph = ctx.graph, None  # released by this backward
+            if graph is None:  # a second backward: recompute the kernel
+                graph = _FusedAttention._record(q, k, v, ctx.mask,
+                                                ctx.causal, ctx.scale)
+            inputs, out = graph
+            grads = torch.autograd.grad(out, inputs, grad)
         return (*grads, None, None, None)
 
 
 def _sdpa(q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor],
           causal: bool, scale: float, dropout_p: float,
           training: bool) -> Tensor:
-    """The attention kernel on ``[B, H, n, C]`` blocks."""
+    """The attention kernel on ``[B, H, n, C]`` blocks.
+
+    Dropout with a recorded gradient off the CPU runs the differentiable
+    reference (:func:`_math`, what PyTorch's math kernel computes): the
+    fused CUDA kernels draw the dropout mask inside the kernel, cannot
+    replay it, and their backward has no derivative, while whether a
+    second-order gradient will be asked for is unknown at forward time.
+    Exact second order is kept at the cost of ``[B, H, n, m]`` weights (the
+    CPU math kernel, which PyTorch picks for dropout anyway, stores the
+    same)."""
     p = dropout_p if training else 0.
-    if p > 0. or _compiling() or not any(
-            t.requires_grad for t in (q, k, v)) or not torch.is_grad_enabled():
+    recorded = torch.is_grad_enabled() and any(t.requires_grad
+                                                for t in (q, k, v))
+    if p > 0. and recorded and q.device.type != 'cpu' and not _compiling():
+        return _math(q, k, v, mask, causal, scale, p, True)[0]
+    if p > 0. or _compiling() or not recorded:
         # dropout: PyTorch's kernel draws it (its math kernel on CPU, which
         # is twice differentiable); compiling: traced as is
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
@@ -283,32 +338,78 @@ def _compiling() -> bool:
         return False
 
 
-def _varlen(query: Tensor, key: Tensor, value: Tensor, layout: _Layout,
-            scale: float) -> Optional[Tensor]:
-    """CUDA, ragged blocks, half precision, no gradient: varlen flash
-    attention with the blocks' ``ptr`` as ``cu_seqlens`` (no padding).
-    None when not applicable. Untested (no GPU). Not used when a gradient
-    is recorded, because its backward is not twice differentiable."""
-    if query.device.type != 'cuda' or layout.equal \
-            or query.dtype not in (torch.float16, torch.bfloat16) \
-            or layout.batch != len(layout.src_sizes) or (
-                torch.is_grad_enabled()
-                and any(t.requires_grad for t in (query, key, value))):
-        return None
+def _on_cuda(t: Tensor) -> bool:
+    """Whether ``t`` lives on a CUDA device (patched by the tests that run
+    the CUDA branches on ``meta`` tensors)."""
+    return t.device.type == 'cuda'
+
+
+def _capability(device: torch.device) -> Tuple[int, int]:
+    """The compute capability of a CUDA ``device``."""
+    return torch.cuda.get_device_capability(device)
+
+
+def _varlen_kernel():
+    """:func:`torch.nn.attention.varlen.varlen_attn`, None if absent."""
     try:
         from torch.nn.attention.varlen import varlen_attn
     except ImportError:  # pragma: no cover - older torch
         return None
-    dev = query.device
+    return varlen_attn
+
+
+VARLEN_MAX_HEAD = 256  # the flash kernel's largest head size
+
+
+def varlen_reason(query: Tensor, key: Tensor, value: Tensor,
+                  layout: '_Layout') -> Optional[str]:
+    """Why the varlen flash kernel cannot run on these blocks (None when it
+    can); every precondition of its flash forward is listed here."""
+    if not _on_cuda(query):
+        return 'not on a CUDA device'
+    if layout.equal:
+        return 'the blocks are equal (a plain [B, H, n, C] view)'
+    if query.dtype not in (torch.float16, torch.bfloat16):
+        return f'{query.dtype} (the kernel takes float16 / bfloat16)'
+    if layout.batch != len(layout.src_sizes):
+        return 'a block has no target or no source'
+    if torch.is_grad_enabled() and any(t.requires_grad
+                                       for t in (query, key, value)):
+        return 'a gradient is recorded (its backward has no derivative)'
+    head = query.size(-1)
+    if key.size(-1) != head or value.size(-1) != head:
+        return (f'head sizes differ (query {head}, key {key.size(-1)}, '
+                f'value {value.size(-1)})')
+    if head % 8 != 0 or head > VARLEN_MAX_HEAD:
+        return (f'head size {head} (the kernel takes multiples of 8 up to '
+                f'{VARLEN_MAX_HEAD})')
+    major, minor = _capability(query.device)
+    if major < 8:
+        return (f'compute capability {major}.{minor} (flash needs 8.0, '
+                f'Ampere, or newer)')
+    if not torch.backends.cuda.flash_sdp_enabled():
+        return 'flash attention is disabled (torch.backends.cuda / ' \
+            'sdpa_kernel)'
+    if _varlen_kernel() is None:  # pragma: no cover - older torch
+        return 'torch.nn.attention.varlen is not available'
+    return None
+
+
+def _varlen(query: Tensor, key: Tensor, value: Tensor, layout: _Layout,
+            scale: float) -> Optional[Tensor]:
+    """CUDA, ragged blocks, half precision, no gradient: varlen flash
+    attention with the blocks' offsets as ``cu_seqlens`` (no padding).
+    None when :func:`varlen_reason` gives a reason (the padded kernel then
+    runs). Not used when a gradient is recorded, because its backward is
+    not twice differentiable."""
+    if varlen_reason(query, key, value, layout) is not None:
+        return None
+    query, key, value = [t if t.stride(-1) == 1 else t.contiguous()
+                         for t in (query, key, value)]
+    cu_q, cu_k = layout.cu_seqlens()
     window = (-1, 0) if layout.causal else (-1, -1)
-    return varlen_attn(query, key, value, _cu(layout.dst_sizes, dev),
-                       _cu(layout.src_sizes, dev), layout.n_dst,
-                       layout.n_src, scale=scale, window_size=window)
-
-
-def _cu(sizes, device) -> Tensor:
-    s = torch.tensor((0, ) + tuple(sizes), dtype=torch.int32, device=device)
-    return s.cumsum(0, dtype=torch.int32)
+    return _varlen_kernel()(query, key, value, cu_q, cu_k, layout.n_dst,
+                            layout.n_src, scale=scale, window_size=window)
 
 
 def block_attention(query: Tensor, key: Tensor, value: Tensor,
@@ -391,10 +492,9 @@ def block_attention(query: Tensor, key: Tensor, value: Tensor,
                              training, relative)
         if need_weights:
             alpha = weights.permute(0, 2, 3, 1)  # [B, n, m, H]
-            if layout.equal and not layout.causal:
-                alpha = alpha.reshape(-1, H)  # [E, H]
-            else:
-                alpha = alpha[layout.edge_mask()]  # [E, H]
+            alpha = alpha.reshape(-1, H)  # [B*n*m, H]
+            if not (layout.equal and not layout.causal):
+                alpha = alpha.index_select(0, layout.edge_positions())
     else:
         out = _sdpa(q, k, v, mask, layout.causal, scale, dropout_p, training)
     out = out.transpose(1, 2).reshape(B * n, H, C_v)  # [B*n, H, C_v]
@@ -420,9 +520,9 @@ def _relative_blocks(relative, layout: _Layout):
     if layout.equal and not layout.causal:
         types = edge_type.view(B, 1, n, m)
     else:
-        types = edge_type.new_zeros(B, n, m)
-        types[layout.edge_mask()] = edge_type  # non-edges: masked anyway
-        types = types.unsqueeze(1)
+        types = edge_type.new_zeros(B * n * m).index_copy(
+            0, layout.edge_positions(), edge_type)  # non-edges: masked
+        types = types.view(B, 1, n, m)
     return rel_logits.transpose(1, 2), rel_value, types  # [B, H, n, T]
 
 
