@@ -174,3 +174,32 @@ def check_optional_features(x: Optional[Tensor], channels: int, name: str,
         raise ValueError(f"'{name}' has {x.size(0)} rows but {rows} are "
                          f"expected (one per node)")
     return x
+
+
+def check_dtypes(module: torch.nn.Module, **tensors: Tensor):
+    """The floating inputs ``tensors`` (name -> tensor) must share one dtype,
+    the dtype of ``module``'s parameters (outside autocast, which casts
+    for the products itself); raise a :class:`ValueError` naming the
+    argument and the fix otherwise."""
+    named = [(n, t) for n, t in tensors.items()
+             if isinstance(t, Tensor) and t.is_floating_point()]
+    if not named:
+        return
+    first_name, first = named[0]
+    for name, t in named[1:]:
+        if t.dtype != first.dtype:
+            raise ValueError(f"'{name}' has dtype {t.dtype} but "
+                             f"'{first_name}' has {first.dtype}; convert "
+                             f"one of them (e.g. {name}.to({first_name}."
+                             f"dtype))")
+    if torch.is_autocast_enabled(first.device.type):
+        return
+    lazy = torch.nn.parameter.UninitializedParameter
+    param = next((p for p in module.parameters()
+                  if not isinstance(p, lazy) and p.is_floating_point()),
+                 None)
+    if param is not None and param.dtype != first.dtype:
+        raise ValueError(f"'{first_name}' has dtype {first.dtype} but "
+                         f"{type(module).__name__}'s parameters are "
+                         f"{param.dtype}; convert the inputs (.to("
+                         f"{param.dtype})) or the layer (.to({first.dtype}))")

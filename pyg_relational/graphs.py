@@ -202,8 +202,13 @@ def window_graph(src_sizes: SizeLike, dst_sizes: SizeLike, radius: int,
     """
     src_sizes, dst_sizes = _paired_sizes(src_sizes, dst_sizes)
     radius = check_int(radius, 'radius', minimum=0)
+    # A window wider than every sequence is the whole sequence: clip the
+    # radius there so that position +- radius stays inside int64
+    # (window_graph(5, 5, 2**63) gave 0 edges; now all 25).
+    widest = max([0] + src_sizes.tolist() + dst_sizes.tolist())
     graph, position = _node_layout(dst_sizes, 'window_graph')
     if centers is None:
+        radius = min(radius, widest)
         low = position - radius
         high = position + radius
     else:
@@ -226,8 +231,12 @@ def window_graph(src_sizes: SizeLike, dst_sizes: SizeLike, radius: int,
                 f"{float(centers[first])} ({int(bad.sum())} non-finite in "
                 f"all); a NaN centre has no window (check the input that "
                 f"produced the positions, e.g. a local-p query with NaN)")
-        low = torch.ceil(centers - radius).long()
-        high = torch.floor(centers + radius).long()
+        # float64 -> int64 is undefined past 2**63: clip to the sources'
+        # range first (beyond it both ends are clamped below anyway).
+        top = float(widest + 1)
+        wide = float(radius)  # a Python int past 2**63 cannot meet a tensor
+        low = torch.ceil(centers - wide).clamp(-1., top).long()
+        high = torch.floor(centers + wide).clamp(-1., top).long()
     low = low.clamp(min=0)
     high = torch.minimum(high, src_sizes[graph] - 1)
     counts = (high - low + 1).clamp(min=0)
@@ -403,10 +412,26 @@ def relative_position(edge_index: Tensor,
     clip = check_int(clip, 'clip', minimum=0)
     pos_src, pos_dst = position if isinstance(position, (tuple, list)) \
         else (position, position)
-    for name, p in (('position', pos_src), ('position', pos_dst)):
+    checked = []
+    for p in (pos_src, pos_dst):
         if not isinstance(p, Tensor) or p.dim() != 1:
-            raise ValueError(f"'{name}' must be a 1-D tensor with one entry "
+            raise ValueError(f"'position' must be a 1-D tensor with one entry "
                              f"per node (got {getattr(p, 'shape', p)})")
+        if p.dtype == torch.bool or p.is_complex():
+            raise ValueError(f"'position' must hold integer positions (got "
+                             f"dtype={p.dtype})")
+        if p.is_floating_point():
+            whole = torch.isfinite(p) & (p == torch.round(p))
+            if not bool(whole.all()):
+                bad = int((~whole).nonzero()[0])
+                raise ValueError(
+                    f"'position' must hold whole numbers: node {bad} has "
+                    f"position {float(p[bad])} (dtype={p.dtype}); a "
+                    f"relative position is an edge type, so round the "
+                    f"positions yourself (e.g. position.round().long()) "
+                    f"rather than have them truncated")
+        checked.append(p.long())  # int64: no uint8 wrap-around below
+    pos_src, pos_dst = checked
     check_edge_index(edge_index, pos_src.numel(), pos_dst.numel())
     delta = pos_src[edge_index[0]] - pos_dst[edge_index[1]]
-    return delta.clamp(-clip, clip).long() + clip
+    return delta.clamp(-clip, clip) + clip

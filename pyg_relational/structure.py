@@ -29,6 +29,7 @@ Example:
     >>> structure_of(torch.tensor([[0, 1], [1, 2]]))  # recognised
     Chains(sizes=(3,), reverse=False)
 """
+import threading
 import weakref
 from dataclasses import dataclass, fields
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -40,7 +41,8 @@ from ._checks import plain_tensor
 
 __all__ = [
     'GraphStructure', 'CompleteBlocks', 'BipartiteBlocks', 'Chains',
-    'Windows', 'Grid', 'structure_of', 'register', 'recognise'
+    'Windows', 'Grid', 'structure_of', 'register', 'recognise',
+    'clear_cache'
 ]
 
 
@@ -84,7 +86,7 @@ class GraphStructure:
         cache = _cache(self)
         key = str(torch.device(device)) if device is not None else 'cpu'
         out = cache.get(key)
-        if out is None:
+        if out is None or _known(out) != (True, self):  # new, or edited
             out = self.build()
             if device is not None:
                 out = out.to(device)
@@ -317,9 +319,10 @@ class Grid(GraphStructure):
         key = 'type:' + (str(torch.device(device)) if device is not None
                          else 'cpu')
         out = cache.get(key)
-        if out is None:
+        if out is None or _known(out) != (True, self):  # new, or edited
             out = self._built()[1]
             out = out.to(device) if device is not None else out
+            register(out, self)  # the kernel offsets of this grid
             cache[key] = out
         return out
 
@@ -354,34 +357,101 @@ _BUILT: Dict[GraphStructure, Dict[str, Tensor]] = {}
 _BUILT_MAX = 64
 
 def _cache(structure: GraphStructure) -> Dict[str, Tensor]:
-    if structure not in _BUILT and len(_BUILT) >= _BUILT_MAX:
-        del _BUILT[next(iter(_BUILT))]
-    return _BUILT.setdefault(structure, {})
+    with _LOCK:
+        if structure not in _BUILT and len(_BUILT) >= _BUILT_MAX:
+            del _BUILT[next(iter(_BUILT))]
+        return _BUILT.setdefault(structure, {})
 
 
-# id(tensor) -> (weak reference, in-place version, what is known of it):
-# the one per-tensor cache of the package (the registered structure here,
-# the CSR patterns of nn._csr, the self-looped graph of AttentionConv, ...)
+# id(tensor) -> (weak reference, in-place version, snapshot, what is known
+# of it): the one per-tensor cache of the package (the registered structure
+# here, the CSR patterns of nn._csr, the self-looped graph of AttentionConv,
+# the typed plans of LatticeConv, ...).
+#
+# Validity rule: the entry holds while the tensor lives, its in-place
+# version is unchanged and, for a small CPU tensor (at most SNAPSHOT_NUMEL
+# entries), its values still equal a copy taken when the entry was made. The
+# copy catches edits that do not bump ``_version``: through ``.data``,
+# ``.numpy()``, DLPack or another framework sharing the memory. A larger or
+# non-CPU tensor is compared by identity and version only (comparing it on
+# every call would cost a pass over the edges and, on a GPU, a host sync):
+# after such an edit call :func:`clear_cache`.
 _PER_TENSOR: Dict[int, tuple] = {}
+_LOCK = threading.RLock()
+SNAPSHOT_NUMEL = 1 << 16
 
 
 def _forget(key: int):
     def callback(_):
-        _PER_TENSOR.pop(key, None)
+        with _LOCK:
+            _PER_TENSOR.pop(key, None)
     return callback
+
+
+def _snapshot(tensor: Tensor) -> Optional[Tensor]:
+    if tensor.device.type != 'cpu' or tensor.numel() > SNAPSHOT_NUMEL \
+            or tensor.requires_grad or tensor.is_sparse:
+        return None
+    return plain_tensor(tensor).detach().clone()
+
+
+def _unchanged(snapshot: Optional[Tensor], tensor: Tensor) -> bool:
+    if snapshot is None:
+        return True
+    values = plain_tensor(tensor)
+    return values.shape == snapshot.shape and torch.equal(values, snapshot)
+
+
+def tensor_state(tensor: Tensor) -> tuple:
+    """What :func:`same_state` compares: identity, version and, for a
+    small CPU tensor, a copy of its values (the validity rule above)."""
+    return (weakref.ref(tensor), tensor._version, _snapshot(tensor))
+
+
+def same_state(state: tuple, tensor: Tensor) -> bool:
+    """Whether ``tensor`` is still the tensor of ``state``, unmodified."""
+    return state[0]() is tensor and state[1] == tensor._version \
+        and _unchanged(state[2], tensor)
 
 
 def tensor_cache(tensor: Tensor) -> dict:
     """What is known of this very tensor: a dict kept while the tensor
-    lives and is not modified in place (a fresh dict when it is new, was
-    freed, or was modified since)."""
+    lives and is not modified (a fresh dict when it is new, was freed, or
+    was modified since: the validity rule above)."""
     key = id(tensor)
-    entry = _PER_TENSOR.get(key)
-    if entry is None or entry[0]() is not tensor \
-            or entry[1] != tensor._version:
-        entry = (weakref.ref(tensor, _forget(key)), tensor._version, {})
-        _PER_TENSOR[key] = entry
-    return entry[2]
+    with _LOCK:
+        entry = _PER_TENSOR.get(key)
+        if entry is None or entry[0]() is not tensor \
+                or entry[1] != tensor._version \
+                or not _unchanged(entry[2], tensor):
+            entry = (weakref.ref(tensor, _forget(key)), tensor._version,
+                     _snapshot(tensor), {})
+            _PER_TENSOR[key] = entry
+        return entry[3]
+
+
+def clear_cache():
+    r"""Forget everything cached about graphs: registered and recognised
+    structures, CSR patterns, typed plans and built graphs.
+
+    Needed only after editing a large (more than ``SNAPSHOT_NUMEL`` =
+    65536 entries) or non-CPU ``edge_index`` / ``edge_type`` in a way that
+    does not bump its in-place version (``t.data[...] = ...``, writes
+    through ``t.numpy()`` or DLPack); ordinary in-place edits
+    (``t[0, 1] = 2``, ``t.add_(1)``) and any edit of a small CPU tensor are
+    detected. After the call the next forward recognises the graph afresh;
+    builders' structures are not re-registered (the graph is recognised,
+    or takes the sparse / message path).
+
+    Example:
+        >>> edge_index = chain_graph(4)
+        >>> clear_cache()
+        >>> structure_of(edge_index)  # recognised again
+        Chains(sizes=(4,), reverse=False)
+    """
+    with _LOCK:
+        _PER_TENSOR.clear()
+        _BUILT.clear()
 
 
 def _unregistered(builder, *args, **kwargs):
@@ -461,11 +531,30 @@ def _structure_of_data(data) -> Optional[GraphStructure]:
     edge_index = getattr(data, 'edge_index', None)
     if structure is None:
         return structure_of(edge_index) if edge_index is not None else None
-    if isinstance(edge_index, Tensor):
+    if isinstance(edge_index, Tensor) and not _compiling():
+        found, known = _known(edge_index)
+        if found and known == structure:
+            return structure  # checked (or built) before
         if edge_index.size(-1) != structure.num_edges:
             raise ValueError(f"data.structure ({structure!r}) describes "
                              f"{structure.num_edges} edges but "
-                             f"data.edge_index has {edge_index.size(-1)}")
+                             f"data.edge_index has {edge_index.size(-1)}; "
+                             f"the edge_index was replaced or edited after "
+                             f"the structure was set: delete "
+                             f"data.structure (the graph is then "
+                             f"recognised) or rebuild it with the builder")
+        # Same count: compare edge for edge, once per tensor (then the
+        # structure is registered for it): a reversed chain or a shuffled
+        # graph has the count of the original but not its edges.
+        built = structure.edge_index(edge_index.device)
+        values = plain_tensor(edge_index)
+        if values.dtype != built.dtype or not torch.equal(values, built):
+            raise ValueError(f"data.structure ({structure!r}) does not "
+                             f"describe data.edge_index (same number of "
+                             f"edges, different edges): the edge_index was "
+                             f"replaced or edited after the structure was "
+                             f"set; delete data.structure (the graph is then "
+                             f"recognised) or rebuild it with the builder")
         register(edge_index, structure)
     return structure
 

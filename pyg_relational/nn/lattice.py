@@ -1,7 +1,6 @@
 r"""Convolution as message passing on a grid: one weight matrix per kernel
 offset (edge type), shared over the lattice."""
 import math
-import weakref
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
@@ -15,7 +14,7 @@ from .._checks import (check_edge_index, check_edge_vector, check_features,
                        check_int)
 from ..graphs import grid_graph
 from ..structure import (GraphStructure, Grid, _known, register,
-                         tensor_cache)
+                         same_state, tensor_cache, tensor_state)
 from ._paths import (GraphInput, check_path, choose_path, compiling,
                      fused_alias)
 from .typed import (_group_mm_tn, _plan, _TypedAggregate, gather_typed,
@@ -252,8 +251,12 @@ class LatticeConv(MessagePassing):
             edge_type = grid.edge_type(x.device)
         if dense_why is not None:  # a verified grid needs no index checks
             check_edge_index(edge_index, num_src, num_dst)
-            check_edge_vector(edge_type, edge_index.size(1), 'edge_type',
-                              self.num_types)
+            try:
+                check_edge_vector(edge_type, edge_index.size(1), 'edge_type',
+                                  self.num_types)
+            except IndexError as error:
+                raise IndexError(f'{error}{self._kernel_hint(grid)}') \
+                    from None
         if path == 'sparse':
             plan = _typed_plan(edge_index, edge_type, self.num_types)
             out = _TypedSum.apply(x, self.weight, plan, num_dst, self.groups)
@@ -264,6 +267,27 @@ class LatticeConv(MessagePassing):
         if self.bias is not None:
             out = out + self.bias
         return out
+
+    def _kernel_hint(self, grid: Optional[Grid]) -> str:
+        """Why edge types may exceed this layer's kernel: most often a 1-D
+        ``kernel_size=3`` (3 offsets) on the graph of a 2-D 3 x 3 grid
+        (9 offsets)."""
+        kernel = self.kernel_size
+        if grid is not None and grid.kernel_size != kernel:
+            return (f"; the graph is a {grid.dims}-D grid with kernel_size="
+                    f"{grid.kernel_size} ({math.prod(grid.kernel_size)} "
+                    f"offsets) but this layer has kernel_size={kernel} "
+                    f"({self.num_types}); build it with kernel_size="
+                    f"{grid.kernel_size}")
+        if len(kernel) == 1:
+            k = kernel[0]
+            return (f"; kernel_size={k} (an int) is a 1-D kernel with {k} "
+                    f"offsets, while a 2-D grid graph (e.g. ImageToGraph, "
+                    f"grid_graph((H, W), ...)) numbers {k * k} offsets: "
+                    f"for images build the layer with kernel_size=({k}, {k})")
+        return (f"; this layer's kernel_size={kernel} has {self.num_types} "
+                f"offsets: build the graph with the same kernel_size "
+                f"(layer.grid_graph(size) does)")
 
     def _why_not_dense(self, grid: Optional[Grid],
                        edge_type: Optional[Tensor],
@@ -390,12 +414,11 @@ def _typed_plan(edge_index: Tensor, edge_type: Tensor, num_types: int):
     cache = tensor_cache(edge_index)
     key = ('typed-plan', num_types)
     entry = cache.get(key)
-    if entry is None or entry[0]() is not edge_type \
-            or entry[1] != edge_type._version:
+    if entry is None or not same_state(entry[0], edge_type):
         plan = _plan(edge_index, edge_type, num_types, shifts=False)
-        entry = (weakref.ref(edge_type), edge_type._version, plan)
+        entry = (tensor_state(edge_type), plan)
         cache[key] = entry
-    return entry[2]
+    return entry[1]
 
 
 class _TypedSum(_TypedAggregate):

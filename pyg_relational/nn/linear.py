@@ -11,7 +11,7 @@ from torch_geometric.nn import MessagePassing
 from .._checks import (check_edge_index, check_features, check_int,
                        plain_tensor)
 from ..graphs import bipartite_graph
-from ._paths import GraphInput, check_path, choose_path
+from ._paths import GraphInput, check_path, choose_path, compiling
 
 __all__ = ['FullyConnectedConv']
 
@@ -146,7 +146,15 @@ class FullyConnectedConv(MessagePassing):
         batch_shape = x.shape[:-1]
         h = x.reshape(-1, self.in_features).t()  # [in, B]: units x examples
         size = (self.in_features, self.out_features)
-        if choose_path(self, self.path, {'dense': None}) == 'dense':
+        dense_why = None
+        if not self.complete and self.path == 'auto' and not compiling() \
+                and not bool(torch.isfinite(x).all()):
+            # 0 * NaN: the product over all pairs would carry a NaN / inf
+            # to targets that receive no edge from its unit
+            dense_why = ("'x' holds NaN or inf and the connectivity is not "
+                         "complete: the dense product would spread them "
+                         "beyond the unit's edges (0 * NaN)")
+        if choose_path(self, self.path, {'dense': dense_why}) == 'dense':
             out = self.message_and_aggregate(self.edge_index, h, self.weight)
         else:
             out = self.propagate(self.edge_index, x=h,
@@ -170,6 +178,14 @@ class FullyConnectedConv(MessagePassing):
             adj = edge_weight.new_zeros(self.out_features, self.in_features)
             adj = adj.index_put((edge_index[1], edge_index[0]), edge_weight,
                                 accumulate=True)  # [out, in]
+            # A unit with no outgoing edge sends no message: its column of
+            # adj is 0, and 0 * NaN would still poison every row. Zero it
+            # (a NaN in a unit with edges: 'auto' takes the message path,
+            # see forward).
+            sends = torch.zeros(self.in_features, dtype=torch.bool,
+                                device=x.device)
+            sends[edge_index[0]] = True  # [in]
+            x = x.masked_fill(~sends.view(-1, 1), 0.)  # [in, B]
         return adj @ x  # [out, B]
 
     @classmethod

@@ -281,6 +281,19 @@ class NonLocalBlock(MessagePassing):
             return_attention_weights (bool, optional): also return
                 ``(edge_index, alpha)``. (default: :obj:`False`)
         """
+        if self.training and self.bn is not None:  # BN needs 2 values
+            dst = x[-1] if isinstance(x, (tuple, list)) and x else x
+            if isinstance(dst, Tensor) and dst.dim() >= 1:
+                rows = dst.size(0) * math.prod(dst.shape[2:]) \
+                    if dst.dim() >= 3 else dst.size(0)
+                if rows == 1:
+                    raise ValueError(
+                        f"NonLocalBlock in training mode normalises its "
+                        f"output with BatchNorm, which needs more than one "
+                        f"target position, but 'x' has one (shape "
+                        f"{tuple(dst.shape)}); pass a batch or image with "
+                        f"more positions, call block.eval(), or build it "
+                        f"with batch_norm=False")
         if isinstance(x, Tensor) and x.dim() >= 3:
             return self._forward_dense(x, edge_index,
                                        return_attention_weights)

@@ -21,7 +21,7 @@ from torch import Tensor
 from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.dense.linear import Linear
 
-from .._checks import check_choice, check_features, check_int
+from .._checks import check_choice, check_dtypes, check_features, check_int
 from ..graphs import relative_position
 from ..structure import GraphStructure
 from ._paths import GraphInput, check_path
@@ -191,7 +191,7 @@ class MultiheadAttentionConv(AttentionConv):
         """``(edge_index, edge_type)``: the edge list and the clipped
         relative position of every edge, ``position`` checked against the
         nodes."""
-        x_src, x_dst = self._nodes(x, size)
+        x_src, x_dst, _ = self._nodes(x, size)
         if isinstance(position, (tuple, list)):
             pos_src, pos_dst = position
         elif isinstance(x, Tensor) and isinstance(position, Tensor):
@@ -452,6 +452,7 @@ class TransformerEncoderLayer(_TransformerLayer):
             edge_type, position: relative positions (``relative_clip``).
         """
         check_features(x, self.d_model, 'x')
+        check_dtypes(self, x=x)
 
         def attend(h):
             return self.dropout(self.self_attn(
@@ -562,6 +563,7 @@ class TransformerDecoderLayer(_TransformerLayer):
         """
         check_features(x, self.d_model, 'x')
         check_features(memory, self.d_model, 'memory')
+        check_dtypes(self, x=x, memory=memory)
 
         def self_attend(h):
             return self.dropout(self.self_attn(
