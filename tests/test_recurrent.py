@@ -351,3 +351,60 @@ def test_sequence_to_graph_structure_survives_batching():
     out, _ = layer(batch.x, batch.edge_index)
     assert layer.last_path == 'dense'
     assert_close(out[:4], layer(data[0].x, data[0].edge_index)[0])
+
+
+class _CudnnRule:
+    """Stands in for a fused RNN kernel of ``torch._VF`` and applies cuDNN's
+    rule: a forward run with ``train=False`` has no backward ("cudnn RNN
+    backward can only be called in training mode"). Records the flags."""
+
+    def __init__(self, kernel):
+        self.kernel, self.calls = kernel, []
+
+    def __call__(self, *args):
+        # (x, hx, weights, has_biases, ...) or packed
+        # (x, batch_sizes, hx, weights, has_biases, ...)
+        packed = not isinstance(args[3], bool)
+        dropout, train = args[6:8] if packed else args[5:7]
+        self.calls.append((dropout, train))
+        out = self.kernel(*args)
+        if not train and out[0].requires_grad:
+            def refuse(grad):
+                raise RuntimeError('cudnn RNN backward can only be called '
+                                   'in training mode')
+            out[0].register_hook(refuse)
+        return out
+
+
+@pytest.mark.parametrize('lengths', [[4, 4], [4, 2, 3]],
+                         ids=['equal', 'packed'])
+@pytest.mark.parametrize('cell', list(MODULES))
+def test_dense_path_backward_in_eval_mode_under_cudnn_rule(
+        monkeypatch, cell, lengths):
+    """Eval mode with a gradient: the fused kernel runs in training mode
+    with dropout 0 (cuDNN can then run its backward), the numbers are the
+    eval-mode numbers (no dropout) and equal the message path's."""
+    kernel = 'rnn_tanh' if cell == 'rnn' else cell
+    rule = _CudnnRule(getattr(torch._VF, kernel))
+    monkeypatch.setattr(torch._VF, kernel, rule)
+    layer = RecurrentConv(3, 4, num_layers=2, cell=cell, dropout=0.5,
+                          bidirectional=True).double().eval()
+    edge_index = chain_graph(lengths)
+    x = torch.randn(sum(lengths), 3, dtype=torch.float64, requires_grad=True)
+    out, _ = layer(x, edge_index)
+    assert layer.last_path == 'dense' and rule.calls[-1] == (0., True)
+    grad, = torch.autograd.grad(out.sum(), x)  # raises under the old flag
+    layer.path = 'message'
+    x_ref = x.detach().requires_grad_()
+    ref, _ = layer(x_ref, edge_index)
+    assert_close(out, ref)
+    assert_close(grad, torch.autograd.grad(ref.sum(), x_ref)[0])
+    # without a gradient the kernel keeps inference mode
+    layer.path = 'auto'
+    with torch.no_grad():
+        layer(x, edge_index)
+    assert rule.calls[-1][1] is False
+    # training mode: dropout as given
+    layer.train()
+    layer(x, edge_index)
+    assert rule.calls[-1] == (0.5, True)

@@ -218,7 +218,14 @@ class RecurrentConv(MessagePassing):
     otherwise, under PyG explain or message-passing hooks, and while
     :func:`torch.compile` traces a tensor ``edge_index`` (which cannot be
     looked up then). Both paths give the same numbers, second-order
-    gradients included on the CPU.
+    gradients included on the CPU. In eval mode with a gradient recorded
+    the fused kernel runs in training mode without dropout (cuDNN has no
+    backward for its inference mode), which computes the eval-mode numbers.
+
+    .. note::
+        On CUDA the dense path's backward is cuDNN's, which has no
+        derivative: for second-order gradients there use
+        ``path='message'``.
 
     Args:
         input_size (int): input features :math:`F`.
@@ -428,8 +435,15 @@ class RecurrentConv(MessagePassing):
         kernel = self.cell if self.cell != 'rnn' \
             else f'rnn_{self.nonlinearity}'
         kernel = getattr(torch._VF, kernel)
-        args = (self._flat_weights(), self.bias, self.num_layers,
-                self.dropout, self.training, self.bidirectional)
+        weights = self._flat_weights()
+        # cuDNN's RNN backward runs only after a forward in training mode.
+        # In eval mode with a gradient recorded the kernel runs in training
+        # mode without dropout: the same numbers, and a backward that works.
+        train = self.training or (torch.is_grad_enabled() and any(
+            t.requires_grad for t in [x, *weights, *states]))
+        dropout = self.dropout if self.training else 0.
+        args = (weights, self.bias, self.num_layers, dropout, train,
+                self.bidirectional)
         if len(set(lengths)) == 1:
             seq = x.reshape(batch, lengths[0], -1)  # [B, T, F], batch first
             seq = seq.flip(1) if chains.reverse else seq
