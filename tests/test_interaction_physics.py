@@ -116,12 +116,49 @@ def test_dataset_caches_to_root(tmp_path, monkeypatch, cls, kwargs):
 def test_bad_arguments():
     with pytest.raises(ValueError, match="'num_bodies' must be >= 1"):
         simulate_nbody(1, num_bodies=0)
-    with pytest.raises(ValueError, match="'dt' must be > 0"):
+    with pytest.raises(ValueError, match="'dt' must be a finite number > 0"):
         simulate_string(1, dt=0.)
     with pytest.raises(ValueError, match="'num_samples' must be >= 1"):
         simulate_bouncing_balls(0)
     with pytest.raises(ValueError, match="do not fit in a box"):
         simulate_bouncing_balls(1, num_balls=50, box_size=1.0, radius=0.2)
+
+
+@pytest.mark.parametrize('cls, kwargs, name', [
+    (NBodyDataset, dict(dt=float('nan')), 'dt'),
+    (NBodyDataset, dict(dt=-1.), 'dt'),
+    (NBodyDataset, dict(dt=float('inf')), 'dt'),
+    (NBodyDataset, dict(softening=-0.1), 'softening'),
+    (NBodyDataset, dict(mass_range=(0., 1.)), r'mass_range\[0\]'),
+    (NBodyDataset, dict(mass_range=(2., 1.)), r'mass_range\[1\]'),
+    (NBodyDataset, dict(G=float('nan')), 'G'),
+    (BouncingBallsDataset, dict(radius=-0.2), 'radius'),
+    (BouncingBallsDataset, dict(speed=float('nan')), 'speed'),
+    (StringDataset, dict(damping=-1.), 'damping'),
+    (StringDataset, dict(rest_length=0.), 'rest_length'),
+    (StringDataset, dict(substeps=0), 'substeps'),
+])
+def test_bad_physics_arguments_name_the_argument(cls, kwargs, name,
+                                                  tmp_path):
+    # the dataset checks before reading its cache; the simulator too
+    with pytest.raises(ValueError, match=f"'{name}' must be"):
+        cls(str(tmp_path), 2, num_steps=3, **kwargs)
+    with pytest.raises(ValueError, match=f"'{name}' must be"):
+        cls._simulator(2, num_steps=3, **kwargs)
+    with pytest.raises(TypeError, match=r"unknown arguments \['colour'\]"):
+        cls(None, 2, num_steps=3, colour=1)
+
+
+@pytest.mark.parametrize('cls', [NBodyDataset, StringDataset])
+def test_index_out_of_range_is_a_clear_index_error(cls):
+    ds = cls(None, 2, num_steps=3)
+    assert ds[-2].pos.shape == ds[0].pos.shape
+    for i in (2, -3, torch.tensor(5)):
+        with pytest.raises(IndexError, match=f"index {int(i)} is out of "
+                           f"range for {cls.__name__} of 2 items"):
+            ds[i]
+    with pytest.raises(IndexError, match='out of range'):
+        ds[1:][1]
 
 
 def test_run_physics_quick():

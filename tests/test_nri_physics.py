@@ -177,6 +177,41 @@ def test_bad_arguments():
                        stats=(1., 0., -1., 1.))
 
 
+@pytest.mark.parametrize('cls, kwargs, name', [
+    (SpringsDataset, dict(dt=float('nan')), 'dt'),
+    (SpringsDataset, dict(dt=-1), 'dt'),
+    (SpringsDataset, dict(edge_prob=2), 'edge_prob'),
+    (SpringsDataset, dict(edge_prob=float('nan')), 'edge_prob'),
+    (SpringsDataset, dict(interaction_strength=-0.1),
+     'interaction_strength'),
+    (SpringsDataset, dict(box_size=0.), 'box_size'),
+    (SpringsDataset, dict(loc_std=float('inf')), 'loc_std'),
+    (ChargedDataset, dict(charge_prob=-0.5), 'charge_prob'),
+    (ChargedDataset, dict(max_force=0), 'max_force'),
+    (ChargedDataset, dict(vel_norm='fast'), 'vel_norm'),
+])
+def test_bad_physics_arguments_name_the_argument(cls, kwargs, name,
+                                                  tmp_path):
+    # checked by the dataset before its cache is read, and by the simulator
+    with pytest.raises(ValueError, match=f"'{name}' must be"):
+        cls(str(tmp_path), 2, num_particles=3, num_steps=300, **kwargs)
+    with pytest.raises(ValueError, match=f"'{name}' must be"):
+        cls._simulator(2, num_particles=3, num_steps=300, **kwargs)
+    with pytest.raises(TypeError, match=r"unknown arguments \['colour'\]"):
+        cls(None, 2, num_particles=3, num_steps=300, colour=1)
+
+
+def test_index_out_of_range_is_a_clear_index_error():
+    ds = SpringsDataset(None, 3, num_particles=3, num_steps=300)
+    assert torch.equal(ds[-3].x, ds[0].x)
+    for i in (3, -4, torch.tensor(7)):
+        with pytest.raises(IndexError, match=f"index {int(i)} is out of "
+                           f"range for SpringsDataset of 3 items"):
+            ds[i]
+    with pytest.raises(IndexError, match='of 1 items'):
+        ds[2:][1]
+
+
 def test_pyg_dataset_protocol():
     """Slicing, index lists, masks, shuffle, transform, pre_transform and
     pre_filter behave as for any InMemoryDataset."""

@@ -5,6 +5,7 @@ import os
 import os.path as osp
 import tempfile
 import warnings
+from numbers import Integral
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
@@ -64,6 +65,8 @@ class SimulatedDataset(InMemoryDataset):
         self.root = None if root is None else os.fspath(root)
         self.config = dict(num_samples=int(num_samples), seed=int(seed),
                            **config)
+        # arguments are checked even when the cache would be loaded
+        self.check_config(**self.config)
         self.simulation = self._load_or_simulate()
         data, slices = self.storage(self.simulation)
         if pre_transform is not None or pre_filter is not None:
@@ -151,6 +154,25 @@ class SimulatedDataset(InMemoryDataset):
     # ------------------------------------------------------------------
     def simulate(self, **config: Any) -> Dict[str, Tensor]:
         raise NotImplementedError
+
+    def check_config(self, **config: Any):
+        r"""Raise a ``ValueError`` naming the first bad argument of
+        ``config`` (called before the cache is read, so a bad argument fails
+        also when a cache file exists). The default checks nothing."""
+
+    def __getitem__(self, idx):
+        # PyG would answer "range object index out of range"
+        if isinstance(idx, Integral) and not isinstance(idx, bool) or (
+                isinstance(idx, Tensor) and idx.dim() == 0 and
+                not idx.is_floating_point() and idx.dtype != torch.bool):
+            i, n = int(idx), len(self)
+            if not -n <= i < n:
+                raise IndexError(
+                    f"index {i} is out of range for {self.__class__.__name__}"
+                    f" of {n} items (valid: {-n} to {n - 1})" if n else
+                    f"index {i} is out of range: {self.__class__.__name__} "
+                    f"is empty")
+        return super().__getitem__(idx)
 
     def storage(self, simulation: Dict[str, Tensor]
                 ) -> Tuple[Data, Dict[str, Tensor]]:

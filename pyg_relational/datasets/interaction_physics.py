@@ -20,6 +20,7 @@ system-specific entries). Example:
     >>> data['pos'].shape, data['mass'].shape
     (torch.Size([2, 5, 3, 2]), torch.Size([2, 3]))
 """
+import inspect
 from typing import Dict
 
 import torch
@@ -27,6 +28,8 @@ from torch import Tensor
 
 from .._checks import check_int
 from ..graphs import complete_graph
+from ._args import (check_interval, check_non_negative, check_positive,
+                    check_real)
 from .base import SimulatedDataset, stacked_storage
 
 __all__ = ['simulate_nbody', 'simulate_bouncing_balls', 'simulate_string',
@@ -39,8 +42,23 @@ def _check_common(num_samples, num_objects, num_steps, substeps, dt,
     check_int(num_objects, objects_name, 1)
     check_int(num_steps, 'num_steps', 1)
     check_int(substeps, 'substeps', 1)
-    if not dt > 0:
-        raise ValueError(f"'dt' must be > 0 (got {dt})")
+    check_positive(dt, 'dt')
+
+
+def _check_values(simulator, config):
+    """Check ``config`` (arguments of ``simulator``) as the simulator
+    would, without simulating: every numeric argument goes through the same
+    checks, with the defaults filling what is not given."""
+    params = inspect.signature(simulator).parameters
+    full = {k: p.default for k, p in params.items()
+            if p.default is not inspect.Parameter.empty}
+    full.update(config)
+    objects = next(k for k in params if k.startswith('num_') and
+                   k not in ('num_samples', 'num_steps'))
+    _check_common(full['num_samples'], full[objects], full['num_steps'],
+                  full['substeps'], full['dt'], objects)
+    for name, check in _PHYSICS_CHECKS.get(simulator.__name__, ()):
+        check(full[name], name)
 
 
 def _gravity_acc(pos: Tensor, mass: Tensor, G: float,
@@ -80,8 +98,7 @@ def simulate_nbody(num_samples: int, num_bodies: int = 6,
     Returns:
         ``pos``, ``vel`` ``[S, T, N, 2]`` and ``mass`` ``[S, N]``.
     """
-    _check_common(num_samples, num_bodies, num_steps, substeps, dt,
-                  'num_bodies')
+    _check_values(simulate_nbody, locals())
     gen = torch.Generator().manual_seed(int(seed))
     S, N = num_samples, num_bodies
     opt = dict(generator=gen, dtype=torch.float64)
@@ -124,8 +141,7 @@ def simulate_bouncing_balls(num_samples: int, num_balls: int = 6,
         ``pos``, ``vel`` ``[S, T, N, 2]``, ``mass`` ``[S, N]`` and
         ``radius`` ``[S, N]``.
     """
-    _check_common(num_samples, num_balls, num_steps, substeps, dt,
-                  'num_balls')
+    _check_values(simulate_bouncing_balls, locals())
     S, N = num_samples, num_balls
     side = int(torch.ceil(torch.tensor(N ** 0.5)))
     cell = box_size / side
@@ -191,8 +207,7 @@ def simulate_string(num_samples: int, num_masses: int = 10,
         ``[S, N]`` (bool) and ``edge_index`` ``[2, 2(N-1)]`` (the springs,
         both directions).
     """
-    _check_common(num_samples, num_masses, num_steps, substeps, dt,
-                  'num_masses')
+    _check_values(simulate_string, locals())
     S, N = num_samples, num_masses
     gen = torch.Generator().manual_seed(int(seed))
     opt = dict(generator=gen, dtype=torch.float64)
@@ -229,6 +244,20 @@ def simulate_string(num_samples: int, num_masses: int = 10,
                 edge_index=edge_index.expand(S, 2, 2 * (N - 1)).clone())
 
 
+_PHYSICS_CHECKS = {
+    'simulate_nbody': (('G', check_real), ('softening', check_non_negative),
+                       ('mass_range', check_interval),
+                       ('radius', check_positive)),
+    'simulate_bouncing_balls': (('box_size', check_positive),
+                                ('radius', check_positive),
+                                ('speed', check_non_negative)),
+    'simulate_string': (('rest_length', check_positive),
+                        ('stiffness', check_non_negative),
+                        ('gravity', check_real),
+                        ('damping', check_non_negative)),
+}
+
+
 class _BodiesDataset(SimulatedDataset):
     r"""Items of the three systems: one node per object, its trajectory
     inside (``pos``, ``vel`` ``[N, T, 2]``), per-object entries ``[N]`` and
@@ -237,6 +266,17 @@ class _BodiesDataset(SimulatedDataset):
 
     def simulate(self, num_samples, seed, **config):
         return type(self)._simulator(num_samples, seed=seed, **config)
+
+    def check_config(self, **config):
+        # the simulator's own checks, on an empty-size dry run of arguments
+        simulator = type(self)._simulator
+        params = inspect.signature(simulator).parameters
+        unknown = sorted(set(config) - set(params))
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got unknown arguments "
+                            f"{unknown}; the physics arguments are those of "
+                            f"{simulator.__name__}")
+        _check_values(simulator, config)
 
     def relations(self, simulation: Dict[str, Tensor]) -> Tensor:
         """The relation graph of one sample: every ordered pair."""

@@ -22,6 +22,7 @@ dataset is simulated at once as a batch of ``torch`` tensors (float64), from
 one seeded :class:`torch.Generator`, so a dataset is reproducible bit for bit
 from its seed.
 """
+import inspect
 from typing import Callable, Dict, Optional, Tuple
 
 import torch
@@ -29,6 +30,7 @@ from torch import Tensor
 
 from .._checks import check_int
 from ..graphs import complete_graph
+from ._args import check_non_negative, check_positive, check_probability
 from .base import SimulatedDataset, stacked_storage
 
 __all__ = ['simulate_springs', 'simulate_charged', 'SpringsDataset',
@@ -92,6 +94,18 @@ def _check_sim_args(num_samples, num_particles, num_steps, sample_every):
                          f"it, e.g. num_steps=5000, sample_every=100")
 
 
+def _check_physics(box_size, loc_std, vel_norm, interaction_strength, dt,
+                   max_force, **probabilities):
+    check_positive(box_size, 'box_size')
+    check_non_negative(loc_std, 'loc_std')
+    check_non_negative(vel_norm, 'vel_norm')
+    check_non_negative(interaction_strength, 'interaction_strength')
+    check_positive(dt, 'dt')
+    check_positive(max_force, 'max_force')
+    for name, value in probabilities.items():
+        check_probability(value, name)
+
+
 def _initial_state(num_samples: int, num_particles: int, loc_std: float,
                    vel_norm: float, gen: torch.Generator):
     shape = (num_samples, num_particles, 2)
@@ -121,6 +135,8 @@ def simulate_springs(num_samples: int, num_particles: int = 5,
         (torch.Size([2, 2, 3, 2]), torch.Size([2, 3, 3]))
     """
     _check_sim_args(num_samples, num_particles, num_steps, sample_every)
+    _check_physics(box_size, loc_std, vel_norm, interaction_strength, dt,
+                   max_force, edge_prob=edge_prob)
     gen = torch.Generator().manual_seed(int(seed))
     n = num_particles
     pair = torch.rand(num_samples, n, n, generator=gen, dtype=torch.float64)
@@ -157,6 +173,8 @@ def simulate_charged(num_samples: int, num_particles: int = 5,
         (torch.Size([2, 2, 3, 2]), torch.Size([2, 3]))
     """
     _check_sim_args(num_samples, num_particles, num_steps, sample_every)
+    _check_physics(box_size, loc_std, vel_norm, interaction_strength, dt,
+                   max_force, charge_prob=charge_prob)
     gen = torch.Generator().manual_seed(int(seed))
     n = num_particles
     u = torch.rand(num_samples, n, generator=gen, dtype=torch.float64)
@@ -201,6 +219,22 @@ class _ParticleDataset(SimulatedDataset):
 
     def simulate(self, num_samples, seed, **config):
         return type(self)._simulator(num_samples, seed=seed, **config)
+
+    def check_config(self, **config):
+        simulator = type(self)._simulator
+        params = inspect.signature(simulator).parameters
+        unknown = sorted(set(config) - set(params))
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got unknown arguments "
+                            f"{unknown}; the physics arguments are those of "
+                            f"{simulator.__name__}")
+        full = {k: p.default for k, p in params.items()
+                if p.default is not inspect.Parameter.empty}
+        full.update(config)
+        _check_physics(**{k: full[k] for k in (
+            'box_size', 'loc_std', 'vel_norm', 'interaction_strength', 'dt',
+            'max_force')}, **{k: v for k, v in full.items()
+                              if k.endswith('_prob')})
 
     def storage(self, simulation):
         loc, vel = simulation['loc'], simulation['vel']

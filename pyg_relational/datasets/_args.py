@@ -1,0 +1,66 @@
+r"""Argument checks shared by the simulators: each raises a ``ValueError``
+naming the argument, the value received and what is allowed."""
+import math
+from numbers import Real
+from typing import Optional, Tuple
+
+from torch import Tensor
+
+
+def check_real(value, name: str, low: Optional[float] = None,
+               high: Optional[float] = None, low_open: bool = False,
+               high_open: bool = False) -> float:
+    r"""``value`` as a finite ``float`` within ``[low, high]`` (a bound is
+    excluded when ``*_open``); anything else (NaN, inf, a string, a bool)
+    raises a ``ValueError`` naming ``name``."""
+    if isinstance(value, Tensor) and value.numel() == 1 and \
+            not value.is_complex():
+        value = value.item()
+    ok = isinstance(value, Real) and not isinstance(value, bool)
+    out = float(value) if ok else float('nan')
+    if ok and math.isfinite(out):
+        ok = ((low is None or (out > low if low_open else out >= low)) and
+              (high is None or (out < high if high_open else out <= high)))
+    else:
+        ok = False
+    if not ok:
+        lo = '' if low is None else ('(' if low_open else '[') + f'{low:g}'
+        hi = '' if high is None else f'{high:g}' + (')' if high_open else ']')
+        if low is None and high is None:
+            allowed = 'a finite number'
+        elif high is None:
+            allowed = f"a finite number {'>' if low_open else '>='} {low:g}"
+        elif low is None:
+            allowed = f"a finite number {'<' if high_open else '<='} {high:g}"
+        else:
+            allowed = f'a number in {lo}, {hi}'
+        raise ValueError(f"'{name}' must be {allowed} (got {value!r})")
+    return out
+
+
+def check_positive(value, name: str) -> float:
+    """A finite number ``> 0`` (time steps, sizes, radii)."""
+    return check_real(value, name, 0., low_open=True)
+
+
+def check_non_negative(value, name: str) -> float:
+    """A finite number ``>= 0`` (strengths, spreads, damping)."""
+    return check_real(value, name, 0.)
+
+
+def check_probability(value, name: str) -> float:
+    """A probability in ``[0, 1]``."""
+    return check_real(value, name, 0., 1.)
+
+
+def check_interval(value, name: str, low: float = 0.,
+                   low_open: bool = True) -> Tuple[float, float]:
+    """A pair ``(lo, hi)`` of finite numbers with ``low < lo <= hi``."""
+    try:
+        lo, hi = value
+    except (TypeError, ValueError):
+        raise ValueError(f"'{name}' must be a pair (low, high) (got "
+                         f"{value!r})") from None
+    lo = check_real(lo, f'{name}[0]', low, low_open=low_open)
+    hi = check_real(hi, f'{name}[1]', lo)
+    return lo, hi
