@@ -203,3 +203,16 @@ def check_dtypes(module: torch.nn.Module, **tensors: Tensor):
                          f"{type(module).__name__}'s parameters are "
                          f"{param.dtype}; convert the inputs (.to("
                          f"{param.dtype})) or the layer (.to({first.dtype}))")
+
+
+def check_edge_weight(edge_weight, num_edges: int,
+                      name: str = 'edge_weight'):
+    """A 1-D floating tensor with one weight per edge."""
+    if not isinstance(edge_weight, torch.Tensor) or edge_weight.dim() != 1 \
+            or edge_weight.numel() != num_edges \
+            or not edge_weight.is_floating_point():
+        raise ValueError(
+            f"'{name}' must be a 1-D floating tensor with one weight per "
+            f"edge ({num_edges}); got "
+            f"{getattr(edge_weight, 'shape', edge_weight)}"
+            f"{'' if not isinstance(edge_weight, torch.Tensor) else ' ' + str(edge_weight.dtype)}")

@@ -864,7 +864,22 @@ def test_gatv2_twin(residual, bipartite):
 
 def test_gatv2_refuses_what_it_cannot_twin():
     from torch_geometric.nn import GATv2Conv
-    with pytest.raises(ValueError, match='edge_dim'):
-        AttentionConv(4, 3, score='gatv2', edge_dim=2)
     with pytest.raises(ValueError, match='share_weights=False'):
         AttentionConv.from_module(GATv2Conv(4, 3, share_weights=True))
+
+
+def test_gatv2_edge_features_twin():
+    """GATv2 with edge_dim: W_e e_ij inside the LeakyReLU, as GATv2Conv,
+    on every path, forward and backward."""
+    from torch_geometric.nn import GATv2Conv
+    torch.manual_seed(0)
+    theirs = GATv2Conv(4, 3, heads=2, edge_dim=2).double()
+    ours = AttentionConv.from_module(theirs)
+    x = torch.randn(6, 4, dtype=torch.float64)
+    edge_index = torch.randint(0, 6, (2, 15))
+    edge_attr = torch.randn(15, 2, dtype=torch.float64)
+    for path in ('sparse', 'message'):
+        ours.path = path
+        assert_twin(lambda x: ours(x, edge_index, edge_attr),
+                    lambda x: theirs(x, edge_index, edge_attr), [x])
+        assert ours.last_path == path

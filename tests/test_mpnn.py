@@ -96,12 +96,20 @@ def test_node_first_fast_path_equals_slow_path():
 def test_edge_order_and_empty_graphs(message):
     conv = MPNNConv(3, 4, message=message, edge_dim=2).double()
     x = torch.randn(5, 3, dtype=torch.float64)
-    e = torch.randn(7, 2, dtype=torch.float64)
-    assert_edge_order_invariant(lambda ei, ea: conv(x, ei, ea), EDGE_INDEX,
-                                e)
-    empty_e = torch.zeros(0, 2, dtype=torch.float64)
-    assert conv(x[:0], empty_graph(), empty_e).shape == (0, 4)
-    out = conv(x, empty_graph(), empty_e)
+    if message == 'linear':  # per-edge input: scalar weights
+        e, empty_e = (torch.rand(n, dtype=torch.float64) for n in (7, 0))
+
+        def run(ei, ew):
+            return conv(x, ei, edge_weight=ew)
+    else:  # edge features
+        e, empty_e = (torch.randn(n, 2, dtype=torch.float64) for n in (7, 0))
+
+        def run(ei, ea):
+            return conv(x, ei, ea)
+    assert_edge_order_invariant(run, EDGE_INDEX, e)
+    kwargs = {'edge_weight' if message == 'linear' else 'edge_attr': empty_e}
+    assert conv(x[:0], empty_graph(), **kwargs).shape == (0, 4)
+    out = conv(x, empty_graph(), **kwargs)
     assert out.shape == (5, 4) and not torch.isnan(out).any()
 
 

@@ -7,12 +7,13 @@ from .lattice import LatticeConv
 from .recurrent import RecurrentConv
 from .attention import (AttentionConv, AttentionScore, BahdanauAttention,
                         LuongAttention, attention_score, edge_softmax)
+from .gat import GATConv, GATv2Conv
 from .transformer import (MultiheadAttentionConv, PositionalEncoding,
                           TransformerDecoderLayer, TransformerEncoderLayer)
 from .non_local import NonLocalBlock
 from .graph_network import EdgeBlock, GlobalBlock, GraphNetwork, NodeBlock
 from .interaction import InteractionNetwork
-from .mpnn import MPNNConv
+from .mpnn import GatedGraphConv, MPNNConv
 from .nri import NRI, NRIDecoder, NRIEncoder, NRIRNNDecoder
 
 __all__ = [
@@ -28,6 +29,8 @@ __all__ = [
     'edge_softmax',
     'BahdanauAttention',
     'LuongAttention',
+    'GATConv',
+    'GATv2Conv',
     'MultiheadAttentionConv',
     'TransformerEncoderLayer',
     'TransformerDecoderLayer',
@@ -39,6 +42,7 @@ __all__ = [
     'GraphNetwork',
     'InteractionNetwork',
     'MPNNConv',
+    'GatedGraphConv',
     'NRIEncoder',
     'NRIDecoder',
     'NRIRNNDecoder',

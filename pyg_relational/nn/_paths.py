@@ -19,14 +19,14 @@ contract: PyG explain masks, propagate/message hooks, TorchScript tracing,
 lacks. A forced path that cannot run raises a :class:`ValueError` saying
 why.
 """
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 
 from .._checks import check_choice
 
 __all__ = ['PATHS', 'check_path', 'message_only_reason', 'choose_path',
-           'fused_alias']
+           'fused_alias', 'adjacency_size', 'weights_like_graph']
 
 PATHS = ('auto', 'dense', 'sparse', 'message')
 
@@ -195,3 +195,56 @@ def _from_adj_t(graph, into: GraphInput, name: str):
     if isinstance(graph, torch.Tensor) and type(graph) is not torch.Tensor:
         return graph  # EdgeIndex: kept (its cached CSR is used by PyG)
     return graph
+
+
+def _sparse_tensor_type():
+    try:
+        from torch_sparse import SparseTensor
+    except ImportError:  # the optional extra
+        return None
+    return SparseTensor
+
+
+def adjacency_size(graph) -> Optional[Tuple[int, int]]:
+    """``(N_src, N_dst)`` of an ``adj_t`` (``SparseTensor`` or
+    ``torch.sparse`` ``[N_dst, N_src]``), None for other graph inputs."""
+    SparseTensor = _sparse_tensor_type()
+    if SparseTensor is not None and isinstance(graph, SparseTensor):
+        num_dst, num_src = graph.sparse_sizes()
+        return num_src, num_dst
+    if isinstance(graph, torch.Tensor) and graph.layout != torch.strided \
+            and graph.dim() == 2:
+        return graph.size(1), graph.size(0)
+    return None
+
+
+def weights_like_graph(graph, edge_index: torch.Tensor,
+                       alpha: torch.Tensor, size: Tuple[int, int]):
+    r"""Attention weights ``alpha [E, H]`` of the edges ``edge_index`` in
+    the kind of graph the layer was given, as PyG's attention layers
+    return them: ``(edge_index, alpha)`` for an edge list, ``(adj, alpha)``
+    for a ``torch.sparse`` ``adj_t`` (``adj [N_dst, N_src, H]`` in the
+    input's layout), and a ``SparseTensor`` ``[N_dst, N_src]`` with
+    ``alpha`` as its values for a ``SparseTensor``."""
+    SparseTensor = _sparse_tensor_type()
+    num_src, num_dst = size
+    if SparseTensor is not None and isinstance(graph, SparseTensor):
+        return SparseTensor(row=edge_index[1], col=edge_index[0],
+                            value=alpha, sparse_sizes=(num_dst, num_src))
+    if isinstance(graph, torch.Tensor) and graph.layout != torch.strided:
+        shape = (num_dst, num_src) + tuple(alpha.shape[1:])
+        row, col = edge_index[1], edge_index[0]
+        if graph.layout in (torch.sparse_csr, torch.sparse_csc):
+            csr = graph.layout == torch.sparse_csr  # CSC: sorted by column
+            major, minor, num = (row, col, num_dst) if csr \
+                else (col, row, num_src)
+            perm = (major * (num_src + num_dst) + minor).argsort()
+            ptr = torch.zeros(num + 1, dtype=torch.long, device=row.device)
+            ptr[1:] = torch.bincount(major, minlength=num).cumsum(0)
+            make = torch.sparse_csr_tensor if csr else torch.sparse_csc_tensor
+            adj = make(ptr, minor[perm], alpha[perm], shape)
+        else:
+            adj = torch.sparse_coo_tensor(torch.stack([row, col]), alpha,
+                                          shape).coalesce()
+        return adj, alpha
+    return edge_index, alpha

@@ -83,14 +83,15 @@ from torch_geometric.nn.inits import glorot, zeros
 from torch_geometric.utils import add_self_loops, remove_self_loops, softmax
 
 from .._checks import (check_choice, check_edge_index, check_edge_vector,
+                       check_edge_weight,
                        check_features, check_int, check_size_or_lazy,
                        check_sizes)
 from ..graphs import bipartite_graph, window_graph
 from ..structure import GraphStructure, tensor_cache
 from ._csr import EdgeDot, EdgePattern, EdgeSum, dtype_reason
 from ._dense import block_attention, dense_reason
-from ._paths import (GraphInput, check_path, choose_path, compiling,
-                     fused_alias)
+from ._paths import (GraphInput, adjacency_size, check_path, choose_path,
+                     compiling, fused_alias, weights_like_graph)
 from .typed import gather_typed
 
 __all__ = [
@@ -167,7 +168,7 @@ class AttentionScore(torch.nn.Module):
     def edge(self, query_i: Tensor, key_j: Tensor,
              edge_type: Optional[Tensor] = None,
              edge_term: Optional[Tensor] = None) -> Tensor:
-        """Per-edge part on gathered rows of :meth:`project`: ``[E, H]``.
+        r"""Per-edge part on gathered rows of :meth:`project`: ``[E, H]``.
 
         ``edge_term [E, H]`` (optional) is a per-edge contribution such as
         projected edge features: added to the logit, inside the LeakyReLU
@@ -346,8 +347,30 @@ class ConcatScore(AttentionScore):
     def edge(self, query_i: Tensor, key_j: Tensor,
              edge_type: Optional[Tensor] = None,
              edge_term: Optional[Tensor] = None) -> Tensor:
-        return F.leaky_relu(self._add(query_i + key_j, edge_term),
-                            self.negative_slope)
+        return gat_logits(query_i, key_j, edge_term, self.negative_slope)
+
+
+def gat_logits(query_i: Tensor, key_j: Tensor, edge_term: Optional[Tensor],
+               negative_slope: float) -> Tensor:
+    r"""GAT's logits :math:`\mathrm{LeakyReLU}(a_{dst}^\top q_i + a_{src}^\top
+    k_j [+ a_{edge}^\top W_e e_{ij}])` from the per-node terms ``[E, H]``."""
+    logits = query_i + key_j
+    if edge_term is not None:
+        logits = logits + edge_term
+    return F.leaky_relu(logits, negative_slope)  # [E, H]
+
+
+def gatv2_logits(query_i: Tensor, key_j: Tensor, att: Tensor,
+                 edge_term: Optional[Tensor], negative_slope: float
+                 ) -> Tensor:
+    r"""GATv2's logits :math:`a^\top \mathrm{LeakyReLU}(q_i + k_j [+ W_e
+    e_{ij}])` from the per-edge rows ``[E, H, C]`` (the edge term
+    ``[E, H, C]`` inside the LeakyReLU, as in ``GATv2Conv``)."""
+    hidden = query_i + key_j
+    if edge_term is not None:
+        hidden = hidden + edge_term
+    hidden = F.leaky_relu(hidden, negative_slope)
+    return (hidden * att).sum(dim=-1)  # [E, H]
 
 
 class GATv2Score(AttentionScore):
@@ -356,7 +379,8 @@ class GATv2Score(AttentionScore):
     nonlinearity comes before the attention vector, so the ranking of the
     sources can depend on the target ("dynamic" attention). Needs the
     per-edge rows ``[E, H, C]``; ``query_channels`` must equal
-    ``key_channels``.
+    ``key_channels``. An ``edge_term`` (projected edge features) is
+    ``[E, H, C]`` and enters inside the LeakyReLU, as in ``GATv2Conv``.
 
     Args:
         negative_slope (float, optional): LeakyReLU slope.
@@ -381,8 +405,8 @@ class GATv2Score(AttentionScore):
     def edge(self, query_i: Tensor, key_j: Tensor,
              edge_type: Optional[Tensor] = None,
              edge_term: Optional[Tensor] = None) -> Tensor:
-        hidden = F.leaky_relu(query_i + key_j, self.negative_slope)
-        return self._add((hidden * self.att).sum(-1), edge_term)  # [E, H]
+        return gatv2_logits(query_i, key_j, self.att, edge_term,
+                            self.negative_slope)
 
 
 class LocationScore(AttentionScore):
@@ -458,6 +482,14 @@ def attention_score(name: str, heads: int, query_channels: int,
     """
     check_choice(name, SCORES, 'score')
     return SCORES[name](heads, query_channels, key_channels, **kwargs)
+
+
+def _check_size(size) -> Tuple[int, int]:
+    if not isinstance(size, (tuple, list)) or len(size) != 2 or not all(
+            isinstance(n, int) and n >= 0 for n in size):
+        raise ValueError(f"'size' must be a pair of ints (N_src, N_dst) "
+                         f"(got {size!r})")
+    return tuple(size)
 
 
 def _split(x, name: str):
@@ -619,30 +651,12 @@ class AttentionConv(MessagePassing):
                  fused: Optional[bool] = None, **score_kwargs):
         super().__init__(aggr='add', node_dim=0)
         check_choice(score, SCORES, 'score')
-        self.in_channels = in_channels
-        self.out_channels = check_int(out_channels, 'out_channels', 1)
-        self.heads = check_int(heads, 'heads', 1)
-        self.score_name = score
-        self.concat = concat
-        self.dropout = float(dropout)
-        self.add_self_loops = add_self_loops
-        self.edge_dim = edge_dim
-        self.fill_value = fill_value
+        in_src, in_dst = self._options(
+            in_channels, out_channels, heads, score, concat, negative_slope,
+            dropout, add_self_loops, edge_dim, fill_value, residual,
+            'message' if fused is False else path)
         self.num_edge_types = num_edge_types
-        self.path = check_path('message' if fused is False else path)
-        self.last_path: Optional[str] = None
-        self.why_not_faster = None
-        if not isinstance(in_channels, (tuple, list)):
-            in_src = in_dst = check_size_or_lazy(in_channels, 'in_channels')
-        else:
-            in_src, in_dst = (check_size_or_lazy(c, 'in_channels')
-                              for c in in_channels)
         H, C = self.heads, self.out_channels
-        self.gat = score in ('gat', 'concat', 'gatv2')
-        if score == 'gatv2' and edge_dim is not None:
-            raise ValueError("score='gatv2' with edge_dim is not supported "
-                             "(GATv2 adds edge features inside the "
-                             "LeakyReLU); use score='gat' for edge features")
         if self.gat:  # GAT: one W for key and value (and query in GAT)
             self.lin_src = Linear(in_src, H * C, bias=qkv_bias,
                                   weight_initializer='glorot')
@@ -669,11 +683,12 @@ class AttentionConv(MessagePassing):
         if edge_dim is not None:
             self.lin_edge = Linear(edge_dim, H * C, bias=False,
                                    weight_initializer='glorot')
-            self.att_edge = Parameter(torch.empty(1, H, C))
         else:
             self.lin_edge = None
+        if edge_dim is not None and score != 'gatv2':  # GATv2: no a_edge
+            self.att_edge = Parameter(torch.empty(1, H, C))
+        else:
             self.register_parameter('att_edge', None)
-        self.residual = bool(residual)
         # GATConv's residual: a map of the target's own input to the output
         self.res = Linear(in_dst, H * C if concat else C, bias=False,
                           weight_initializer='glorot') if residual else None
@@ -695,6 +710,38 @@ class AttentionConv(MessagePassing):
             self.register_parameter('bias', None)
         self.reset_parameters()
 
+    def _options(self, in_channels, out_channels: int, heads: int,
+                 score: str, concat: bool, negative_slope: float,
+                 dropout: float, add_self_loops: bool,
+                 edge_dim: Optional[int], fill_value, residual: bool,
+                 path: str) -> Tuple[int, int]:
+        """The layer's options, each stored under its own name (shared with
+        the drop-in GAT layers); returns the checked ``(in_src, in_dst)``.
+        """
+        self.in_channels = in_channels
+        self.out_channels = check_int(out_channels, 'out_channels', 1)
+        self.heads = check_int(heads, 'heads', 1)
+        self.score_name = score
+        self.gat = score in ('gat', 'concat', 'gatv2')
+        self.concat = concat
+        self.negative_slope = negative_slope
+        self.dropout = float(dropout)
+        self.add_self_loops = add_self_loops
+        self.edge_dim = None if edge_dim is None \
+            else check_int(edge_dim, 'edge_dim', 1)
+        self.fill_value = fill_value
+        self.residual = bool(residual)
+        self.num_edge_types = None
+        self.path = check_path(path)
+        self.last_path: Optional[str] = None
+        self.why_not_faster = None
+        if not isinstance(in_channels, (tuple, list)):
+            in_src = in_dst = check_size_or_lazy(in_channels, 'in_channels')
+        else:
+            in_src, in_dst = (check_size_or_lazy(c, 'in_channels')
+                              for c in in_channels)
+        return in_src, in_dst
+
     def reset_parameters(self):
         super().reset_parameters()
         lin_dst = None if self.lin_dst is self.lin_src else self.lin_dst
@@ -709,13 +756,20 @@ class AttentionConv(MessagePassing):
             torch.nn.init.xavier_uniform_(self.rel_value)
         zeros(self.bias)
 
-    def _project(self, x_src: Tensor, x_dst: Tensor):
-        """Per-node query ``[N_dst, H, C]``, key and value ``[N_src, H, C]``.
-        """
+    def _project(self, x_src: Tensor, x_dst: Optional[Tensor],
+                 num_dst: Optional[int] = None):
+        """Per-node query ``[N_dst, H, C]``, key and value ``[N_src, H, C]``
+        (no target features: a zero query, which adds nothing to a GAT
+        logit)."""
         H, C = self.heads, self.out_channels
         if self.gat:
             key = value = self.lin_src(x_src).view(-1, H, C)
-            query = self.lin_dst(x_dst).view(-1, H, C)
+            if x_dst is None:  # no target features
+                query = key.new_zeros(num_dst, H, C)
+            elif x_dst is x_src and self.lin_dst is self.lin_src:
+                query = key  # one W on one node set: projected once
+            else:
+                query = self.lin_dst(x_dst).view(-1, H, C)
         else:
             query = self.lin_query(x_dst).view(-1, H, C)
             key = self.lin_key(x_src).view(-1, H, C)
@@ -724,11 +778,15 @@ class AttentionConv(MessagePassing):
 
     fused = fused_alias  # the old switch: False is path='message'
 
-    def _nodes(self, x, size):
-        """``(x_src, x_dst)`` checked against ``in_channels`` and ``size``;
-        a single ``x`` with ``size=(N, M)``, ``M <= N``, has its first ``M``
-        nodes as targets (PyG's sampled-subgraph convention)."""
+    def _nodes(self, x, size, edge_index=None):
+        """``(x_src, x_dst, N_dst)`` checked against ``in_channels`` and
+        ``size``; a single ``x`` with ``size=(N, M)``, ``M <= N``, has its
+        first ``M`` nodes as targets (PyG's sampled-subgraph convention);
+        ``(x_src, None)`` (GAT-family scores) has no target features, the
+        target count from ``size`` or the ``adj_t``."""
         x_src, x_dst = _split(x, 'x')
+        if x_dst is None and isinstance(x_src, Tensor):
+            return x_src, None, self._no_targets(x_src, size, edge_index)
         if isinstance(self.in_channels, int):
             in_src = in_dst = self.in_channels
         else:
@@ -740,21 +798,41 @@ class AttentionConv(MessagePassing):
             raise ValueError(f"node features must be 2-D [N, F] (got "
                              f"{tuple(x_src.shape)} and {tuple(x_dst.shape)})")
         if size is None:
-            return x_src, x_dst
-        if not isinstance(size, (tuple, list)) or len(size) != 2 or not all(
-                isinstance(n, int) and n >= 0 for n in size):
-            raise ValueError(f"'size' must be a pair of ints (N_src, N_dst) "
-                             f"(got {size!r})")
-        num_src, num_dst = size
+            return x_src, x_dst, x_dst.size(0)
+        num_src, num_dst = _check_size(size)
         if single and num_src == x_src.size(0) and num_dst <= num_src:
-            return x_src, x_dst[:num_dst]
+            return x_src, x_dst[:num_dst], num_dst
         if (num_src, num_dst) != (x_src.size(0), x_dst.size(0)):
             raise ValueError(
                 f"size={tuple(size)} does not match the node features "
                 f"({x_src.size(0)} sources, {x_dst.size(0)} targets); pass "
                 f"x=(x_src, x_dst) for a bipartite graph, or size=(N, M) "
                 f"with M <= N = x.size(0) for the first M nodes as targets")
-        return x_src, x_dst
+        return x_src, x_dst, num_dst
+
+    def _no_targets(self, x_src: Tensor, size, edge_index) -> int:
+        """The target count of ``x=(x_src, None)``, checked."""
+        if not self.gat:
+            raise ValueError(
+                f"x=(x_src, None): score={self.score_name!r} needs target "
+                f"features (the queries); only the GAT-family scores ('gat', "
+                f"'concat', 'gatv2') score an edge from its source alone")
+        in_src = self.in_channels if isinstance(self.in_channels, int) \
+            else self.in_channels[0]
+        check_features(x_src, in_src, 'x_src')
+        if x_src.dim() != 2:
+            raise ValueError(f"node features must be 2-D [N, F] (got "
+                             f"{tuple(x_src.shape)})")
+        sizes = _check_size(size) if size is not None \
+            else adjacency_size(edge_index)
+        if sizes is None:
+            raise ValueError("x=(x_src, None) has no target features: pass "
+                             "size=(N_src, N_dst) (or an adj_t, whose shape "
+                             "gives it)")
+        if sizes[0] != x_src.size(0):
+            raise ValueError(f"size={tuple(sizes)} does not match x_src "
+                             f"({x_src.size(0)} sources)")
+        return sizes[1]
 
     def _check_edges(self, graph: GraphInput, edge_attr, edge_type,
                      num_src: int, num_dst: int):
@@ -829,26 +907,20 @@ class AttentionConv(MessagePassing):
             return_attention_weights (bool, optional): also return
                 ``(edge_index, alpha)``, ``alpha [E, H]``. Keyword-only.
         """
-        x_src, x_dst = self._nodes(x, size)
-        num_src, num_dst = x_src.size(0), x_dst.size(0)
+        x_src, x_dst, num_dst = self._nodes(x, size, edge_index)
+        num_src = x_src.size(0)
         graph = GraphInput(edge_index, num_src, num_dst, device=x_src.device)
         edge_attr = self._check_edges(graph, edge_attr, edge_type, num_src,
                                       num_dst)
         if edge_weight is not None:
-            E = graph.structure.num_edges if graph.structure is not None \
-                else graph.edge_index.size(1)
-            if not isinstance(edge_weight, Tensor) or edge_weight.dim() != 1 \
-                    or edge_weight.numel() != E \
-                    or not edge_weight.is_floating_point():
-                raise ValueError(
-                    f"'edge_weight' must be a 1-D floating tensor with one "
-                    f"weight per edge ({E}); got "
-                    f"{getattr(edge_weight, 'shape', edge_weight)}")
+            check_edge_weight(edge_weight, graph.structure.num_edges
+                              if graph.structure is not None
+                              else graph.edge_index.size(1))
             if self.add_self_loops:
                 raise ValueError("'edge_weight' with add_self_loops=True: the "
                                  "added loops would have no weight; build "
                                  "the graph with its self-loops and weights")
-        query, key, value = self._project(x_src, x_dst)
+        query, key, value = self._project(x_src, x_dst, num_dst)
         size = (num_src, num_dst)
         if self.add_self_loops:
             loops, edge_attr = self._self_loops(graph.edge_index, edge_attr,
@@ -889,12 +961,13 @@ class AttentionConv(MessagePassing):
             out = out.reshape(-1, self.heads * self.out_channels)
         else:
             out = out.mean(dim=1)
-        if self.res is not None:  # residual: W_r x_i
+        if self.res is not None and x_dst is not None:  # residual: W_r x_i
             out = out + self.res(x_dst)
         if self.bias is not None:
             out = out + self.bias
-        if return_attention_weights:
-            return out, (graph.edge_index, alpha)
+        if return_attention_weights:  # in the input's kind of graph
+            return out, weights_like_graph(edge_index, graph.edge_index,
+                                           alpha, size)
         return out
 
     def _self_loops(self, edge_index: Tensor, edge_attr: Optional[Tensor],
@@ -1010,14 +1083,18 @@ class AttentionConv(MessagePassing):
     def _edge_term(self, edge_attr: Optional[Tensor], rel: Optional[Tensor],
                    index: Tensor, edge_type: Optional[Tensor]
                    ) -> Optional[Tensor]:
-        """The per-edge part of the logit beside the score ``[E, H]``:
-        :math:`\mathbf{c}^{h\top} \mathbf{W}^h_E \mathbf{e}_{ij}` and the
+        r"""The per-edge part of the logit beside the score ``[E, H]``:
+        :math:`\mathbf{c}^{h\top} \mathbf{W}^h_E \mathbf{e}_{ij}` (for
+        ``'gatv2'`` the rows :math:`\mathbf{W}^h_E \mathbf{e}_{ij}`
+        ``[E, H, C]``, which its score adds inside the LeakyReLU) and the
         relative key term :math:`q_i \cdot a^K_{t_{ij}} / s`."""
         edge_term = None
         if self.lin_edge is not None and edge_attr is not None:
             e = self.lin_edge(edge_attr).view(-1, self.heads,
                                               self.out_channels)
-            edge_term = (e * self.att_edge).sum(dim=-1)  # [E, H]
+            # GATv2 adds W_e e_ij inside its LeakyReLU: [E, H, C]
+            edge_term = e if self.att_edge is None else \
+                (e * self.att_edge).sum(dim=-1)  # [E, H]
         if rel is not None:  # q_i . a^K_t / scale, per (target, type)
             rel = gather_typed(rel, index, edge_type)  # [E, H]
             edge_term = rel if edge_term is None else edge_term + rel
@@ -1034,8 +1111,8 @@ class AttentionConv(MessagePassing):
         """An ``AttentionConv(score='gat')`` with the weights of a
         :class:`torch_geometric.nn.GATConv` (``residual`` included), or an
         ``AttentionConv(score='gatv2')`` with those of a
-        :class:`torch_geometric.nn.GATv2Conv` (``share_weights=False``,
-        no ``edge_dim``)."""
+        :class:`torch_geometric.nn.GATv2Conv` (``share_weights=False``;
+        :class:`~pyg_relational.nn.GATv2Conv` takes every GATv2Conv)."""
         from torch_geometric.nn import GATConv, GATv2Conv
         if isinstance(module, GATv2Conv):
             return cls._from_gatv2(module)
@@ -1074,14 +1151,16 @@ class AttentionConv(MessagePassing):
 
     @classmethod
     def _from_gatv2(cls, module) -> 'AttentionConv':
-        if module.share_weights or module.edge_dim is not None:
+        if module.share_weights:
             raise ValueError("AttentionConv.from_module supports GATv2Conv "
-                             "with share_weights=False and no edge_dim")
+                             "with share_weights=False; for shared weights "
+                             "use pyg_relational.nn.GATv2Conv.from_module")
         conv = cls(module.in_channels, module.out_channels,
                    heads=module.heads, score='gatv2', concat=module.concat,
                    negative_slope=module.negative_slope,
                    dropout=module.dropout,
                    add_self_loops=module.add_self_loops,
+                   edge_dim=module.edge_dim,
                    fill_value=module.fill_value,
                    bias=module.bias is not None,
                    qkv_bias=module.lin_l.bias is not None,
@@ -1091,6 +1170,7 @@ class AttentionConv(MessagePassing):
         with torch.no_grad():
             for ours, theirs in ((conv.lin_src, module.lin_l),
                                  (conv.lin_dst, module.lin_r),
+                                 (conv.lin_edge, module.lin_edge),
                                  (conv.res, getattr(module, 'res', None))):
                 if theirs is None:
                     continue

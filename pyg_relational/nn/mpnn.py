@@ -6,14 +6,18 @@ from typing import Optional, Tuple, Union
 
 import torch
 from torch import Tensor
-from torch.nn import GRUCell, Linear, Module, ModuleList
+from torch.nn import GRUCell, Linear, Module, ModuleList, Parameter
 from torch_geometric.nn import MessagePassing
+from torch_geometric.nn.inits import glorot
 
-from .._checks import check_choice, check_features, check_int
+from .._checks import (check_choice, check_edge_index, check_edge_weight,
+                       check_features, check_int, plain_tensor)
 from .graph_network import (EdgeBlock, NodeBlock, _aggr_width, _num_nodes,
-                            _refuse_sizes, _resolve_graph, _split_pair, mlp)
+                            _refuse_sizes, _split_pair, mlp)
+from ._csr import EdgePattern, EdgeSum, dtype_reason
+from ._paths import GraphInput, choose_path, compiling
 
-__all__ = ['MPNNConv']
+__all__ = ['MPNNConv', 'GatedGraphConv']
 
 
 class _GRUUpdate(Module):
@@ -197,7 +201,8 @@ class MPNNConv(MessagePassing):
             raise ValueError(f"from_module expects a GatedGraphConv (got "
                              f"{type(module).__name__})")
         C, T = module.out_channels, module.num_layers
-        out = cls(C, C, num_steps=T, aggr=module.aggr, share_weights=False,
+        # in_channels=-1: any input up to C features, zero-padded (as PyG)
+        out = cls(-1, C, num_steps=T, aggr=module.aggr, share_weights=False,
                   bias=module.rnn.bias)
         with torch.no_grad():
             for t, block in enumerate(out.message_blocks):
@@ -208,7 +213,19 @@ class MPNNConv(MessagePassing):
 
     def forward(self, x: Union[Tensor, Tuple[Tensor, Tensor]], edge_index,
                 edge_attr: Optional[Tensor] = None,
-                size: Optional[Tuple[int, int]] = None) -> Tensor:
+                size: Optional[Tuple[int, int]] = None, *,
+                edge_weight: Optional[Tensor] = None) -> Tensor:
+        r"""Args:
+            x (Tensor or (Tensor, Tensor)): node features (or a pair).
+            edge_index (LongTensor or EdgeIndex or adj_t): the graph; the
+                values of an ``adj_t`` are the edge weights (``[E]``, linear
+                message) or edge features (``[E, D]``, edge network), as
+                PyG's ``propagate`` reads them.
+            edge_attr (Tensor, optional): ``[E, edge_dim]`` (edge network).
+            size ((int, int), optional): ``(N_src, N_dst)``.
+            edge_weight (Tensor, optional): ``[E]`` scalar per edge
+                multiplying its message (as ``GatedGraphConv``). Keyword.
+        """
         _refuse_sizes(edge_attr=edge_attr)
         size = _num_nodes(x, size=size)
         pair = isinstance(x, (tuple, list))
@@ -222,21 +239,15 @@ class MPNNConv(MessagePassing):
                 raise ValueError(f"'{name}' has {t.size(-1)} features but "
                                  f"at most out_channels="
                                  f"{self.out_channels} fit the state")
-        edge_index, edge_attr = _resolve_graph(edge_index, edge_attr, *size)
-        if self.message == 'edge_network':
-            if edge_attr is None:
-                raise ValueError("message='edge_network' needs 'edge_attr' "
-                                 f"[E, {self.edge_dim}]")
-            check_features(edge_attr, self.edge_dim, 'edge_attr')
-        else:
-            edge_attr = None  # the linear message ignores edge features
+        edge_index, edge_attr, edge_weight = self._edges(
+            edge_index, edge_attr, edge_weight, size)
         h_src, h = self._pad(x_src), self._pad(x_dst)  # [N_s, C], [N_t, C]
         for t in range(self.num_steps):
             block = self.message_blocks[0 if self.share_weights else t]
             if not pair:
                 h_src = h
-            m = self._receive(block, (h_src, h), edge_index,
-                              edge_attr)  # [N_t, kC]
+            m = self._receive(block, (h_src, h), edge_index, edge_attr,
+                              edge_weight)  # [N_t, kC]
             h = self.update_block.node_update(h, m)  # GRU, [N_t, C]
         return h
 
@@ -247,11 +258,57 @@ class MPNNConv(MessagePassing):
         pad = x.new_zeros(x.size(0), self.out_channels - x.size(-1))
         return torch.cat([x, pad], dim=-1)  # [N, C]
 
+    def _edges(self, edge_index, edge_attr: Optional[Tensor],
+               edge_weight: Optional[Tensor], size: Tuple[int, int]):
+        """``(edge_index, edge_attr, edge_weight)`` from the graph argument
+        and the per-edge inputs, each checked; nothing is dropped: what the
+        message cannot use is refused by name."""
+        graph = GraphInput(edge_index, *size)
+        edge_index = graph.edge_index
+        values = graph.edge_weight  # adj_t values: weights or features
+        if values is not None:
+            if values.dim() == 1 and self.message == 'linear':
+                if edge_weight is not None:
+                    raise ValueError("both an adj_t with values and "
+                                     "'edge_weight' were given; pass one")
+                edge_weight = values
+            elif edge_attr is None and self.message == 'edge_network':
+                edge_attr = values.view(values.size(0), -1)  # [E, D]
+            else:
+                raise ValueError(
+                    f"the values of the adj_t passed as 'edge_index' "
+                    f"({tuple(values.shape)}) cannot be used by "
+                    f"message={self.message!r} (scalar weights [E] go to "
+                    f"'linear', features [E, D] to 'edge_network'); pass "
+                    f"the adj_t without values")
+        E = edge_index.size(1)
+        if self.message == 'edge_network':
+            if edge_attr is None:
+                raise ValueError("message='edge_network' needs 'edge_attr' "
+                                 f"[E, {self.edge_dim}]")
+            if edge_attr.dim() == 1:
+                edge_attr = edge_attr.view(-1, 1)
+            check_features(edge_attr, self.edge_dim, 'edge_attr')
+            if edge_attr.size(0) != E:
+                raise ValueError(f"'edge_attr' has {edge_attr.size(0)} rows "
+                                 f"but there are {E} edges")
+        elif edge_attr is not None:
+            raise ValueError("message='linear' has no edge features, "
+                             "'edge_attr' would be ignored; pass scalar "
+                             "weights as edge_weight=[E], or use "
+                             "message='edge_network'")
+        if edge_weight is not None:
+            check_edge_weight(edge_weight, E)
+        return edge_index, edge_attr, edge_weight
+
     def _receive(self, block: EdgeBlock, h: Tensor, edge_index: Tensor,
-                 edge_attr: Optional[Tensor]) -> Tensor:
+                 edge_attr: Optional[Tensor],
+                 edge_weight: Optional[Tensor] = None) -> Tensor:
         """Aggregated messages; the per-edge messages ``[E, C]`` are freed
         on return, before the GRU runs (as in ``GatedGraphConv``)."""
         messages = block(h, edge_index, edge_attr)  # [E, C]
+        if edge_weight is not None:
+            messages = edge_weight.view(-1, 1).to(messages.dtype) * messages
         return self.update_block.receive(h, edge_index, messages)  # [N_t, kC]
 
     def __repr__(self) -> str:
@@ -259,3 +316,147 @@ class MPNNConv(MessagePassing):
         return (f'{self.__class__.__name__}({self.in_channels}, '
                 f'{self.out_channels}, num_steps={self.num_steps}, '
                 f'message={self.message!r}{aggr})')
+
+
+class GatedGraphConv(MessagePassing):
+    r"""The gated graph convolution operator from the `"Gated Graph Sequence
+    Neural Networks" <https://arxiv.org/abs/1511.05493>`_ paper, a drop-in
+    for :class:`torch_geometric.nn.GatedGraphConv` (same signature,
+    defaults, parameter names ``weight`` / ``rnn`` and numbers)
+
+    .. math::
+        \mathbf{h}_i^{(0)} &= \mathbf{x}_i \, \Vert \, \mathbf{0} \\
+        \mathbf{m}_i^{(l+1)} &= \sum_{j \to i} e_{j,i} \cdot
+        \mathbf{\Theta}^{(l)\top} \mathbf{h}_j^{(l)} \\
+        \mathbf{h}_i^{(l+1)} &= \textrm{GRU} (\mathbf{m}_i^{(l+1)},
+        \mathbf{h}_i^{(l)})
+
+    up to :math:`\mathbf{h}_i^{(L)}`, with :math:`e_{j,i}` the edge weight
+    (1 without weights). It is :class:`MPNNConv` with a linear message and
+    one :math:`\mathbf{\Theta}^{(l)}` per step (``MPNNConv.from_module``
+    gives the same numbers); its sum runs as one CSR product per step
+    (``path='sparse'``, repeated edges included) unless an explainer, a hook,
+    another ``aggr``, a dtype without CSR products or ``torch.compile``
+    asks for the message path (``last_path``, ``why_not_faster``).
+
+    Args:
+        out_channels (int): size :math:`C` of the state and output.
+        num_layers (int): number of steps :math:`L`.
+        aggr (str, optional): aggregation. (default: :obj:`'add'`)
+        bias (bool, optional): GRU biases. (default: :obj:`True`)
+        path (str, optional): ``'auto'``, ``'sparse'`` or ``'message'``.
+            (default: :obj:`'auto'`)
+        **kwargs: further ``MessagePassing`` options.
+
+    Shapes:
+        - **input:** node features :math:`(|\mathcal{V}|, F_{in})`,
+          :math:`F_{in} \le C`, edge indices :math:`(2, |\mathcal{E}|)` or an
+          ``adj_t`` (its values are the edge weights), edge weights
+          :math:`(|\mathcal{E}|)` *(optional)*
+        - **output:** node features :math:`(|\mathcal{V}|, C)`
+
+    Example:
+        >>> conv = GatedGraphConv(8, num_layers=2)
+        >>> conv
+        GatedGraphConv(8, num_layers=2)
+        >>> edge_index = torch.tensor([[0, 1, 2], [1, 2, 0]])
+        >>> conv(torch.randn(3, 5), edge_index).shape
+        torch.Size([3, 8])
+    """
+    def __init__(self, out_channels: int, num_layers: int,
+                 aggr: str = 'add', bias: bool = True, path: str = 'auto',
+                 **kwargs):
+        super().__init__(aggr=aggr, **kwargs)
+        self.out_channels = check_int(out_channels, 'out_channels', 1)
+        self.num_layers = check_int(num_layers, 'num_layers', 1)
+        self.path = check_choice(path, ('auto', 'sparse', 'message'), 'path')
+        self.last_path: Optional[str] = None
+        self.why_not_faster = None
+        self.weight = Parameter(torch.empty(num_layers, out_channels,
+                                            out_channels))
+        self.rnn = GRUCell(out_channels, out_channels, bias=bias)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        super().reset_parameters()
+        glorot(self.weight)
+        self.rnn.reset_parameters()
+
+    def forward(self, x: Tensor, edge_index,
+                edge_weight: Optional[Tensor] = None) -> Tensor:
+        r"""Args:
+            x (Tensor): node features ``[N, F]``, ``F <= out_channels``
+                (zero-padded).
+            edge_index (LongTensor or EdgeIndex or adj_t): the graph; an
+                ``adj_t``'s values are the edge weights.
+            edge_weight (Tensor, optional): ``[E]`` weight per edge.
+        """
+        if not isinstance(x, Tensor) or x.dim() != 2:
+            raise ValueError(f"'x' must be node features [N, F] (got "
+                             f"{getattr(x, 'shape', type(x).__name__)})")
+        if x.size(-1) > self.out_channels:
+            raise ValueError(f"The number of input channels ({x.size(-1)}) "
+                             f"is not allowed to be larger than the number "
+                             f"of output channels ({self.out_channels})")
+        N = x.size(0)
+        graph = GraphInput(edge_index, N, N)
+        edge_index = graph.edge_index
+        if graph.edge_weight is not None:
+            if edge_weight is not None:
+                raise ValueError("both an adj_t with values and "
+                                 "'edge_weight' were given; pass one")
+            edge_weight = graph.edge_weight
+        if graph.structure is None:
+            check_edge_index(edge_index, N, N)
+        if edge_weight is not None:
+            check_edge_weight(edge_weight, edge_index.size(1))
+        pattern, why = None, None
+        if self.aggr not in ('add', 'sum'):
+            why = f'aggr={self.aggr!r} is not a sum (no CSR product)'
+        else:
+            why = dtype_reason(x)
+        if why is None and compiling():
+            why = 'torch.compile cannot trace the CSR products'
+        if why is None:
+            pattern = EdgePattern.build(plain_tensor(edge_index), N, N)
+            why = 'the graph has no edge (no CSR form)' if pattern is None \
+                else None
+        path = choose_path(self, self.path, {'sparse': why})
+        if path == 'sparse':  # weights in CSR order, [E, 1]
+            w = x.new_ones(edge_index.size(1)) if edge_weight is None \
+                else edge_weight.to(x.dtype)
+            w = (w if pattern.perm is None else w[pattern.perm]).view(-1, 1)
+        h = x
+        if x.size(-1) < self.out_channels:  # h^(0) = x || 0
+            h = torch.cat([x, x.new_zeros(N, self.out_channels - x.size(-1))],
+                          dim=1)
+        for i in range(self.num_layers):
+            m = h @ self.weight[i]  # [N, C]
+            if path == 'sparse':
+                m = EdgeSum.apply(pattern, w, m.unsqueeze(1)).squeeze(1)
+            else:
+                m = self.propagate(edge_index, x=m, edge_weight=edge_weight)
+            h = self.rnn(m, h)
+        return h
+
+    def message(self, x_j: Tensor, edge_weight: Optional[Tensor]) -> Tensor:
+        return x_j if edge_weight is None else edge_weight.view(-1, 1) * x_j
+
+    @classmethod
+    def from_module(cls, module) -> 'GatedGraphConv':
+        """This layer with the options and weights of a PyG
+        :class:`~torch_geometric.nn.GatedGraphConv`."""
+        from torch_geometric.nn import GatedGraphConv as Theirs
+        if not isinstance(module, Theirs):
+            raise ValueError(f"GatedGraphConv.from_module expects a "
+                             f"torch_geometric.nn.GatedGraphConv (got "
+                             f"{type(module).__name__})")
+        conv = cls(module.out_channels, module.num_layers, aggr=module.aggr,
+                   bias=module.rnn.bias)
+        conv = conv.to(module.weight.device, module.weight.dtype)
+        conv.load_state_dict(module.state_dict())
+        return conv
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}({self.out_channels}, '
+                f'num_layers={self.num_layers})')
