@@ -426,3 +426,50 @@ def test_graph_network_from_sizes_node_first():
     for a, b in zip(gn(x, edge_index, e, u, batch),
                     plain(x, edge_index, e, u, batch)):
         assert_close(a, b)
+
+
+def test_structure_edges_built_on_the_features_device():
+    """A graph given as a structure is built where the features are
+    (``_resolve_graph`` names the device; CUDA features must not meet a
+    CPU ``edge_index``)."""
+    from pyg_relational.nn.graph_network import _resolve_graph
+    from pyg_relational.structure import CompleteBlocks
+    structure = CompleteBlocks((3, 4))
+    for device in ('meta', torch.device('meta')):
+        edge_index, _ = _resolve_graph(structure, None, 7, 7, device=device)
+        assert edge_index.device.type == 'meta'
+        assert edge_index.shape == (2, 25)
+    e = torch.randn(25, 2, device='meta')  # no x (EdgeBlock): edge_attr's
+    assert _resolve_graph(structure, e, 7, 7)[0].device.type == 'meta'
+
+
+@pytest.mark.parametrize('block', ['edge', 'node', 'global', 'network'])
+def test_blocks_ask_for_structure_edges_on_the_features_device(
+        monkeypatch, block):
+    from pyg_relational.structure import CompleteBlocks, GraphStructure
+    asked = []
+    build = GraphStructure.edge_index
+
+    def spy(self, device=None):
+        asked.append(device)
+        return build(self, device)
+
+    monkeypatch.setattr(GraphStructure, 'edge_index', spy)
+    structure = CompleteBlocks((3, 4))
+    x = torch.randn(7, F_V, dtype=torch.float64)
+    e = torch.randn(25, F_E, dtype=torch.float64)
+    u = torch.randn(2, F_U, dtype=torch.float64)
+    batch = torch.tensor([0, 0, 0, 1, 1, 1, 1])
+    gn = _gn()
+    if block == 'edge':
+        out = gn.edge_block(x, structure, e, u, batch)
+    elif block == 'node':  # takes the new edges [E, OUT]
+        out = gn.node_block(x, structure, e.new_ones(25, OUT), u, batch)
+    elif block == 'global':  # the new edges and nodes
+        out = gn.global_block(x.new_ones(7, OUT), structure,
+                              e.new_ones(25, OUT), u, batch)
+    else:
+        out = gn(x, structure, e, u, batch)[0]
+    assert torch.isfinite(out).all()
+    assert asked and all(d is not None and torch.device(d) == x.device
+                         for d in asked), asked

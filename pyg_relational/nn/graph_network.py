@@ -153,9 +153,20 @@ def _refuse_sizes(**arguments):
                             f"size; pass it by keyword: size={value!r}")
 
 
+def _features_device(*values) -> Optional[torch.device]:
+    """The device of the first tensor among ``values`` (pairs looked
+    into): where a graph given as a structure must be built."""
+    for value in values:
+        for t in (value if isinstance(value, (tuple, list)) else (value, )):
+            if isinstance(t, Tensor):
+                return t.device
+    return None
+
+
 def _resolve_graph(edge_index, edge_attr: Optional[Tensor] = None,
                    num_src: Optional[int] = None,
-                   num_dst: Optional[int] = None
+                   num_dst: Optional[int] = None,
+                   device: Optional[torch.device] = None
                    ) -> Tuple[Tensor, Optional[Tensor]]:
     r"""``(edge_index, edge_attr)`` from any graph argument PyG layers take:
     an ``edge_index``, an :class:`~torch_geometric.EdgeIndex`, an ``adj_t``
@@ -165,11 +176,14 @@ def _resolve_graph(edge_index, edge_attr: Optional[Tensor] = None,
     :class:`~pyg_relational.nn._paths.GraphInput`. As PyG's ``propagate``
     does, ``[E, F]`` values of an ``adj_t`` are the edge features when
     ``edge_attr`` is None; the edges of an ``adj_t`` come sorted by target,
-    then source."""
+    then source. A structure's edges are built on ``device`` (the node
+    features'; default: ``edge_attr``'s, else the CPU)."""
     if type(edge_index) is Tensor and edge_index.layout == torch.strided:
         # a plain edge_index: nothing to resolve
         return edge_index, edge_attr
-    graph = GraphInput(edge_index, num_src, num_dst)
+    if device is None and edge_attr is not None:
+        device = edge_attr.device
+    graph = GraphInput(edge_index, num_src, num_dst, device=device)
     if edge_attr is None and graph.edge_weight is not None \
             and graph.edge_weight.dim() == 2:
         edge_attr = graph.edge_weight  # [E, F]
@@ -499,8 +513,9 @@ class EdgeBlock(MessagePassing):
                              "pass x [N, F]")
         elif size is not None:
             size = _check_size(size)
-        edge_index, edge_attr = _resolve_graph(edge_index, edge_attr,
-                                               *(size or (None, None)))
+        edge_index, edge_attr = _resolve_graph(
+            edge_index, edge_attr, *(size or (None, None)),
+            device=_features_device(x, edge_attr, u))
         check_edge_index(edge_index, *(size or (None, None)))
         _check_edge_attr(edge_attr, edge_index.size(1), self.use_edges,
                          'use_edges')
@@ -711,7 +726,8 @@ class NodeBlock(MessagePassing):
         (:meth:`receive` and :meth:`send`, then :meth:`node_update`)."""
         _refuse_sizes(edge_attr=edge_attr, u=u, batch=batch)
         size = _num_nodes(x, size=size)
-        edge_index, edge_attr = _resolve_graph(edge_index, edge_attr, *size)
+        edge_index, edge_attr = _resolve_graph(
+            edge_index, edge_attr, *size, device=_features_device(x))
         check_edge_index(edge_index, *size)
         received = sent = None
         if self.use_received_edges:
@@ -724,7 +740,8 @@ class NodeBlock(MessagePassing):
                   edge_attr: Optional[Tensor], flag: str
                   ) -> Tuple[Tuple[int, int], Tensor, Optional[Tensor]]:
         size = _num_nodes(x)
-        edge_index, edge_attr = _resolve_graph(edge_index, edge_attr, *size)
+        edge_index, edge_attr = _resolve_graph(
+            edge_index, edge_attr, *size, device=_features_device(x))
         check_edge_index(edge_index, *size)
         _check_edge_attr(edge_attr, edge_index.size(1), True, flag)
         if self.part_channels is not None:
@@ -905,7 +922,8 @@ class GlobalBlock(Module):
         else ``num_graphs``, else ``batch.max() + 1`` (1 without batch)."""
         _refuse_sizes(edge_attr=edge_attr, u=u, batch=batch)
         size = _num_nodes(x)
-        edge_index, edge_attr = _resolve_graph(edge_index, edge_attr, *size)
+        edge_index, edge_attr = _resolve_graph(
+            edge_index, edge_attr, *size, device=_features_device(x))
         check_edge_index(edge_index, *size)
         x_dst = _split_pair(x, 'x')[1]
         batch_dst = _split_pair(batch, 'batch')[1]
@@ -1090,7 +1108,8 @@ class GraphNetwork(Module):
                              f"graph call the blocks directly")
         _refuse_sizes(edge_attr=edge_attr, u=u, batch=batch)
         N = _num_nodes(x)[0]
-        edge_index, edge_attr = _resolve_graph(edge_index, edge_attr, N, N)
+        edge_index, edge_attr = _resolve_graph(edge_index, edge_attr, N, N,
+                                               device=x.device)
         check_edge_index(edge_index, N, N)
         _check_batch(batch, N, 'batch')
         if num_graphs is not None or self.global_block is not None:
