@@ -131,3 +131,31 @@ def empty_graph(device=None) -> Tensor:
 
 def dtypes() -> Iterable[torch.dtype]:
     return (torch.float32, torch.float64)
+
+
+# --------------------------------------------------------------------------
+# Host syncs, counted on the CPU (issue 20).
+# --------------------------------------------------------------------------
+HOST_READS = frozenset({'__int__', '__bool__', '__float__', '__index__',
+                        'item', 'tolist', 'nonzero', 'unique'})
+
+
+class count_host_reads(torch.overrides.TorchFunctionMode):
+    """Counts the tensor operations that read values back to the host
+    (``int(t)``, ``bool(t)``, ``.item()``, ``.tolist()``, ``nonzero``, ...):
+    each one is a device-to-host sync on CUDA. ``with count_host_reads() as
+    reads: ...`` then ``reads.count`` / ``reads.names``."""
+
+    def __init__(self):
+        super().__init__()
+        self.names = []
+
+    @property
+    def count(self) -> int:
+        return len(self.names)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, '__name__', '')
+        if name in HOST_READS:
+            self.names.append(name)
+        return func(*args, **(kwargs or {}))

@@ -130,29 +130,50 @@ def _plan(edge_index: Tensor, edge_type: Tensor, num_types: int,
     elif num_types < 32767:
         key = edge_type.to(torch.int16)
     key, perm = key.sort(stable=True)  # edges grouped by type, order kept
-    bounds = torch.arange(num_types + 1, device=key.device).to(key.dtype)
-    counts: List[int] = torch.searchsorted(key, bounds).diff().tolist()
     src = edge_index[0].index_select(0, perm)
     dst = edge_index[1].index_select(0, perm)
+    num_edges = src.numel()
+    # Everything the plan needs from the indices, per type, computed on
+    # the device and read back in ONE transfer (a host sync on CUDA), not a
+    # few per type: [count, min offset, max offset, first target, last
+    # target, targets not strictly increasing].
+    bounds = torch.arange(num_types + 1, device=key.device).to(key.dtype)
+    ends = torch.searchsorted(key, bounds)  # [T + 1]
+    counts = ends.diff()  # [T]
+    stats = [counts]
+    if shifts and num_edges > 0:
+        types = key.long()
+        offset = src - dst  # [E]
+        low = offset.new_zeros(num_types).scatter_reduce(
+            0, types, offset, 'amin', include_self=False)
+        high = offset.new_zeros(num_types).scatter_reduce(
+            0, types, offset, 'amax', include_self=False)
+        first = dst.index_select(0, ends[:-1].clamp(max=num_edges - 1))
+        last = dst.index_select(0, (ends[1:] - 1).clamp(min=0))
+        unsorted = (types[1:] == types[:-1]) & (dst[1:] <= dst[:-1])
+        unsorted = counts.new_zeros(num_types).index_add_(
+            0, types[1:], unsorted.to(counts.dtype))
+        stats += [low, high, first, last, unsorted]
+    rows = torch.stack(stats, dim=1).tolist()  # [T, 1 or 6]: the one sync
     plan, start = [], 0
-    for t, n in enumerate(counts):
+    for t, row in enumerate(rows):
+        n = row[0]
         s, d = src[start:start + n], dst[start:start + n]
         start += n
         if n == 0:
             plan.append(None)
             continue
         if shifts:
-            low, high = torch.aminmax(s - d)
-            lo, hi = int(d[0]), int(d[-1]) + 1
+            _, low, high, lo, hi, unsorted = row
+            hi += 1
             # one offset, targets strictly increasing (each at most once)
-            if int(low) == int(high) and (
-                    n == 1 or bool((d[1:] > d[:-1]).all())):
+            if low == high and unsorted == 0:
                 mask = None
                 if hi - lo != n:  # holes: rows of the range without edge
                     mask = torch.zeros(hi - lo, 1, dtype=torch.bool,
                                        device=d.device)
                     mask[d - lo] = True
-                plan.append(('shift', lo, hi, int(low), mask))
+                plan.append(('shift', lo, hi, low, mask))
                 continue
         plan.append(('gather', s, d))
     return plan
