@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from torch.nn import GRUCell, Linear, Module, ModuleList, Parameter
 from torch_geometric.nn import MessagePassing
-from torch_geometric.nn.inits import glorot
+from torch_geometric.nn.inits import uniform
 
 from .._checks import (check_choice, check_edge_index, check_edge_weight,
                        check_features, check_int, plain_tensor)
@@ -379,7 +379,7 @@ class GatedGraphConv(MessagePassing):
 
     def reset_parameters(self):
         super().reset_parameters()
-        glorot(self.weight)
+        uniform(self.out_channels, self.weight)  # U(-1/sqrt(C), 1/sqrt(C))
         self.rnn.reset_parameters()
 
     def forward(self, x: Tensor, edge_index,
@@ -421,7 +421,8 @@ class GatedGraphConv(MessagePassing):
             pattern = EdgePattern.build(plain_tensor(edge_index), N, N)
             why = 'the graph has no edge (no CSR form)' if pattern is None \
                 else None
-        path = choose_path(self, self.path, {'sparse': why})
+        path = choose_path(self, self.path, {'sparse': why},
+                           order=('sparse', 'message'))
         if path == 'sparse':  # weights in CSR order, [E, 1]
             w = x.new_ones(edge_index.size(1)) if edge_weight is None \
                 else edge_weight.to(x.dtype)
