@@ -22,7 +22,7 @@ from torch import Tensor
 from torch_geometric import EdgeIndex
 
 from pyg_relational import graphs
-from pyg_relational.structure import structure_of
+from pyg_relational.structure import register, structure_of
 from pyg_relational.nn import (AttentionConv, BahdanauAttention, EdgeBlock,
                                FullyConnectedConv, GlobalBlock, GraphNetwork,
                                InteractionNetwork, LatticeConv,
@@ -65,12 +65,35 @@ class Graph:
     def num_dst(self) -> int:
         return self.dst_graph.numel()
 
+    def to(self, device) -> 'Graph':
+        """The same graphs on ``device`` (a builder's graph keeps its
+        registered structure there)."""
+        return Graph(_to(self.edge_index, device),
+                     self.src_graph.to(device), self.dst_graph.to(device),
+                     self.num_graphs, None if self.edge_type is None
+                     else self.edge_type.to(device), dict(self.info))
+
+    @property
+    def device(self) -> torch.device:
+        return self.edge_index.device
+
     def isolated_targets(self) -> Tensor:
         """Targets without an incoming edge (mask ``[N_dst]``)."""
-        degree = torch.zeros(self.num_dst, dtype=torch.long)
+        degree = torch.zeros(self.num_dst, dtype=torch.long,
+                             device=self.device)
         degree.index_add_(0, self.edge_index[1],
                           torch.ones_like(self.edge_index[1]))
         return degree == 0
+
+
+def _to(edge_index: Tensor, device) -> Tensor:
+    """``edge_index`` on ``device``, with the structure a builder registered
+    for it (a copy on another device is a new tensor)."""
+    if edge_index.device == torch.device(device):
+        return edge_index
+    structure = structure_of(edge_index, recognise_unknown=False)
+    moved = edge_index.to(device)
+    return moved if structure is None else register(moved, structure)
 
 
 def _graph_of(sizes: Sequence[int]) -> Tensor:
@@ -395,7 +418,7 @@ def _adj_t(g: Graph) -> Tensor:
     """The graph as a ``torch.sparse`` ``adj_t [N_dst, N_src]``."""
     row, col = g.edge_index[1], g.edge_index[0]
     return torch.sparse_coo_tensor(torch.stack([row, col]),
-                                   torch.ones(row.numel()),
+                                   torch.ones(row.numel(), device=g.device),
                                    (g.num_dst, g.num_src),
                                    check_invariants=True).coalesce()
 
@@ -464,7 +487,7 @@ def _nri_decoder(layer, g, inputs):
 
 
 def _graph_rows(g):
-    return torch.arange(g.num_graphs)
+    return torch.arange(g.num_graphs, device=g.device)
 
 
 ATTENTION_PATHS = ('dense', 'sparse', 'message')
@@ -554,7 +577,8 @@ CASES: List[Case] = [
              'x': _randn(gen, g.num_dst, 6)},
          lambda layer, g, inputs: layer(
              inputs['x'], inputs['memory'],
-             graphs.complete_graph(g.info['dst_sizes'], causal=True),
+             _to(graphs.complete_graph(g.info['dst_sizes'], causal=True),
+                 g.device),
              g.edge_index), poison='memory', isolated='finite'),
     # ---- NonLocalBlock -------------------------------------------------
     Case('nonlocal-embedded_gaussian-complete',
@@ -666,5 +690,5 @@ def _positions(g: Graph) -> Tensor:
     """Position of every node inside its graph."""
     sizes = g.info['sizes']
     if not sizes or sum(sizes) == 0:
-        return torch.zeros(0, dtype=torch.long)
-    return torch.cat([torch.arange(n) for n in sizes])
+        return torch.zeros(0, dtype=torch.long, device=g.device)
+    return torch.cat([torch.arange(n) for n in sizes]).to(g.device)

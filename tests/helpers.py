@@ -159,3 +159,55 @@ class count_host_reads(torch.overrides.TorchFunctionMode):
         if name in HOST_READS:
             self.names.append(name)
         return func(*args, **(kwargs or {}))
+
+
+# --------------------------------------------------------------------------
+# Devices (issue 20): every device-parametrised test runs on each available
+# device; an absent device is not collected at all.
+# --------------------------------------------------------------------------
+import os  # noqa: E402 (this section is appended; imports kept with it)
+
+import pytest  # noqa: E402
+
+DEVICES_VARIABLE = 'PYG_RELATIONAL_TEST_DEVICES'
+
+# Tolerances per device and dtype. On CUDA (TF32 off) kernels sum in other
+# orders and atomics make the order vary: float32 1e-4, float64 1e-9.
+DEVICE_TOL = {'cpu': dict(TOL),
+              'cuda': {torch.float64: 1e-9, torch.float32: 1e-4}}
+
+
+def available_devices():
+    """``['cpu']``, plus ``'cuda'`` when :func:`torch.cuda.is_available`.
+    ``$PYG_RELATIONAL_TEST_DEVICES`` (e.g. ``cuda`` or ``cpu,cuda``)
+    overrides the list: to run one device only, and for the test that
+    checks the collection of a faked list."""
+    given = os.environ.get(DEVICES_VARIABLE)
+    if given:
+        return [d.strip() for d in given.split(',') if d.strip()]
+    return ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
+
+
+DEVICES = available_devices()
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    """The device a test runs on (parametrised over :data:`DEVICES`; a
+    module takes it with ``from tests.helpers import device``). On the
+    test's device: TF32 off, and :func:`assert_close` (so :func:`assert_twin`
+    too) uses that device's tolerances."""
+    global TOL
+    name = request.param
+    saved_tol = TOL
+    saved_tf32 = (torch.backends.cuda.matmul.allow_tf32,
+                  torch.backends.cudnn.allow_tf32)
+    TOL = DEVICE_TOL.get(torch.device(name).type, saved_tol)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield name
+    finally:
+        TOL = saved_tol
+        (torch.backends.cuda.matmul.allow_tf32,
+         torch.backends.cudnn.allow_tf32) = saved_tf32

@@ -17,6 +17,10 @@ to the same contract, against the *same* module switched to
 * the default path compiles (``torch.compile``, eager and inductor
   backends) and runs under PyG's explainers.
 
+Every test runs on every available device (the ``device`` fixture of
+``tests/helpers.py``: ``cpu``, and ``cuda`` where there is one; an absent
+device is not collected), with that device's tolerances and TF32 off.
+
 A path joins the suite by being added to a case's ``paths``.
 """
 import functools
@@ -29,7 +33,7 @@ from torch import Tensor
 
 from pyg_relational.nn import AttentionConv, MultiheadAttentionConv
 from tests.conformance_cases import CASES, Case, Complete, Graph, Random
-from tests.helpers import _flatten, assert_close
+from tests.helpers import _flatten, assert_close, device  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
@@ -74,8 +78,10 @@ def _check_ran(layer, path: str):
 
 
 def _inputs(case: Case, g: Graph, dtype=torch.float64, seed: int = 0):
+    """The case's inputs, drawn on the CPU (the same numbers everywhere),
+    on the graph's device."""
     gen = torch.Generator().manual_seed(seed)
-    return {k: v.to(dtype) for k, v in case.inputs(g, gen).items()}
+    return {k: v.to(g.device, dtype) for k, v in case.inputs(g, gen).items()}
 
 
 def _leaves(inputs):
@@ -83,8 +89,8 @@ def _leaves(inputs):
             for k, v in inputs.items()}
 
 
-def _layer(case: Case, dtype=torch.float64):
-    return case.make().to(dtype).train(case.train)
+def _layer(case: Case, dtype=torch.float64, device='cpu'):
+    return case.make().to(device, dtype).train(case.train)
 
 
 class Declined(Exception):
@@ -129,7 +135,7 @@ def _forward(case: Case, layer, g: Graph, inputs, path: str) -> List[Tensor]:
 def _cotangents(outputs: Sequence[Tensor], seed: int) -> List[Tensor]:
     gen = torch.Generator().manual_seed(seed)
     return [torch.randn(o.shape, generator=gen, dtype=torch.float64).to(
-        o.dtype) for o in outputs]
+        o.device, o.dtype) for o in outputs]
 
 
 def _derivatives(case: Case, layer, g: Graph, inputs, path: str):
@@ -163,10 +169,10 @@ def _derivatives(case: Case, layer, g: Graph, inputs, path: str):
                          ids=['float64', 'float32'])
 @pytest.mark.parametrize('case,path', _pairs(fast_only=True))
 @_declines_pass
-def test_path_equals_message_path(case, path, dtype):
-    g = case.kind.batch(list(case.sizes))
+def test_path_equals_message_path(case, path, dtype, device):
+    g = case.kind.batch(list(case.sizes)).to(device)
     inputs = _inputs(case, g, dtype)
-    layer = _layer(case, dtype)
+    layer = _layer(case, dtype, device)
     out, first, second, names = _derivatives(case, layer, g, inputs, path)
     ref_out, ref_first, ref_second, _ = _derivatives(case, layer, g, inputs,
                                                      'message')
@@ -182,12 +188,12 @@ def test_path_equals_message_path(case, path, dtype):
 
 
 @pytest.mark.parametrize('case', [pytest.param(c, id=c.name) for c in CASES])
-def test_message_path_gradcheck(case):
+def test_message_path_gradcheck(case, device):
     """The reference itself: analytical first and second derivatives equal
     finite differences (float64)."""
-    g = case.kind.batch(list(case.sizes))
+    g = case.kind.batch(list(case.sizes)).to(device)
     inputs = _leaves(_inputs(case, g))
-    layer = _layer(case)
+    layer = _layer(case, device=device)
     _use_path(layer, case, 'message')
     names = [k for k, v in inputs.items() if v.requires_grad]
 
@@ -209,13 +215,13 @@ def test_message_path_gradcheck(case):
 @pytest.mark.parametrize('value', [math.nan, math.inf], ids=['nan', 'inf'])
 @pytest.mark.parametrize('case,path', _pairs(robust=True))
 @_declines_pass
-def test_nonfinite_stays_in_its_graph(case, path, value):
-    g = case.kind.batch(list(case.sizes))
+def test_nonfinite_stays_in_its_graph(case, path, value, device):
+    g = case.kind.batch(list(case.sizes)).to(device)
     inputs = _inputs(case, g)
     nodes = g.src_graph if case.poison_nodes == 'src' else g.dst_graph
     first = int((nodes == POISONED).nonzero()[0])
     inputs[case.poison][first] = value  # one node of graph POISONED
-    layer = _layer(case)
+    layer = _layer(case, device=device)
     out = _forward(case, layer, g, inputs, path)
     rows = case.rows_graph(g) != POISONED
     assert bool(torch.isfinite(out[0][rows]).all()), (
@@ -272,10 +278,10 @@ def _assert_like_message(case, layer, g, path, out, grads):
     for p in _pairs(robust=True) for where in ('alone', 'in-batch')
     if where == 'alone' or p.values[0].kind.ragged])
 @_declines_pass
-def test_empty_graph(case, path, where):
+def test_empty_graph(case, path, where, device):
     sizes = [0] if where == 'alone' else [2, 0, 3]
-    g = case.kind.batch(sizes)
-    layer = _layer(case)
+    g = case.kind.batch(sizes).to(device)
+    layer = _layer(case, device=device)
     out, grads = _forward_backward(case, layer, g, path)
     assert out[0].size(0) == case.rows_graph(g).numel()
     _assert_like_message(case, layer, g, path, out, grads)
@@ -284,9 +290,9 @@ def test_empty_graph(case, path, where):
 @pytest.mark.parametrize('case,path', [
     p for p in _pairs(robust=True) if p.values[0].kind.one_node_sizes])
 @_declines_pass
-def test_one_node_graphs(case, path):
-    g = case.kind.batch(case.kind.one_node_sizes)
-    layer = _layer(case)
+def test_one_node_graphs(case, path, device):
+    g = case.kind.batch(case.kind.one_node_sizes).to(device)
+    layer = _layer(case, device=device)
     out, grads = _forward_backward(case, layer, g, path)
     _assert_like_message(case, layer, g, path, out, grads)
 
@@ -295,11 +301,11 @@ def test_one_node_graphs(case, path):
     p for p in _pairs(robust=True) if p.values[0].isolated is not None
     and p.values[0].kind.isolated() is not None])
 @_declines_pass
-def test_isolated_targets(case, path):
-    g = case.kind.isolated()
+def test_isolated_targets(case, path, device):
+    g = case.kind.isolated().to(device)
     isolated = g.isolated_targets()
     assert bool(isolated.any())
-    layer = _layer(case)
+    layer = _layer(case, device=device)
     out, grads = _forward_backward(case, layer, g, path)
     rows = out[0][isolated]
     assert bool(torch.isfinite(rows).all()), f'{path}: NaN at isolated ' \
@@ -314,29 +320,34 @@ def test_isolated_targets(case, path):
 # Low precision.
 # --------------------------------------------------------------------------
 LOW = {'bfloat16': (torch.bfloat16, 0.1), 'float16': (torch.float16, 0.02),
-       'autocast-bfloat16': (None, 0.1)}
+       'autocast': (None, None)}
+# autocast's dtype per device: CPU autocast is bfloat16, CUDA's is float16
+AUTOCAST = {'cpu': (torch.bfloat16, 0.1), 'cuda': (torch.float16, 0.02)}
 
 
 def _precisions():
     """bfloat16 and float16 on every path; autocast on the default one."""
     return [pytest.param(*p.values, precision, id=f'{p.id}-{precision}')
             for p in _pairs(robust=True) for precision in LOW
-            if precision != 'autocast-bfloat16'
+            if precision != 'autocast'
             or p.values[1] == 'auto' or p.values[0].paths == ('message', )]
 
 
 @pytest.mark.parametrize('case,path,precision', _precisions())
 @_declines_pass
-def test_low_precision(case, path, precision):
+def test_low_precision(case, path, precision, device):
     dtype, tol = LOW[precision]
-    g = case.kind.batch(list(case.sizes))
-    layer = _layer(case, torch.float32)
+    device_type = torch.device(device).type
+    if dtype is None:
+        autocast_dtype, tol = AUTOCAST[device_type]
+    g = case.kind.batch(list(case.sizes)).to(device)
+    layer = _layer(case, torch.float32, device)
     ref, _ = _forward_backward(case, layer, g, path, torch.float32)
     ref = [r.detach() for r in ref]
     inputs = _leaves(_inputs(case, g, dtype or torch.float32))
     try:
         if dtype is None:
-            with torch.autocast('cpu', dtype=torch.bfloat16):
+            with torch.autocast(device_type, dtype=autocast_dtype):
                 out = _forward(case, layer, g, inputs, path)
         else:
             layer = layer.to(dtype)
@@ -344,8 +355,8 @@ def test_low_precision(case, path, precision):
         loss = sum(o.float().sum() for o in out if o.requires_grad)
         loss.backward()
     except RuntimeError as error:  # a kernel PyTorch lacks on CPU
-        if dtype is torch.float16 and "not implemented for 'Half'" in \
-                str(error):
+        if dtype is torch.float16 and device_type == 'cpu' and \
+                "not implemented for 'Half'" in str(error):
             pytest.skip(f'no float16 CPU kernel: {error}')
         raise
     for k, (a, b) in enumerate(zip(out, ref)):
@@ -363,9 +374,9 @@ def test_low_precision(case, path, precision):
 # --------------------------------------------------------------------------
 @pytest.mark.parametrize('case', [pytest.param(c, id=c.name) for c in CASES
                                   if len(c.paths) > 1])
-def test_auto_picks_expected_path(case):
-    g = case.kind.batch(list(case.sizes))
-    layer = _layer(case)
+def test_auto_picks_expected_path(case, device):
+    g = case.kind.batch(list(case.sizes)).to(device)
+    layer = _layer(case, device=device)
     assert layer.path == 'auto'
     _forward(case, layer, g, _inputs(case, g), 'auto')
     assert layer.last_path == case.auto, layer.why_not_faster
@@ -380,11 +391,12 @@ def test_auto_picks_expected_path(case):
 # --------------------------------------------------------------------------
 # torch.compile of the default path.
 # --------------------------------------------------------------------------
-def _compiled_matches_eager(case, backend, dtype=torch.float64):
+def _compiled_matches_eager(case, backend, dtype=torch.float64,
+                            device='cpu'):
     import torch._dynamo
     torch._dynamo.reset()
-    g = case.kind.batch(list(case.sizes))
-    layer = _layer(case, dtype)
+    g = case.kind.batch(list(case.sizes)).to(device)
+    layer = _layer(case, dtype, device)
     inputs = _inputs(case, g, dtype)
     eager, eager_grads = _forward_backward(case, layer, g, 'auto', dtype)
     compiled = torch.compile(layer, backend=backend, dynamic=False)
@@ -406,8 +418,8 @@ def _compiled_matches_eager(case, backend, dtype=torch.float64):
 
 @pytest.mark.parametrize('case', [pytest.param(c, id=c.name) for c in CASES
                                   if c.compile])
-def test_compile_eager_backend(case):
-    _compiled_matches_eager(case, 'eager')
+def test_compile_eager_backend(case, device):
+    _compiled_matches_eager(case, 'eager', device=device)
 
 
 INDUCTOR = ['attention-scaled_dot-structure']  # ~1 min on 2 loaded cores
@@ -415,11 +427,11 @@ INDUCTOR = ['attention-scaled_dot-structure']  # ~1 min on 2 loaded cores
 
 @pytest.mark.slow
 @pytest.mark.parametrize('name', INDUCTOR)
-def test_compile_inductor_backend(name):
+def test_compile_inductor_backend(name, device):
     from torch._inductor import config
     case = next(c for c in CASES if c.name == name)
     with config.patch(compile_threads=1):
-        _compiled_matches_eager(case, 'inductor', torch.float32)
+        _compiled_matches_eager(case, 'inductor', torch.float32, device)
 
 
 # --------------------------------------------------------------------------
@@ -447,7 +459,7 @@ class _Model(torch.nn.Module):
 @pytest.mark.parametrize('explainer', ['attention', 'gnn'])
 @pytest.mark.parametrize('kind', [Complete(), Random()], ids=str)
 @pytest.mark.parametrize('layer', list(EXPLAINED))
-def test_explainers_on_default_path(layer, kind, explainer):
+def test_explainers_on_default_path(layer, kind, explainer, device):
     from torch_geometric.explain import (AttentionExplainer, Explainer,
                                          GNNExplainer)
     # PyG compiles ``propagate`` per class on first use; explaining a
@@ -456,9 +468,9 @@ def test_explainers_on_default_path(layer, kind, explainer):
     torch.manual_seed(0)
     conv = EXPLAINED[layer]()
     channels = conv.out_channels * conv.heads
-    model = _Model(conv, channels)
-    g = kind.batch([3, 4])
-    x = torch.randn(g.num_src, 4)
+    model = _Model(conv, channels).to(device)
+    g = kind.batch([3, 4]).to(device)
+    x = torch.randn(g.num_src, 4).to(device)
     if explainer == 'attention':
         algorithm, node_mask_type = AttentionExplainer(), None
     else:
