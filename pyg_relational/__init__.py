@@ -4,7 +4,7 @@ from . import datasets, graphs, nn, structure, transforms
 from .graphs import (bipartite_graph, chain_graph, complete_graph, grid_graph,
                      relative_position, window_graph)
 from .structure import (BipartiteBlocks, Chains, CompleteBlocks, Grid,
-                        GraphStructure, Windows, structure_of)
+                        GraphStructure, Windows, clear_cache, structure_of)
 from .transforms import (ImageToGraph, SequenceToGraph, image_to_nodes,
                          nodes_to_image, nodes_to_sequence, sequence_to_nodes)
 
@@ -13,7 +13,7 @@ __version__ = '0.1.0'
 __all__ = [
     'datasets', 'graphs', 'nn', 'structure', 'transforms', 'GraphStructure',
     'CompleteBlocks', 'BipartiteBlocks', 'Chains', 'Windows', 'Grid',
-    'structure_of', 'chain_graph', 'complete_graph',
+    'structure_of', 'clear_cache', 'chain_graph', 'complete_graph',
     'bipartite_graph', 'window_graph', 'grid_graph', 'relative_position',
     'SequenceToGraph', 'ImageToGraph', 'sequence_to_nodes',
     'nodes_to_sequence', 'image_to_nodes', 'nodes_to_image', '__version__'
