@@ -22,7 +22,7 @@ from torch import Tensor
 from torch_geometric import EdgeIndex
 
 from pyg_relational import graphs
-from pyg_relational.structure import register, structure_of
+from pyg_relational.structure import structure_of
 from pyg_relational.nn import (AttentionConv, BahdanauAttention, EdgeBlock,
                                FullyConnectedConv, GlobalBlock, GraphNetwork,
                                InteractionNetwork, LatticeConv,
@@ -32,6 +32,7 @@ from pyg_relational.nn import (AttentionConv, BahdanauAttention, EdgeBlock,
                                NRIRNNDecoder, RecurrentConv,
                                TransformerDecoderLayer,
                                TransformerEncoderLayer)
+from tests.helpers import graph_to as _to
 
 F_IN = 4  # node features of every case
 
@@ -84,16 +85,6 @@ class Graph:
         degree.index_add_(0, self.edge_index[1],
                           torch.ones_like(self.edge_index[1]))
         return degree == 0
-
-
-def _to(edge_index: Tensor, device) -> Tensor:
-    """``edge_index`` on ``device``, with the structure a builder registered
-    for it (a copy on another device is a new tensor)."""
-    if edge_index.device == torch.device(device):
-        return edge_index
-    structure = structure_of(edge_index, recognise_unknown=False)
-    moved = edge_index.to(device)
-    return moved if structure is None else register(moved, structure)
 
 
 def _graph_of(sizes: Sequence[int]) -> Tensor:

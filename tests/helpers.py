@@ -211,3 +211,14 @@ def device(request):
         TOL = saved_tol
         (torch.backends.cuda.matmul.allow_tf32,
          torch.backends.cudnn.allow_tf32) = saved_tf32
+
+
+def graph_to(edge_index: Tensor, device) -> Tensor:
+    """``edge_index`` on ``device``, with the structure a builder registered
+    for it (a copy on another device is a new tensor, unregistered)."""
+    from pyg_relational.structure import register, structure_of
+    if edge_index.device == torch.device(device):
+        return edge_index
+    structure = structure_of(edge_index, recognise_unknown=False)
+    moved = edge_index.to(device)
+    return moved if structure is None else register(moved, structure)

@@ -8,6 +8,7 @@ from pyg_relational import complete_graph
 from pyg_relational.nn import InteractionNetwork
 from tests.helpers import (assert_close, assert_edge_order_invariant,
                            assert_twin, dtypes, empty_graph)
+from tests.helpers import device  # noqa: F401 (fixture: every device)
 
 
 def _net(dtype=torch.float64, **kwargs):
@@ -26,10 +27,11 @@ def _reference(net):
 
     def run(O, Ra, X, edge_index):
         N, E = O.size(0), edge_index.size(1)
-        R_s = torch.zeros(N, E, dtype=O.dtype)
-        R_r = torch.zeros(N, E, dtype=O.dtype)
-        R_s[edge_index[0], torch.arange(E)] = 1.
-        R_r[edge_index[1], torch.arange(E)] = 1.
+        R_s = torch.zeros(N, E, dtype=O.dtype, device=O.device)
+        R_r = torch.zeros(N, E, dtype=O.dtype, device=O.device)
+        edges = torch.arange(E, device=O.device)
+        R_s[edge_index[0], edges] = 1.
+        R_r[edge_index[1], edges] = 1.
         B = torch.cat([Ra, R_s.t() @ O, R_r.t() @ O], -1)  # [E, 2D_S + D_R]
         effects = f_R(B)  # [E, D_E]
         C = torch.cat([R_r @ effects, O, X], -1)  # [N, D_E + D_S + D_X]
@@ -38,14 +40,15 @@ def _reference(net):
 
 
 @pytest.mark.parametrize('dtype', dtypes())
-def test_matches_dense_paper_formulation(dtype):
-    net = _net(dtype)
+def test_matches_dense_paper_formulation(dtype, device):
+    net = _net(dtype).to(device)
     twin = copy.deepcopy(net)
     ref = _reference(twin)
-    edge_index = torch.tensor([[0, 1, 2, 3, 3, 1], [1, 2, 0, 0, 2, 0]])
-    O = torch.randn(5, 4, dtype=dtype)  # node 4: no relation at all
-    Ra = torch.randn(6, 2, dtype=dtype)
-    X = torch.randn(5, 1, dtype=dtype)
+    edge_index = torch.tensor([[0, 1, 2, 3, 3, 1],
+                               [1, 2, 0, 0, 2, 0]]).to(device)
+    O = torch.randn(5, 4, dtype=dtype).to(device)  # node 4: no relation
+    Ra = torch.randn(6, 2, dtype=dtype).to(device)
+    X = torch.randn(5, 1, dtype=dtype).to(device)
     params = [(lambda p=p: p.grad, lambda q=q: q.grad)
               for p, q in zip(net.parameters(), twin.parameters())]
     assert_twin(lambda O, Ra, X: net(O, edge_index, Ra, X,

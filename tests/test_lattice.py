@@ -1,6 +1,6 @@
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch_geometric.data import Batch
 from torch_geometric.loader import DataLoader
@@ -15,7 +15,8 @@ from pyg_relational.nn.typed import (_plan, _ShiftAggregate, _TypedAggregate,
 from pyg_relational.transforms import image_to_nodes, nodes_to_image
 
 from .helpers import (_flatten, assert_close, assert_edge_order_invariant,
-                      assert_twin, empty_graph)
+                      assert_twin, empty_graph, graph_to)
+from .helpers import device  # noqa: F401 (fixture: every available device)
 
 CONVS = {
     '1d': lambda: torch.nn.Conv1d(3, 4, 3),
@@ -44,7 +45,8 @@ def graph_conv(layer, spatial, batch_size):
 
     def run(image):
         x = image_to_nodes(image)
-        out = layer(x, edge_index, edge_type, size=(num_in, num_out))
+        out = layer(x, graph_to(edge_index, x.device),
+                    edge_type.to(x.device), size=(num_in, num_out))
         return nodes_to_image(out, batch_size, *out_spatial)
 
     return run
@@ -57,11 +59,11 @@ PATHS = ['dense', 'sparse', 'message']
 @pytest.mark.parametrize('name', list(CONVS))
 @pytest.mark.parametrize('path', PATHS)
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
-def test_twin_conv(name, path, dtype):
-    conv = CONVS[name]().to(dtype)
+def test_twin_conv(name, path, dtype, device):
+    conv = CONVS[name]().to(device, dtype)
     layer = LatticeConv.from_module(conv, path=path)
     spatial = (7, ) if isinstance(conv, torch.nn.Conv1d) else (5, 6)
-    image = torch.randn(3, conv.in_channels, *spatial, dtype=dtype)
+    image = torch.randn(3, conv.in_channels, *spatial, dtype=dtype).to(device)
     params = [(lambda: layer.weight.grad,
                lambda: conv.weight.grad.flatten(2).permute(2, 1, 0))]
     if conv.bias is not None:
@@ -69,19 +71,20 @@ def test_twin_conv(name, path, dtype):
     assert_twin(graph_conv(layer, spatial, 3), conv, [image], params=params)
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)),
        stride=st.tuples(st.integers(1, 2), st.integers(1, 2)),
        padding=st.tuples(st.integers(0, 2), st.integers(0, 2)),
        dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
        groups=st.sampled_from([1, 2]), path=st.sampled_from(PATHS))
 def test_twin_conv2d_random_options(kernel, stride, padding, dilation,
-                                    groups, path):
+                                    groups, path, device):
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(2, 4, kernel, stride, padding, dilation,
-                           groups).double()
+                           groups).double().to(device)
     layer = LatticeConv.from_module(conv, path=path)
-    image = torch.randn(2, 2, 6, 5, dtype=torch.double)
+    image = torch.randn(2, 2, 6, 5, dtype=torch.double).to(device)
     params = [(lambda: layer.weight.grad,
                lambda: conv.weight.grad.flatten(2).permute(2, 1, 0)),
               (lambda: layer.bias.grad, lambda: conv.bias.grad)]

@@ -5,20 +5,21 @@ from pyg_relational.graphs import bipartite_graph
 from pyg_relational.nn.linear import FullyConnectedConv
 
 from .helpers import assert_close, assert_edge_order_invariant, assert_twin
+from .helpers import device  # noqa: F401 (fixture: every available device)
 
 
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
 @pytest.mark.parametrize('fused', [True, False])
 @pytest.mark.parametrize('bias', [True, False])
 @pytest.mark.parametrize('batch_shape', [(5, ), (2, 3), ()])
-def test_twin_linear(dtype, fused, bias, batch_shape):
-    linear = torch.nn.Linear(7, 4, bias=bias).to(dtype)
+def test_twin_linear(dtype, fused, bias, batch_shape, device):
+    linear = torch.nn.Linear(7, 4, bias=bias).to(device, dtype)
     layer = FullyConnectedConv.from_module(linear, fused=fused)
     params = [(lambda: layer.weight.grad,
                lambda: linear.weight.grad.reshape(-1))]
     if bias:
         params.append((lambda: layer.bias.grad, lambda: linear.bias.grad))
-    x = torch.randn(*batch_shape, 7, dtype=dtype)
+    x = torch.randn(*batch_shape, 7, dtype=dtype).to(device)
     assert_twin(layer, linear, [x], params=params)
 
 

@@ -12,7 +12,8 @@ from pyg_relational.nn import NonLocalBlock, non_local
 from pyg_relational.structure import CompleteBlocks
 
 from .helpers import (assert_close, assert_edge_order_invariant, assert_twin,
-                      dtypes, empty_graph)
+                      dtypes, empty_graph, graph_to)
+from .helpers import device  # noqa: F401 (fixture: every available device)
 
 PAIRWISE = NonLocalBlock.PAIRWISE
 
@@ -76,7 +77,8 @@ def paper_z(block, x_dst, y):
 
 
 def paper_graph(block, x_src, x_dst, edge_index):
-    mask = torch.zeros(x_dst.size(0), x_src.size(0), dtype=torch.bool)
+    mask = torch.zeros(x_dst.size(0), x_src.size(0), dtype=torch.bool,
+                       device=x_dst.device)
     mask[edge_index[1], edge_index[0]] = True
     key = x_src if block.pairwise == 'gaussian' else _lin(block.phi, x_src)
     y, _ = paper_y(block, x_dst, key, _lin(block.g, x_src), mask)
@@ -116,7 +118,8 @@ def paper_dense(block, x):
     nodes = nodes.reshape(b, -1, c)  # [B, P, C]
     ys = []
     for k in range(b):
-        mask = torch.ones(nodes.size(1), key.size(1), dtype=torch.bool)
+        mask = torch.ones(nodes.size(1), key.size(1), dtype=torch.bool,
+                          device=x.device)
         ys.append(paper_y(block, nodes[k], key[k], value[k], mask)[0])
     y = torch.cat(ys)  # [B * P, C']
     z = paper_z(block, nodes.reshape(-1, c), y)
@@ -156,10 +159,11 @@ def _graph():
 @pytest.mark.parametrize('pairwise', PAIRWISE)
 @pytest.mark.parametrize('options', [{}, {'output_projection': False},
                                      {'batch_norm': False}, {'fused': False}])
-def test_graph_matches_paper(pairwise, dtype, options):
-    a, b = _randomised(NonLocalBlock(6, pairwise=pairwise, **options), dtype)
-    edge_index = _graph()
-    x = torch.randn(7, 6, dtype=dtype)
+def test_graph_matches_paper(pairwise, dtype, options, device):
+    a, b = _randomised(NonLocalBlock(6, pairwise=pairwise,
+                                     **options).to(device), dtype)
+    edge_index = _graph().to(device)
+    x = torch.randn(7, 6, dtype=dtype).to(device)
     assert_twin(lambda x: a(x, edge_index),
                 lambda x: paper_graph(b, x, x, edge_index), [x],
                 params=_param_pairs(a, b))
@@ -191,10 +195,11 @@ DENSE = [
 @pytest.mark.parametrize('dtype', dtypes())
 @pytest.mark.parametrize('pairwise', PAIRWISE)
 @pytest.mark.parametrize('shape,sub_sample', DENSE)
-def test_dense_matches_paper(pairwise, dtype, shape, sub_sample):
-    a, b = _randomised(
-        NonLocalBlock(6, pairwise=pairwise, sub_sample=sub_sample), dtype)
-    x = torch.randn(*shape, dtype=dtype)
+def test_dense_matches_paper(pairwise, dtype, shape, sub_sample, device):
+    a, b = _randomised(NonLocalBlock(6, pairwise=pairwise,
+                                     sub_sample=sub_sample).to(device),
+                       dtype)
+    x = torch.randn(*shape, dtype=dtype).to(device)
     assert_twin(a, lambda x: paper_dense(b, x), [x],
                 params=_param_pairs(a, b))
     # the cached graph of the same shape gives the same numbers again
@@ -552,7 +557,8 @@ def test_auto_path_choice(pairwise):
          else 'sparse'),
         (complete_graph(7), 'dense'),
         (_random_graph(), 'sparse'),
-        (torch.cat([_random_graph(), _random_graph()[:, :1]], 1), 'message'),
+        # a repeated edge: two messages, CSR holds both
+        (torch.cat([_random_graph(), _random_graph()[:, :1]], 1), 'sparse'),
         (empty_graph(), 'message'),
     ]
     for edge_index, path in cases:

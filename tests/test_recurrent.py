@@ -10,7 +10,8 @@ from pyg_relational.structure import Chains, structure_of
 from pyg_relational.transforms import SequenceToGraph
 
 from .helpers import (assert_close, assert_edge_order_invariant, assert_twin,
-                      empty_graph)
+                      empty_graph, graph_to)
+from .helpers import device  # noqa: F401 (fixture: every available device)
 from .test_lattice import assert_paths_agree
 
 MODULES = {'rnn': torch.nn.RNN, 'gru': torch.nn.GRU, 'lstm': torch.nn.LSTM}
@@ -26,20 +27,23 @@ def param_pairs(layer, module):
 @pytest.mark.parametrize('lengths,initial', [([4, 4], False),
                                              ([5, 2, 4, 1], True)])
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
-def test_twin_rnn(cell, num_layers, bidirectional, lengths, initial, dtype):
+def test_twin_rnn(cell, num_layers, bidirectional, lengths, initial, dtype,
+                  device):
     extra = {'nonlinearity': 'relu'} if cell == 'rnn' and initial else {}
     module = MODULES[cell](3, 4, num_layers=num_layers, batch_first=True,
-                           bidirectional=bidirectional, **extra).to(dtype)
+                           bidirectional=bidirectional, **extra).to(device,
+                                                                    dtype)
     layer = RecurrentConv.from_module(module)
-    lengths = torch.tensor(lengths)
+    lengths = torch.tensor(lengths)  # on the CPU, as packing takes them
     batch, steps = lengths.numel(), int(lengths.max())
-    keep = torch.arange(steps).view(1, -1) < lengths.view(-1, 1)  # [B, T]
-    edge_index = chain_graph(lengths)
-    x = torch.randn(batch, steps, 3, dtype=dtype)
+    keep = (torch.arange(steps).view(1, -1) < lengths.view(-1, 1)).to(
+        device)  # [B, T]
+    edge_index = graph_to(chain_graph(lengths), device)
+    x = torch.randn(batch, steps, 3, dtype=dtype).to(device)
     states = layer.num_layers * layer.num_directions
     inputs = [x]
     if initial:
-        inputs += [torch.randn(states, batch, 4, dtype=dtype)
+        inputs += [torch.randn(states, batch, 4, dtype=dtype).to(device)
                    for _ in range(2 if cell == 'lstm' else 1)]
 
     def hidden(h):

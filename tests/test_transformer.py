@@ -11,28 +11,31 @@ from pyg_relational.nn import (MultiheadAttentionConv, PositionalEncoding,
                                TransformerEncoderLayer)
 
 from .helpers import (assert_close, assert_edge_order_invariant, assert_twin,
-                      dtypes, empty_graph)
+                      dtypes, empty_graph, graph_to)
+from .helpers import device  # noqa: F401 (fixture: every available device)
 
 E, H = 8, 2
 
 
 @pytest.mark.parametrize('dtype', dtypes())
 @pytest.mark.parametrize('mask', ['none', 'causal', 'key_padding'])
-def test_multihead_attention_twin(mask, dtype):
+def test_multihead_attention_twin(mask, dtype, device):
     B, T = 3, 5
-    mha = torch.nn.MultiheadAttention(E, H, batch_first=True).to(dtype)
+    mha = torch.nn.MultiheadAttention(E, H, batch_first=True).to(device,
+                                                                  dtype)
     with torch.no_grad():
         mha.in_proj_bias.normal_()
         mha.out_proj.bias.normal_()
     conv = MultiheadAttentionConv.from_module(mha)
     lengths = torch.tensor([5, 3, 4]) if mask == 'key_padding' else \
         torch.full((B, ), T)
-    valid = torch.arange(T).view(1, -1) < lengths.view(-1, 1)  # [B, T]
-    edge_index = complete_graph(lengths, causal=mask == 'causal')
+    valid = (torch.arange(T).view(1, -1) < lengths.view(-1, 1)).to(device)
+    edge_index = graph_to(complete_graph(lengths, causal=mask == 'causal'),
+                          device)
     kwargs = {}
     if mask == 'causal':
         kwargs['attn_mask'] = torch.nn.Transformer.\
-            generate_square_subsequent_mask(T, dtype=dtype)
+            generate_square_subsequent_mask(T, dtype=dtype, device=device)
     if mask == 'key_padding':
         kwargs['key_padding_mask'] = ~valid
 
@@ -42,7 +45,7 @@ def test_multihead_attention_twin(mask, dtype):
     def twin(x):
         return mha(x, x, x, need_weights=False, **kwargs)[0][valid]
 
-    assert_twin(graph, twin, [torch.randn(B, T, E, dtype=dtype)],
+    assert_twin(graph, twin, [torch.randn(B, T, E, dtype=dtype).to(device)],
                 mha_grad_pairs(conv, mha))
     assert conv.last_path == 'dense'  # SDPA, as the twin
 
@@ -137,31 +140,31 @@ def _layer_params(layer, module):
 @pytest.mark.parametrize('dtype', dtypes())
 @pytest.mark.parametrize('norm_first', [False, True])
 @pytest.mark.parametrize('activation', ['relu', 'gelu'])
-def test_encoder_layer_twin(norm_first, activation, dtype):
+def test_encoder_layer_twin(norm_first, activation, dtype, device):
     B, T = 2, 5
     module = torch.nn.TransformerEncoderLayer(
         E, H, 16, dropout=0., activation=activation, batch_first=True,
-        norm_first=norm_first).to(dtype)
+        norm_first=norm_first).to(device, dtype)
     layer = TransformerEncoderLayer.from_module(module)
-    edge_index = complete_graph([T] * B)
+    edge_index = graph_to(complete_graph([T] * B), device)
     assert_twin(lambda x: layer(x.reshape(-1, E), edge_index),
                 lambda x: module(x).reshape(-1, E),
-                [torch.randn(B, T, E, dtype=dtype)],
+                [torch.randn(B, T, E, dtype=dtype).to(device)],
                 _layer_params(layer, module))
 
 
 @pytest.mark.parametrize('dtype', dtypes())
 @pytest.mark.parametrize('norm_first', [False, True])
-def test_decoder_layer_twin(norm_first, dtype):
+def test_decoder_layer_twin(norm_first, dtype, device):
     B, T, S = 2, 4, 6
     module = torch.nn.TransformerDecoderLayer(
         E, H, 16, dropout=0., batch_first=True,
-        norm_first=norm_first).to(dtype)
+        norm_first=norm_first).to(device, dtype)
     layer = TransformerDecoderLayer.from_module(module)
-    self_graph = complete_graph([T] * B, causal=True)
-    cross_graph = bipartite_graph([S] * B, [T] * B)
-    mask = torch.nn.Transformer.generate_square_subsequent_mask(T,
-                                                                dtype=dtype)
+    self_graph = graph_to(complete_graph([T] * B, causal=True), device)
+    cross_graph = graph_to(bipartite_graph([S] * B, [T] * B), device)
+    mask = torch.nn.Transformer.generate_square_subsequent_mask(
+        T, dtype=dtype, device=device)
     params = _layer_params(layer, module) + mha_grad_pairs(
         layer.multihead_attn, module.multihead_attn) + [
             (lambda: layer.norms[2].bias.grad, lambda: module.norm3.bias.grad)
@@ -170,8 +173,8 @@ def test_decoder_layer_twin(norm_first, dtype):
         lambda x, m: layer(x.reshape(-1, E), m.reshape(-1, E), self_graph,
                            cross_graph),
         lambda x, m: module(x, m, tgt_mask=mask).reshape(-1, E),
-        [torch.randn(B, T, E, dtype=dtype),
-         torch.randn(B, S, E, dtype=dtype)], params)
+        [torch.randn(B, T, E, dtype=dtype).to(device),
+         torch.randn(B, S, E, dtype=dtype).to(device)], params)
 
 
 def test_layers_with_relative_positions_and_repr():
