@@ -169,6 +169,17 @@ class GraphInput:
             self._edge_index = self.structure.edge_index(self._device)
         return self._edge_index
 
+    def refuse_values(self, layer: str, name: str = 'edge_index'):
+        """Refuse an ``adj_t`` whose values ``layer`` would not use (values
+        of one are a bare pattern): weights are never ignored silently."""
+        if self.edge_weight is not None and not bool(
+                (self.edge_weight == 1).all()):
+            raise ValueError(
+                f"{layer} does not use edge weights: the values of the adj_t "
+                f"passed as '{name}' would be ignored; pass it without "
+                f"values (SparseTensor(row=..., col=...)) or with values of "
+                f"one")
+
     @property
     def materialised(self) -> bool:
         return self._edge_index is not None

@@ -837,13 +837,8 @@ class AttentionConv(MessagePassing):
     def _check_edges(self, graph: GraphInput, edge_attr, edge_type,
                      num_src: int, num_dst: int):
         """Edge list, ``adj_t`` values, edge features and edge types."""
-        if graph.edge_weight is not None and not bool(
-                (graph.edge_weight == 1).all()):
-            raise ValueError(
-                "AttentionConv infers its own edge weights: the values of "
-                "the adj_t passed as 'edge_index' would be ignored; pass it "
-                "without values (SparseTensor(row=..., col=...)) or with "
-                "values of one")
+        graph.refuse_values(f'{type(self).__name__} (attention infers its '
+                            f'own weights; per-edge weights: edge_weight=)')
         if graph.structure is None:  # a known structure is valid as built
             check_edge_index(graph.edge_index, num_src, num_dst)
         E = graph.structure.num_edges if graph.structure is not None \

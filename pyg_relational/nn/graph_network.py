@@ -174,8 +174,9 @@ def _resolve_graph(edge_index, edge_attr: Optional[Tensor] = None,
     ``[N_dst, N_src]``) or a
     :class:`~pyg_relational.structure.GraphStructure`, via
     :class:`~pyg_relational.nn._paths.GraphInput`. As PyG's ``propagate``
-    does, ``[E, F]`` values of an ``adj_t`` are the edge features when
-    ``edge_attr`` is None; the edges of an ``adj_t`` come sorted by target,
+    does, the values of an ``adj_t`` are the edge features (``[E]``
+    weights as one feature ``[E, 1]``; values all one are a bare pattern);
+    with ``edge_attr`` too they are refused; the edges of an ``adj_t`` come sorted by target,
     then source. A structure's edges are built on ``device`` (the node
     features'; default: ``edge_attr``'s, else the CPU)."""
     if type(edge_index) is Tensor and edge_index.layout == torch.strided:
@@ -184,9 +185,15 @@ def _resolve_graph(edge_index, edge_attr: Optional[Tensor] = None,
     if device is None and edge_attr is not None:
         device = edge_attr.device
     graph = GraphInput(edge_index, num_src, num_dst, device=device)
-    if edge_attr is None and graph.edge_weight is not None \
-            and graph.edge_weight.dim() == 2:
-        edge_attr = graph.edge_weight  # [E, F]
+    values = graph.edge_weight
+    if values is not None and (values.dim() == 2
+                               or not bool((values == 1).all())):
+        # the values are edge features ([E] weights: one feature), never
+        # dropped; all ones is a pattern without values
+        if edge_attr is not None:
+            raise ValueError("both an adj_t with values and 'edge_attr' "
+                             "were given; pass the edge features once")
+        edge_attr = values.view(values.size(0), -1)  # [E, F]
     return graph.edge_index, edge_attr
 
 

@@ -219,6 +219,7 @@ class LatticeConv(MessagePassing):
                              f"num_output_nodes)")
         given = edge_index
         graph = GraphInput(edge_index, num_src, device=x.device)
+        graph.refuse_values('LatticeConv')
         grid = graph.structure if isinstance(graph.structure, Grid) else None
         if isinstance(given, GraphStructure):
             num_dst = given.num_dst_nodes

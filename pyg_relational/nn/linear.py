@@ -96,8 +96,10 @@ class FullyConnectedConv(MessagePassing):
         self.in_features = in_features if in_features == -1 else \
             check_int(in_features, 'in_features', 1)
         if edge_index is not None:
-            edge_index = GraphInput(edge_index, in_features,
-                                    out_features).edge_index
+            graph = GraphInput(edge_index, in_features, out_features)
+            graph.refuse_values('FullyConnectedConv (its weights are '
+                                'learnt per edge)')
+            edge_index = graph.edge_index
             check_edge_index(edge_index, in_features, out_features)
             edge_index = plain_tensor(edge_index).clone()
         elif in_features != -1:

@@ -339,6 +339,7 @@ class NonLocalBlock(MessagePassing):
         """The graph argument resolved; an edge list whose structure is
         not known is checked (a known one was built for these sizes)."""
         graph = GraphInput(edge_index, num_src, num_dst, device)
+        graph.refuse_values('NonLocalBlock')
         if graph.structure is None:
             check_edge_index(graph.edge_index, num_src, num_dst)
         return graph

@@ -353,6 +353,7 @@ class RecurrentConv(MessagePassing):
         check_features(x, self.input_size)
         num_nodes = x.size(0)
         graph = GraphInput(edge_index, num_nodes, num_nodes, device=x.device)
+        graph.refuse_values('RecurrentConv')
         chains = graph.structure if isinstance(graph.structure, Chains) \
             else None
         dense_why = None
