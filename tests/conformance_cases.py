@@ -24,7 +24,8 @@ from torch_geometric import EdgeIndex
 from pyg_relational import graphs
 from pyg_relational.structure import structure_of
 from pyg_relational.nn import (AttentionConv, BahdanauAttention, EdgeBlock,
-                               FullyConnectedConv, GlobalBlock, GraphNetwork,
+                               FullyConnectedConv, GatedGraphConv, GATConv,
+                               GATv2Conv, GlobalBlock, GraphNetwork,
                                InteractionNetwork, LatticeConv,
                                LuongAttention, MPNNConv,
                                MultiheadAttentionConv, NodeBlock,
@@ -162,17 +163,24 @@ class Complete(Kind):
 class Random(Kind):
     name = 'random'
 
-    def __init__(self, acyclic: bool = False, num_types: Optional[int] = None):
+    def __init__(self, acyclic: bool = False, num_types: Optional[int] = None,
+                 repeats: bool = False):
         self.acyclic = acyclic
         self.num_types = num_types
+        self.repeats = repeats
         if acyclic:
             self.name = 'dag'
         if num_types:
             self.name = 'typed'
+        if repeats:
+            self.name = 'multigraph'
 
     def _build(self, sizes, isolate):
         edge_index = _random_edges(sizes, 0.5, seed=sum(sizes) + 7,
                                    acyclic=self.acyclic, isolate=isolate)
+        if self.repeats:  # every third edge twice more (two repeats)
+            again = edge_index[:, ::3]
+            edge_index = torch.cat([edge_index, again, again], dim=1)
         g = _same_nodes(edge_index, sizes)
         if self.num_types:
             gen = torch.Generator().manual_seed(3)
@@ -542,6 +550,29 @@ CASES: List[Case] = [
          SPARSE_PATHS, 'sparse', node_x, _with_weights(_attend)),
     Case('attention-gatv2-complete', _attention('gatv2'), Complete(),
          SPARSE_PATHS, 'sparse', node_x, _with_weights(_attend)),
+    # ---- multigraphs: a repeated edge is two messages on every path -----
+    Case('attention-gat-multigraph', _attention('gat'), Random(repeats=True),
+         SPARSE_PATHS, 'sparse', node_x, _with_weights(_attend)),
+    Case('attention-scaled_dot-multigraph', _attention('scaled_dot'),
+         Random(repeats=True), SPARSE_PATHS, 'sparse', node_x,
+         _with_weights(_attend)),
+    # ---- the drop-in PyG layers -----------------------------------------
+    Case('gatconv-multigraph', _seeded(lambda: GATConv(
+        F_IN, 3, heads=2, residual=True)), Random(repeats=True),
+        SPARSE_PATHS, 'sparse', node_x, _with_weights(_attend),
+        isolated='finite', compile=True),
+    Case('gatv2conv-edge_dim-random', _seeded(lambda: GATv2Conv(
+        F_IN, 3, heads=2, edge_dim=2, add_self_loops=False)), Random(),
+        SPARSE_PATHS, 'sparse', _gn_inputs, lambda layer, g, inputs: layer(
+            inputs['x'], g.edge_index, inputs['edge_attr'],
+            return_attention_weights=True), isolated='finite'),
+    Case('gated-graph-conv-multigraph', _seeded(lambda: GatedGraphConv(
+        5, 2)), Random(repeats=True), SPARSE_PATHS, 'sparse',
+        lambda g, gen: {'x': _randn(gen, g.num_src, F_IN),
+                        'edge_weight': _randn(gen, g.edge_index.size(1))},
+        lambda layer, g, inputs: layer(inputs['x'], g.edge_index,
+                                       inputs['edge_weight']),
+        isolated='finite', compile=True),
     # ---- MultiheadAttentionConv and the Transformer layers --------------
     Case('mha-complete', _seeded(lambda: MultiheadAttentionConv(6, 2)),
          Complete(), ATTENTION_PATHS, 'dense', lambda g, gen: {
