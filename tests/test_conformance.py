@@ -31,7 +31,8 @@ import pytest
 import torch
 from torch import Tensor
 
-from pyg_relational.nn import AttentionConv, MultiheadAttentionConv
+from pyg_relational.nn import (AttentionConv, GATConv, GATv2Conv,
+                               MultiheadAttentionConv)
 from tests.conformance_cases import CASES, Case, Complete, Graph, Random
 from tests.helpers import _flatten, assert_close, device  # noqa: F401
 
@@ -442,6 +443,8 @@ EXPLAINED = {
     'attention-scaled_dot':
     lambda: AttentionConv(4, 3, heads=2, score='scaled_dot'),
     'mha': lambda: MultiheadAttentionConv(4, 2),
+    'GATConv': lambda: GATConv(4, 3, heads=2),
+    'GATv2Conv': lambda: GATv2Conv(4, 3, heads=2),
 }
 
 

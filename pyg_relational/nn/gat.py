@@ -69,6 +69,11 @@ class _DropIn(AttentionConv):
     raises for edge features with self-loops on a ``SparseTensor``, and
     :meth:`from_module`."""
     pyg_name = ''
+    # PyG compiles propagate per class and keeps the class's previous one as
+    # the explain-aware fall-back (_orig_propagate); inherited, that would
+    # be AttentionConv's compiled one, which ignores explain masks.
+    propagate = MessagePassing.propagate
+    edge_updater = MessagePassing.edge_updater
 
     def forward(self, x: Union[Tensor, Tuple[Tensor, Optional[Tensor]]],
                 edge_index, edge_attr: Optional[Tensor] = None,
