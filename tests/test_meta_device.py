@@ -43,7 +43,8 @@ def cuda_like_sdpa(q, k, v, attn_mask=None, dropout_p=0., is_causal=False,
             and torch.backends.cuda.flash_sdp_enabled():
         return torch.ops.aten._scaled_dot_product_flash_attention(
             q, k, v, dropout_p, is_causal, False, scale=scale)[0]
-    if heads[0] == heads[1] and torch.backends.cuda.mem_efficient_sdp_enabled():
+    if heads[0] == heads[1] and \
+            torch.backends.cuda.mem_efficient_sdp_enabled():
         bias = None
         if attn_mask is not None:
             shape = q.shape[:-1] + k.shape[-2:-1]  # [B, H, n, m]
