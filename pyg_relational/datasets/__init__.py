@@ -6,6 +6,9 @@ from .interaction_physics import (BouncingBallsDataset, NBodyDataset,
                                   simulate_nbody, simulate_string)
 from .nri_physics import (ChargedDataset, SpringsDataset, simulate_charged,
                           simulate_springs)
+from .sparse_physics import (LocalChargedDataset, LocalSpringsDataset,
+                             local_knn_graph, simulate_local_charged,
+                             simulate_local_springs)
 
 __all__ = [
     'SimulatedDataset',
@@ -19,4 +22,9 @@ __all__ = [
     'simulate_charged',
     'SpringsDataset',
     'ChargedDataset',
+    'simulate_local_springs',
+    'simulate_local_charged',
+    'local_knn_graph',
+    'LocalSpringsDataset',
+    'LocalChargedDataset',
 ]
