@@ -86,9 +86,48 @@ def check_sizes(sizes: SizeLike, name: str = 'sizes') -> Tensor:
                                  f"64-bit integer; no graph that large can "
                                  f"be built")
         out = torch.tensor(values, dtype=torch.long).view(-1)
-    if out.numel() > 0 and int(out.min()) < 0:
+    if out.numel() > 0 and not _skip_values() and int(out.min()) < 0:
         raise ValueError(f"'{name}' must be non-negative (got {out.tolist()})")
     return out
+
+
+def _skip_values() -> bool:
+    """Whether value checks (index ranges) are skipped: while
+    :func:`torch.compile` traces, reading a tensor's values on the host
+    (``.item()``) breaks the graph (and ``fullgraph=True`` fails). Shapes
+    and dtypes are still checked; the values are checked by any eager call,
+    so run a batch eagerly first when the data is new."""
+    try:
+        return bool(torch.compiler.is_compiling())
+    except AttributeError:  # pragma: no cover - older torch
+        return False
+
+
+def _cached_range(tensor: Tensor, key: str, compute):
+    """``compute(tensor)`` (a tuple of ints, one host sync), remembered per
+    tensor under the package's one validity rule (identity, in-place
+    version, and the values of small CPU tensors: see
+    :func:`pyg_relational.structure.tensor_cache`), so a graph reused
+    batch after batch is read once, not once per layer and call."""
+    from .structure import tensor_cache  # (structure imports this module)
+    cache = tensor_cache(tensor)
+    out = cache.get(key)
+    if out is None:
+        out = compute(tensor)
+        cache[key] = out
+    return out
+
+
+def _index_range(edge_index: Tensor):
+    """``(min, max source, max target)`` of a non-empty ``[2, E]``."""
+    return _cached_range(edge_index, 'index-range', lambda t: tuple(
+        torch.stack([t.min(), t[0].max(), t[1].max()]).tolist()))
+
+
+def _value_range(value: Tensor):
+    """``(min, max)`` of a non-empty integer vector."""
+    return _cached_range(value, 'value-range', lambda t: tuple(
+        torch.stack([t.min(), t.max()]).tolist()))
 
 
 def check_edge_index(edge_index: Tensor, num_src: Optional[int] = None,
@@ -106,14 +145,15 @@ def check_edge_index(edge_index: Tensor, num_src: Optional[int] = None,
     if edge_index.dtype != torch.long:
         raise ValueError(f"'{name}' must have dtype torch.long (got "
                          f"{edge_index.dtype}); convert with .long()")
-    if edge_index.numel() == 0:
-        return edge_index
-    if int(edge_index.min()) < 0:
+    if edge_index.numel() == 0 or _skip_values():
+        return edge_index  # (values: see _skip_values)
+    low, top_src, top_dst = _index_range(edge_index)
+    if low < 0:
         raise IndexError(f"'{name}' contains a negative node index "
-                         f"({int(edge_index.min())})")
-    for row, bound, role in ((0, num_src, 'source'), (1, num_dst, 'target')):
+                         f"({low})")
+    for top, bound, role in ((top_src, num_src, 'source'),
+                             (top_dst, num_dst, 'target')):
         if bound is not None:
-            top = int(edge_index[row].max())
             if top >= bound:
                 raise IndexError(
                     f"'{name}' has {role} index {top} but there are only "
@@ -134,8 +174,9 @@ def check_edge_vector(value: Tensor, num_edges: int, name: str,
     if value.numel() != num_edges:
         raise ValueError(f"'{name}' has {value.numel()} entries but there "
                          f"are {num_edges} edges")
-    if num_classes is not None and value.numel() > 0:
-        lo, hi = int(value.min()), int(value.max())
+    if num_classes is not None and value.numel() > 0 \
+            and not _skip_values():
+        lo, hi = _value_range(value)
         if lo < 0 or hi >= num_classes:
             raise IndexError(f"'{name}' values must lie in [0, {num_classes}) "
                              f"(got range [{lo}, {hi}])")
