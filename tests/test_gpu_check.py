@@ -52,3 +52,44 @@ def test_gpu_check_docstring_has_the_cuda_command():
         source = f.read()
     assert 'python benchmarks/scripts/gpu_check.py --device cuda --out ' \
         'benchmarks/results/gpu.md' in source
+
+
+def _script():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('gpu_check', SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_outcomes_are_counted_per_group():
+    """A failure, an error and a skip are reported, not taken for passes
+    (what a run stopped by its timeout still prints counts too)."""
+    gpu_check = _script()
+    output = '\n'.join([
+        'tests/test_conformance.py::test_a[cuda-x] PASSED     [  1%]',
+        'tests/test_conformance.py::test_b[cuda-y] FAILED     [  2%]',
+        'tests/test_conformance.py::test_c[cuda-z] SKIPPED (no) [  3%]',
+        'tests/test_linear.py::test_twin_linear[cuda-1] PASSED [  4%]',
+        'tests/test_meta_device.py::test_m ERROR               [  5%]',
+        'tests/test_meta_device.py::test_n XFAIL (reason)      [  6%]',
+    ])
+    rows = {}
+    gpu_check._count_outcomes(output, rows)
+    assert rows['conformance'] == dict(
+        group='conformance', passed=1, failed=1, skipped=1,
+        failures=['tests/test_conformance.py::test_b[cuda-y]'])
+    assert rows['twins']['passed'] == 1 and rows['twins']['failed'] == 0
+    assert rows['meta branches']['failed'] == 1
+    assert rows['meta branches']['skipped'] == 1
+
+
+def test_alternate_takes_medians_in_turn():
+    gpu_check = _script()
+    import torch
+    calls = []
+    fns = {'a': lambda: calls.append('a'), 'b': lambda: calls.append('b')}
+    result = gpu_check.alternate(fns, torch.device('cpu'), repeat=3)
+    assert calls == ['a', 'b'] + ['a', 'b'] * 3  # warm-up, then in turn
+    assert set(result) == {'a', 'b'}
+    assert all(r['s'] >= 0 and r['peak'] is None for r in result.values())
