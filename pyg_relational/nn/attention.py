@@ -80,18 +80,19 @@ from torch.nn import Parameter
 from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.nn.inits import glorot, zeros
-from torch_geometric.utils import add_self_loops, remove_self_loops, softmax
+from torch_geometric.utils import add_self_loops, remove_self_loops
 
 from .._checks import (check_choice, check_edge_index, check_edge_vector,
-                       check_edge_weight,
-                       check_features, check_int, check_size_or_lazy,
-                       check_sizes)
+                       check_edge_weight, check_features, check_int,
+                       check_size_or_lazy, check_sizes)
 from ..graphs import bipartite_graph, window_graph
 from ..structure import GraphStructure, tensor_cache
-from ._csr import EdgeDot, EdgePattern, EdgeSum, dtype_reason
+from ._attend import (choose_attention_path, edge_order, edge_softmax,
+                      sparse_attention)
+from ._csr import EdgePattern
 from ._dense import block_attention, dense_reason
-from ._paths import (GraphInput, adjacency_size, check_path, choose_path,
-                     compiling, fused_alias, weights_like_graph)
+from ._paths import (GraphInput, adjacency_size, check_path, compiling,
+                     fused_alias, weights_like_graph)
 from .typed import gather_typed
 
 __all__ = [
@@ -100,38 +101,6 @@ __all__ = [
     'AdditiveScore', 'ConcatScore', 'GATv2Score', 'LocationScore', 'SCORES',
     'attention_score', 'edge_softmax'
 ]
-
-
-def edge_softmax(logits: Tensor, index: Tensor,
-                 num_nodes: Optional[int] = None,
-                 ptr: Optional[Tensor] = None) -> Tensor:
-    r"""Softmax of per-edge ``logits`` over each target's incoming edges:
-    :math:`\alpha_{ij} = \exp(e_{ij} - m_i) / \sum_{j'} \exp(e_{ij'} - m_i)`
-    with :math:`m_i = \max_{j'} e_{ij'}` (stable for logits of any size).
-
-    The one normalisation of every attention layer in the package; it calls
-    :func:`torch_geometric.utils.softmax`. A target with no incoming edge
-    has no :math:`\alpha` at all, so its aggregate is zero.
-
-    .. note::
-        ``ptr`` is used only when no gradient is recorded: with ``ptr`` PyG
-        runs torch-scatter's segment kernels, whose backward is not
-        differentiable again (second-order gradients came out wrong, e.g.
-        61 against values of 94); the ``index`` form is exact at every
-        order.
-
-    Args:
-        logits (Tensor): ``[E]`` or ``[E, H]``.
-        index (LongTensor): ``[E]`` target of every edge (``edge_index[1]``).
-        num_nodes (int, optional): number of targets. (default: :obj:`None`)
-        ptr (LongTensor, optional): CSR pointer of targets when the edges
-            are sorted by target. (default: :obj:`None`)
-    """
-    if logits.numel() == 0:
-        return logits
-    if ptr is not None and torch.is_grad_enabled() and logits.requires_grad:
-        ptr = None  # exact gradients of every order (see the note)
-    return softmax(logits, index, ptr, num_nodes, dim=0)
 
 
 class AttentionScore(torch.nn.Module):
@@ -999,72 +968,34 @@ class AttentionConv(MessagePassing):
             dense = 'per-edge weights (edge_weight) are not part of SDPA'
         else:
             dense = dense_reason(graph.structure)
-        sparse = dtype_reason(value)  # autocast: the products run in float32
-        if sparse is None and compiling():
-            sparse = 'torch.compile cannot trace the CSR products'
-        pattern = None
-        wanted = self.path == 'sparse' or (self.path == 'auto'
-                                           and dense is not None)
-        if sparse is None and wanted:
-            edge_index = graph.edge_index
-            if type(edge_index) is not Tensor and hasattr(edge_index,
-                                                          'as_tensor'):
-                # PyG's EdgeIndex: its plain data (the same tensor every
-                # call, so the pattern cache holds; EdgeIndex arithmetic
-                # asserts on some shapes)
-                edge_index = edge_index.as_tensor()
-            pattern = EdgePattern.build(edge_index, *size)
-            if pattern is None:
-                sparse = 'the graph has no edge (no CSR form)'
-        path = choose_path(self, self.path, {'dense': dense,
-                                             'sparse': sparse})
-        return path, pattern
+        return choose_attention_path(self, graph, size, value, dense)
 
     def _sparse(self, q_node: Tensor, k_node: Tensor, value: Tensor,
                 rel: Optional[Tensor], pattern: EdgePattern,
                 edge_attr: Optional[Tensor], edge_type: Optional[Tensor],
                 size: Tuple[int, int], edge_weight: Optional[Tensor] = None):
         r"""The same ``out [N_dst, H, C]`` and ``alpha [E, H]`` as
-        :meth:`edge_update` + :meth:`message`, with the edges in CSR order
-        and no ``[E, H, C]`` rows: the logits of ``dot_product`` scores as
-        a sampled dense-dense product (SDDMM), of the others from the
-        per-node projections gathered per edge (``[E, H]`` for GAT), and
-        the sum :math:`\sum_j \alpha_{ij} v_j` as a sparse-dense product
-        (SpMM) per head."""
+        :meth:`edge_update` + :meth:`message` by
+        :func:`~pyg_relational.nn._attend.sparse_attention` (CSR products,
+        no ``[E, H, C]`` rows), plus the relative-position value term."""
         perm = pattern.perm
         if perm is not None:  # per-edge inputs in CSR order
             edge_type = None if edge_type is None else edge_type[perm]
             edge_attr = None if edge_attr is None else edge_attr[perm]
             edge_weight = None if edge_weight is None else edge_weight[perm]
-        target, H = pattern.target, self.heads
-        edge_term = self._edge_term(edge_attr, rel, target, edge_type)
-        if self.score.dot_product:
-            logits = EdgeDot.apply(pattern, q_node, k_node) \
-                / self.score.scale  # [E, H]
-            if edge_term is not None:
-                logits = logits + edge_term
-        else:
-            logits = self.score.edge(q_node.index_select(0, target),
-                                     k_node.index_select(0, pattern.col),
-                                     edge_type, edge_term)  # [E, H]
-        alpha = edge_softmax(logits, target, size[1], pattern.ptr)
-        if self.training and self.dropout > 0:
-            # the dropout mask drawn in the order of edge_index, as the
-            # message path draws it (same seed, same mask)
-            keep = F.dropout(alpha.new_ones(alpha.shape), p=self.dropout)
-            alpha = alpha * (keep if perm is None else keep[perm])
-        if edge_weight is not None:  # [E, H]
-            alpha = alpha * edge_weight.to(alpha.dtype).unsqueeze(-1)
-        out = EdgeSum.apply(pattern, alpha, value)  # [N_dst, H, C]
+        out, alpha = sparse_attention(
+            pattern, self.score, q_node, k_node, value, size[1],
+            edge_term=self._edge_term(edge_attr, rel, pattern.target,
+                                      edge_type),
+            edge_type=edge_type, dropout=self.dropout,
+            training=self.training, edge_weight=edge_weight)
         if self.rel_value is not None:  # sum_t (sum of alpha of type t) a^V_t
-            T = self.num_edge_types
+            T, H = self.num_edge_types, self.heads
             weight = alpha.new_zeros(size[1] * T, H).index_add_(
-                0, target * T + edge_type, alpha)  # [N_dst*T, H]
+                0, pattern.target * T + edge_type, alpha)  # [N_dst*T, H]
             out = out + torch.einsum('nth,tc->nhc', weight.view(-1, T, H),
                                      self.rel_value)
-        if perm is not None:  # back to the order of edge_index
-            alpha = alpha.new_zeros(alpha.shape).index_copy(0, perm, alpha)
-        return out, alpha
+        return out, edge_order(pattern, alpha)
 
     def edge_update(self, q_i: Tensor, k_j: Tensor, rel: Optional[Tensor],
                     edge_attr: Optional[Tensor], edge_type: Optional[Tensor],

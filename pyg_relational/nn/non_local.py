@@ -9,16 +9,17 @@ from torch import Tensor
 from torch.nn import BatchNorm1d, Linear
 from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.aggr import SumAggregation
-from torch_geometric.utils import degree
 
 from .._checks import check_choice, check_edge_index, check_features, check_int
 from ..graphs import complete_graph  # noqa: F401 (the example)
 from ..structure import BipartiteBlocks, CompleteBlocks, GraphStructure
 from ..transforms import image_to_nodes, nodes_to_image
-from ._csr import EdgeDot, EdgePattern, EdgeSum, dtype_reason
+from ._attend import (choose_attention_path, edge_order, normalise,
+                      sparse_attention)
+from ._csr import EdgePattern
 from ._dense import block_attention, dense_reason
-from ._paths import GraphInput, check_path, choose_path, compiling
-from .attention import attention_score, edge_softmax
+from ._paths import GraphInput, check_path
+from .attention import attention_score
 
 __all__ = ['NonLocalBlock']
 
@@ -407,34 +408,7 @@ class NonLocalBlock(MessagePassing):
                 "(complete with self-loops and not causal, or bipartite)"
         return reason
 
-    def _sparse_pattern(self, graph: GraphInput, size: Tuple[int, int],
-                        query: Tensor
-                        ) -> Tuple[Optional[EdgePattern], Optional[str]]:
-        """The CSR pattern of the graph, or why there is none."""
-        if compiling():
-            return None, 'torch.compile cannot trace the CSR products'
-        why = dtype_reason(query)
-        if why is not None:
-            return None, why
-        pattern = EdgePattern.build(graph.edge_index, *size)
-        if pattern is None:
-            return None, 'the graph has no edge (no CSR form)'
-        return pattern, None
-
-    def _choose(self, graph: GraphInput, size: Tuple[int, int],
-                query: Tensor) -> Tuple[str, Optional[EdgePattern]]:
-        """The path to run (recorded in ``last_path`` /
-        ``why_not_faster``) and the CSR pattern when it is 'sparse'."""
-        dense_why = self._dense_reason(graph.structure)
-        pattern = sparse_why = None
-        if self.path == 'sparse' or (self.path == 'auto'
-                                     and dense_why is not None):
-            pattern, sparse_why = self._sparse_pattern(graph, size, query)
-        path = choose_path(self, self.path, {'dense': dense_why,
-                                             'sparse': sparse_why})
-        return path, pattern
-
-    # -- the three paths ---------------------------------------------------
+    # -- the three paths ----    # -- the three paths ---------------------------------------------------
     def _attend(self, x_dst: Tensor, key: Tensor, value: Tensor,
                 graph: GraphInput, need_weights: bool) -> PairTensor:
         """``z`` (or ``y``) of the targets and the weights of the edges (in
@@ -442,7 +416,8 @@ class NonLocalBlock(MessagePassing):
         from the targets' features and the sources' keys and values."""
         query = x_dst if self.theta is None else self.theta(x_dst)
         size = (key.size(0), query.size(0))
-        path, pattern = self._choose(graph, size, query)
+        path, pattern = choose_attention_path(
+            self, graph, size, query, self._dense_reason(graph.structure))
         if path == 'dense':
             y, alpha = self._dense(query, key, value, graph.structure,
                                    need_weights)
@@ -499,43 +474,28 @@ class NonLocalBlock(MessagePassing):
         return y.view(-1, y.size(-1)), (f.reshape(-1) if need_weights
                                         else None)
 
-    @torch.compiler.disable  # runs eagerly under torch.compile (CSR ops)
     def _sparse(self, query: Tensor, key: Tensor, value: Tensor,
                 pattern: EdgePattern, size: Tuple[int, int]) -> PairTensor:
-        """The same ``y`` and ``alpha`` as :meth:`edge_update` +
-        :meth:`message`, with sparse CSR products instead of per-edge
-        ``[E, C']`` rows."""
-        if self.score.dot_product:  # q_i^T k_j / scale as an SDDMM
-            f = EdgeDot.apply(pattern, query, key)  # [E]
-            if self.score.scale != 1.:  # 1 for the non-local forms
-                f = f / self.score.scale
-        else:  # 'concat': per-node scalars [N, 1], gathering them is cheap
+        r"""The same ``y`` and ``alpha`` as :meth:`edge_update` +
+        :meth:`message` by
+        :func:`~pyg_relational.nn._attend.sparse_attention` (an SDDMM for
+        :math:`\theta_i^{\top}\phi_j`, an SpMM for the sum)."""
+        if not self.score.dot_product:  # 'concat': per-node scalars [N, 1]
             query, key = self.score.project(query.unsqueeze(1),
                                             key.unsqueeze(1))
-            f = self.score.edge(query.index_select(0, pattern.target),
-                                key.index_select(0, pattern.col))
-        alpha = self._normalise(f.view(-1), pattern.target, pattern.ptr,
-                                size[1])  # [E], CSR order
-        y = EdgeSum.apply(pattern, alpha, value)  # [N_dst, C']
-        if pattern.perm is not None:  # back to the order of edge_index
-            alpha = alpha.new_zeros(alpha.shape).index_copy(
-                0, pattern.perm, alpha)
-        return y, alpha
+        y, alpha = sparse_attention(pattern, self.score, query, key, value,
+                                    size[1], how=self._how)
+        return y, edge_order(pattern, alpha)
 
-    def _normalise(self, f: Tensor, index: Tensor, ptr: Optional[Tensor],
-                   num_nodes: Optional[int]) -> Tensor:
-        """``f / C_i``: softmax over the incoming edges (Gaussian forms) or
-        division by their number (dot, concat)."""
-        if self.pairwise in self.SOFTMAX:
-            # exp(f) / sum_j exp(f)
-            return edge_softmax(f, index, num_nodes=num_nodes, ptr=ptr)
-        count = degree(index, num_nodes, dtype=f.dtype)  # C_i = |N(i)|
-        return f / count.index_select(0, index)
+    @property
+    def _how(self) -> str:
+        r""":math:`\mathcal{C}_i`: a softmax or the number of edges."""
+        return 'softmax' if self.pairwise in self.SOFTMAX else 'count'
 
     def edge_update(self, query_i: Tensor, key_j: Tensor, index: Tensor,
                     ptr: Optional[Tensor], size_i: Optional[int]) -> Tensor:
         f = self.score.edge(query_i, key_j).view(-1)  # [E, 1] -> [E]
-        return self._normalise(f, index, ptr, size_i)
+        return normalise(f, index, ptr, size_i, self._how)
 
     def message(self, value_j: Tensor, alpha: Tensor) -> Tensor:
         return alpha.unsqueeze(-1) * value_j
