@@ -9,6 +9,7 @@ import sys
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SCRIPT = osp.join(ROOT, 'benchmarks', 'scripts', 'gpu_check.py')
 SECTIONS = ['MultiheadAttentionConv vs nn.MultiheadAttention',
+            'TransformerEncoderLayer vs nn.TransformerEncoderLayer',
             'RecurrentConv vs nn.LSTM', 'LatticeConv vs nn.Conv2d',
             'NonLocalBlock vs its dense bmm twin', 'GAT:', 'Aggregation:']
 

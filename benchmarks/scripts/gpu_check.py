@@ -30,6 +30,9 @@ What it does, in order, writing everything to ``--out`` (markdown):
      path's shapes (``torch.ops.aten._fused_sdp_choice``), plus ragged
      blocks in inference under autocast (the varlen kernel: whether it ran
      is recorded);
+   * ``TransformerEncoderLayer`` vs PyTorch's, training, dropout 0 and 0.1
+     (with dropout and a gradient the dense path runs the math attention
+     off the CPU, for exact second order: this row prices it);
    * ``RecurrentConv`` vs ``nn.LSTM`` (cuDNN), ``LatticeConv`` vs
      ``nn.Conv2d`` (cuDNN), ``NonLocalBlock`` vs its dense ``bmm`` twin;
    * ``pyg_relational.nn.GATConv`` and ``AttentionConv(score='gat',
@@ -269,7 +272,7 @@ def pair_row(name: str, config: str, ours: str, twin: str, timing: dict,
                 ('yes' if ratio <= target else 'NO'),
                 ours_mib=_mib(timing[ours]['peak']),
                 twin_mib=_mib(timing[twin]['peak']),
-                max_abs_diff='n/a (other weights)' if diff is None
+                max_abs_diff='n/a' if diff is None
                 else f'{diff:.1e}', **extra)
 
 
@@ -419,6 +422,46 @@ def _varlen_rows(device, embed, heads, T, quick) -> List[dict]:
                      'twin', timing, diff, None, path=conv.last_path,
                      sdpa='varlen' if calls['n'] else
                      f'padded ({reason})')]
+
+
+def transformer_cases(device, quick: bool, repeat: int) -> List[dict]:
+    """``TransformerEncoderLayer`` vs PyTorch's, training mode, without and
+    with dropout (with dropout and a gradient our dense path runs the
+    twice-differentiable math attention on CUDA: this row prices that)."""
+    from pyg_relational.nn import TransformerEncoderLayer
+    embed, heads, ff, B, T = (16, 2, 32, 2, 16) if quick else \
+        (256, 8, 1024, 8, 1024)
+    rows = []
+    for dropout in (0., 0.1):
+        torch.manual_seed(0)
+        module = torch.nn.TransformerEncoderLayer(
+            embed, heads, ff, dropout=dropout, batch_first=True).to(device)
+        layer = TransformerEncoderLayer.from_module(module).train()
+        graph = CompleteBlocks((T, ) * B)
+        x = torch.randn(B, T, embed, device=device)
+        x_nodes = x.reshape(-1, embed).detach().requires_grad_()
+        x_twin = x.detach().requires_grad_()
+
+        def ours():
+            return layer(x_nodes, graph)
+
+        def twin():
+            return module(x_twin).reshape(-1, embed)
+
+        diff = max_diff(ours(), twin()) if dropout == 0 else None
+        params = list(module.parameters())
+        timing = alternate({'ours': train_step(ours, [x_nodes, *params]),
+                            'twin': train_step(twin, [x_twin, *params])},
+                           device, repeat)
+        rows.append(pair_row('TransformerEncoderLayer',
+                             f'B={B} T={T} d={embed} dropout={dropout}',
+                             'ours', 'twin', timing, diff, 1.1,
+                             path=getattr(layer, 'last_path', '-'),
+                             sdpa='math (dropout)' if dropout else
+                             sdpa_backend((B, heads, T, embed // heads),
+                                          torch.float32, device, False,
+                                          False)))
+    return rows
 
 
 def lstm_case(device, quick: bool, repeat: int) -> List[dict]:
@@ -641,6 +684,8 @@ def render(env, tests, sections, args, seconds) -> str:
 
 SECTIONS = [
     ('MultiheadAttentionConv vs nn.MultiheadAttention', mha_cases),
+    ('TransformerEncoderLayer vs nn.TransformerEncoderLayer',
+     transformer_cases),
     ('RecurrentConv vs nn.LSTM (cuDNN on CUDA)', lstm_case),
     ('LatticeConv vs nn.Conv2d (cuDNN on CUDA)', conv_case),
     ('NonLocalBlock vs its dense bmm twin', non_local_case),
