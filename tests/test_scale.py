@@ -130,3 +130,17 @@ def test_long_attention_rows_dense_takes_the_structure():
     skipped = long_attention_rows((64, ), channels=8, paths=('message', ),
                                   budget_bytes=1)
     assert 'not run' in skipped[0]['note']
+
+
+def test_nri_train_row_uses_local_springs():
+    # the true graph is local (springs to the 2 nearest at t = 0): about a
+    # quarter of the kNN-8 candidates are springs, none are missed
+    from pyg_relational.bench.scale import nri_train_row
+    row = nri_train_row(20, 8, 4, epochs=1, batch_size=4, k=8,
+                        hidden_channels=8, pred_steps=2)
+    assert row['candidates'] == 'knn-8' and row['epochs'] == 1
+    assert 0.15 < row['spring_share'] < 0.45
+    assert row['majority_acc'] == max(row['spring_share'],
+                                      1 - row['spring_share'])
+    assert row['missed_share'] == 0.
+    assert 0 <= row['test_edge_acc'] <= 1
