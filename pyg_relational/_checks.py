@@ -257,3 +257,16 @@ def check_edge_weight(edge_weight, num_edges: int,
             f"edge ({num_edges}); got "
             f"{getattr(edge_weight, 'shape', edge_weight)}"
             f"{'' if not isinstance(edge_weight, torch.Tensor) else ' ' + str(edge_weight.dtype)}")
+
+
+def check_edge_attr(edge_attr: torch.Tensor, edge_dim: int, num_edges: int,
+                    name: str = 'edge_attr') -> torch.Tensor:
+    """Edge features ``[E, edge_dim]`` (``[E]`` read as ``[E, 1]``), one row
+    per edge."""
+    if edge_attr.dim() == 1:
+        edge_attr = edge_attr.view(-1, 1)
+    check_features(edge_attr, edge_dim, name)
+    if edge_attr.size(0) != num_edges:
+        raise ValueError(f"'{name}' has {edge_attr.size(0)} rows but there "
+                         f"are {num_edges} edges")
+    return edge_attr

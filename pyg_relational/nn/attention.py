@@ -82,7 +82,8 @@ from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.nn.inits import glorot, zeros
 from torch_geometric.utils import add_self_loops, remove_self_loops
 
-from .._checks import (check_choice, check_edge_index, check_edge_vector,
+from .._checks import (check_choice, check_edge_attr, check_edge_index,
+                       check_edge_vector,
                        check_edge_weight, check_features, check_int,
                        check_size_or_lazy, check_sizes)
 from ..graphs import bipartite_graph, window_graph
@@ -816,12 +817,7 @@ class AttentionConv(MessagePassing):
             if self.lin_edge is None:
                 raise ValueError("'edge_attr' was given but the layer has no "
                                  "edge term; construct it with edge_dim=D")
-            if edge_attr.dim() == 1:
-                edge_attr = edge_attr.view(-1, 1)
-            check_features(edge_attr, self.edge_dim, 'edge_attr')
-            if edge_attr.size(0) != E:
-                raise ValueError(f"'edge_attr' has {edge_attr.size(0)} rows "
-                                 f"but there are {E} edges")
+            edge_attr = check_edge_attr(edge_attr, self.edge_dim, E)
         needs_type = self.rel_key is not None or self.score_name == 'location'
         if needs_type:
             if edge_type is None:

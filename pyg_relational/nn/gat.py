@@ -104,6 +104,19 @@ class _DropIn(AttentionConv):
             x, edge_index, edge_attr, size=size,
             return_attention_weights=bool(return_attention_weights))
 
+    def _finish(self, in_dst: int, residual: bool, bias: bool):
+        """PyG's residual map and output bias (last, in PyG's order), the
+        AttentionConv parts GAT does not have, then the first draw."""
+        out = self.heads * self.out_channels if self.concat \
+            else self.out_channels
+        self.res = Linear(in_dst, out, bias=False,
+                          weight_initializer='glorot') if residual else None
+        self.bias = Parameter(torch.empty(out)) if bias else None
+        self.lin_query = self.lin_key = self.lin_value = None
+        self.register_parameter('rel_key', None)
+        self.register_parameter('rel_value', None)
+        self.reset_parameters()
+
     @classmethod
     def from_module(cls, module):
         """This layer with the options and weights of PyG's layer of the
@@ -240,14 +253,7 @@ class GATConv(_DropIn):
         else:
             self.lin_edge = None
             self.register_parameter('att_edge', None)
-        out = H * C if concat else C
-        self.res = Linear(in_dst, out, bias=False,
-                          weight_initializer='glorot') if residual else None
-        self.bias = Parameter(torch.empty(out)) if bias else None
-        self.lin_query = self.lin_key = self.lin_value = None
-        self.register_parameter('rel_key', None)
-        self.register_parameter('rel_value', None)
-        self.reset_parameters()
+        self._finish(in_dst, residual, bias)
 
     @property
     def score(self) -> _GATScore:
@@ -372,14 +378,7 @@ class GATv2Conv(_DropIn):
                                weight_initializer='glorot') \
             if edge_dim is not None else None
         self.register_parameter('att_edge', None)  # inside the LeakyReLU
-        out = H * C if concat else C
-        self.res = Linear(in_dst, out, bias=False,
-                          weight_initializer='glorot') if residual else None
-        self.bias = Parameter(torch.empty(out)) if bias else None
-        self.lin_query = self.lin_key = self.lin_value = None
-        self.register_parameter('rel_key', None)
-        self.register_parameter('rel_value', None)
-        self.reset_parameters()
+        self._finish(in_dst, residual, bias)
 
     @property
     def score(self) -> _GATv2Score:

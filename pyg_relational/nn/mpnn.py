@@ -10,7 +10,8 @@ from torch.nn import GRUCell, Linear, Module, ModuleList, Parameter
 from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.inits import uniform
 
-from .._checks import (check_choice, check_edge_index, check_edge_weight,
+from .._checks import (check_choice, check_edge_attr, check_edge_index,
+                       check_edge_weight,
                        check_features, check_int, plain_tensor)
 from .graph_network import (EdgeBlock, NodeBlock, _aggr_width, _num_nodes,
                             _refuse_sizes, _split_pair, mlp)
@@ -286,12 +287,7 @@ class MPNNConv(MessagePassing):
             if edge_attr is None:
                 raise ValueError("message='edge_network' needs 'edge_attr' "
                                  f"[E, {self.edge_dim}]")
-            if edge_attr.dim() == 1:
-                edge_attr = edge_attr.view(-1, 1)
-            check_features(edge_attr, self.edge_dim, 'edge_attr')
-            if edge_attr.size(0) != E:
-                raise ValueError(f"'edge_attr' has {edge_attr.size(0)} rows "
-                                 f"but there are {E} edges")
+            edge_attr = check_edge_attr(edge_attr, self.edge_dim, E)
         elif edge_attr is not None:
             raise ValueError("message='linear' has no edge features, "
                              "'edge_attr' would be ignored; pass scalar "
