@@ -103,3 +103,16 @@ def test_interaction_network_takes_weights_as_edge_features():
     with pytest.raises(ValueError, match='pass the edge features once'):
         layer(inputs, _adj_t(EDGE_INDEX, _weights(EDGE_INDEX)),
               torch.randn(7, 1, dtype=torch.float64))
+
+
+def test_non_local_block_returns_weights_in_the_input_adjacency_type():
+    block = R.NonLocalBlock(4).double().eval()
+    inputs = x()
+    out, (edge_index, alpha) = block(inputs, EDGE_INDEX,
+                                     return_attention_weights=True)
+    out_adj, (adj, alpha_adj) = block(inputs, _adj_t(EDGE_INDEX),
+                                      return_attention_weights=True)
+    assert torch.allclose(out_adj, out)
+    assert adj.layout == torch.sparse_csr and adj.shape == (N, N)
+    dense = adj.to_dense()
+    assert torch.allclose(dense[EDGE_INDEX[1], EDGE_INDEX[0]], alpha)

@@ -18,7 +18,7 @@ from ._attend import (choose_attention_path, edge_order, normalise,
                       sparse_attention)
 from ._csr import EdgePattern
 from ._dense import block_attention, dense_reason
-from ._paths import GraphInput, check_path
+from ._paths import GraphInput, check_path, weights_like_graph
 from .attention import attention_score
 
 __all__ = ['NonLocalBlock']
@@ -280,7 +280,9 @@ class NonLocalBlock(MessagePassing):
                 the pooled positions with ``sub_sample=True``).
                 (default: :obj:`None`)
             return_attention_weights (bool, optional): also return
-                ``(edge_index, alpha)``. (default: :obj:`False`)
+                ``(edge_index, alpha)`` (for an ``adj_t``: ``(adj, alpha)``
+                or a ``SparseTensor``, as PyG's attention layers).
+                (default: :obj:`False`)
         """
         if self.training and self.bn is not None:  # BN needs 2 values
             dst = x[-1] if isinstance(x, (tuple, list)) and x else x
@@ -303,8 +305,10 @@ class NonLocalBlock(MessagePassing):
                             x_dst.device)
         out, alpha = self._attend(x_dst, self._key(x_src), self.g(x_src),
                                   graph, return_attention_weights)
-        if return_attention_weights:
-            return out, (graph.edge_index, alpha)
+        if return_attention_weights:  # in the input's kind of graph
+            return out, weights_like_graph(edge_index, graph.edge_index,
+                                           alpha, (x_src.size(0),
+                                                   x_dst.size(0)))
         return out
 
     def _check_graph_input(self, x, edge_index) -> PairTensor:
