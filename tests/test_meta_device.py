@@ -311,8 +311,10 @@ def test_varlen_reads_sdpa_kernel_context(monkeypatch):
 
 
 @pytest.mark.parametrize('layer', [
-    lambda: NonLocalBlock(8),  # inter channels 4
-    lambda: NonLocalBlock(16, 8, pairwise='gaussian'),  # value != query
+    pytest.param(lambda: NonLocalBlock(8),  # inter channels 4
+                 marks=AUTOCAST_ON_META),
+    pytest.param(lambda: NonLocalBlock(16, 8, pairwise='gaussian'),
+                 marks=AUTOCAST_ON_META),  # value heads != query heads
     pytest.param(lambda: AttentionConv(8, 4, heads=2, score='scaled_dot'),
                  marks=AUTOCAST_ON_META),  # head 4
 ], ids=['nonlocal-inter-4', 'nonlocal-gaussian', 'attention-head-4'])
