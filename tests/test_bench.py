@@ -437,8 +437,9 @@ def test_twins_suite_real_providers_quick(tmp_path, capsys):
 def test_missing_citation_data_is_a_clear_error(monkeypatch, tmp_path,
                                                 capsys):
     """No planetoid/ under the data root and no network: one clear line
-    naming the folder and the fix, exit status 1, no traceback (the real
-    loader, with PyG's download failing as it does offline)."""
+    naming the folder and the fix, the suite skipped, exit status 0, no
+    traceback (the real loader, with PyG's download failing as it does
+    offline)."""
     from torch_geometric.datasets import Planetoid
 
     from pyg_relational.bench import citation
@@ -458,10 +459,19 @@ def test_missing_citation_data_is_a_clear_error(monkeypatch, tmp_path,
     code, stdout, err = _run(['citation', '--no-progress', '--data-root',
                               str(empty), '--out', str(tmp_path / 'out')],
                              capsys)
-    assert code == 1
+    # issue 22: absent data skips the suite (one row saying why and how to
+    # provide it) and the run still succeeds
+    assert code == 0
+    assert '[   skipped] citation' in stdout
     assert 'could not be downloaded' in stdout and 'Traceback' not in err
     run = _results(tmp_path / 'out')['suites']['citation']
-    assert run['status'] == 'failed' and 'empty' in run['error']
+    assert run['status'] == 'skipped' and 'empty' in run['error']
+    assert run['error'].startswith('skipped: Planetoid Cora')
+    report_md = (tmp_path / 'out' / 'report.md').read_text()
+    row = next(line for line in report_md.splitlines()
+               if line.startswith('| citation |'))
+    assert '| skipped: Planetoid Cora is not in' in row
+    assert '--data-root DIR' in row and 'PYG_RELATIONAL_DATA' in row
 
 
 # --- the command tells the truth ----------------------------------------------
@@ -671,3 +681,119 @@ def test_ctrl_c_during_start_up_is_one_line():
     assert 'Traceback' not in err
     assert err.strip().splitlines() == ['pyg-relational: interrupted'] or \
         err.strip().splitlines()[-1] == 'pyg-relational bench: interrupted'
+
+
+# --- issue 22: offline runs, honest smoke-test speed rows, readable plots -----
+
+def _skipping(quick=True, device='cpu', progress=None):
+    raise suites.SuiteSkipped("the data of 'x' is not in /nowhere; pass "
+                              "--data-root DIR")
+
+
+def test_skipped_suite_is_one_row_and_the_run_succeeds(registry, tmp_path,
+                                                       capsys):
+    registry(Suite('a', 'first', _fake_rows), Suite('b', 'needs data',
+                                                    _skipping))
+    code, stdout, err = _run(['--no-progress', '--out', str(tmp_path)],
+                             capsys)
+    assert code == 0, err
+    assert '[   skipped] b' in stdout and '--data-root DIR' in stdout
+    data = _results(tmp_path)['suites']
+    assert data['a']['status'] == 'ok' and data['b']['status'] == 'skipped'
+    md = open(tmp_path / 'report.md').read()
+    assert "| b | skipped: the data of 'x' is not in /nowhere; pass " \
+        "--data-root DIR | 0 |" in md
+    # a failure next to a skip still fails the run
+    registry(Suite('b', 'needs data', _skipping),
+             Suite('c', 'broken', lambda **_: 1 / 0))
+    code, *_ = _run(['--no-progress', '--out', str(tmp_path / 'c')], capsys)
+    assert code == 1
+
+
+def test_digits_suites_skip_without_scikit_learn(monkeypatch):
+    real = suites.importlib.util.find_spec
+    monkeypatch.setattr(suites.importlib.util, 'find_spec',
+                        lambda name, *a: None if name == 'sklearn'
+                        else real(name, *a))
+    for name in ('non-local', 'inductive-bias'):
+        with pytest.raises(suites.SuiteSkipped, match='pip install'):
+            suites.get_suite(name).function(quick=True, device='cpu')
+
+
+def test_quick_speed_rows_carry_the_smoke_test_caveat(providers, tmp_path,
+                                                      capsys):
+    code, stdout, err = _run(['speed', '--no-progress', '--out',
+                              str(tmp_path)], capsys)
+    assert code == 0, err
+    flat = ' '.join(stdout.split())
+    assert 'Smoke-test speed rows: tiny graphs on one CPU thread' in flat
+    md = open(tmp_path / 'report.md').read()
+    assert f'**{report.SPEED_QUICK_NOTE}**' in md
+    code, stdout, err = _run(['speed', '--full', '--no-progress', '--out',
+                              str(tmp_path / 'full')], capsys)
+    assert 'Smoke-test speed rows' not in stdout
+    assert 'Smoke-test speed rows' not in open(
+        tmp_path / 'full' / 'report.md').read()
+
+
+def test_speed_plot_is_one_panel_of_bars_in_ms():
+    rows = _fake_speed() + [SpeedResult('OtherConv', 'nn.Other', 'gru',
+                                        'cpu', 5, 2e-3, 1e-3, 1, 1)]
+    run = report.SuiteRun('speed', 'speed', 'speed', rows=rows,
+                          plot=suites.get_suite('speed').plot)
+    [(name, fig)] = list(report.figures([run], quick=True))
+    [ax] = [a for a in fig.axes if a.get_visible()]
+    assert 'ms' in ax.get_xlabel() and not ax.lines  # bars, no lines
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ['FakeConv vs nn.Fake (n=1)', 'FakeConv vs nn.Fake '
+                      '(n=4)', 'FakeConv vs nn.Fake (n=16)',
+                      'OtherConv vs nn.Other (gru)']
+    widths = sorted(round(p.get_width(), 6) for p in ax.patches)
+    assert widths[-1] == 16.0  # 1e-3 s * 16 in ms
+    assert 'SMOKE TEST' in fig._suptitle.get_text()
+    assert any(t.get_text() == 'smoke test' for t in fig.texts)
+
+
+def test_inductive_bias_plot_has_a_chance_line():
+    suite = suites.get_suite('inductive-bias')
+    rows = [dict(task='order', graph=g, train_size=n, test_acc=a)
+            for g, n, a in (('chain', 50, 0.6), ('chain', 200, 0.9),
+                            ('none', 50, 0.5), ('none', 200, 0.52))]
+    run = report.SuiteRun('inductive-bias', '', 'rows',
+                          rows=suite.present(rows, True), plot=suite.plot)
+    [(_, fig)] = list(report.figures([run], quick=False))
+    [ax] = [a for a in fig.axes if a.get_visible()]
+    chance = [ln for ln in ax.lines if ln.get_label().startswith('chance')]
+    assert len(chance) == 1 and list(chance[0].get_ydata()) == [0.5, 0.5]
+    assert 'SMOKE' not in fig._suptitle.get_text()
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks == ['50', '200']  # the sizes, no overlapping 10^k labels
+
+
+def test_experiment_tables_drop_empty_columns_and_explain_units():
+    rows = [dict(experiment='a', tokens=4, step_s=0.001),
+            dict(experiment='a', tokens=8, step_s=0.002),
+            dict(experiment='b', test_nll=3.5, rollout_mse=0.1,
+                 final_loss=0.2)]
+    run = report.SuiteRun('scale', 'scale', 'rows', rows=rows)
+    md = report.render_markdown([run], {'date': 'd', 'device': 'cpu',
+                                        'torch': 't', 'torch_geometric': 'g'})
+    assert '### scale: a' in md and '### scale: b' in md
+    part_a = md.split('### scale: a')[1].split('### scale: b')[0]
+    assert '| tokens | step (ms) |' in part_a and 'test_nll' not in part_a
+    part_b = md.split('### scale: b')[1]
+    assert 'tokens' not in part_b
+    for key in ('test_nll', 'rollout_mse', 'final_loss'):
+        assert f'- `{key}`: ' in part_b
+    assert 'nats per particle' in part_b and 'squared simulation' in part_b
+
+
+def test_full_extra_hint_says_how_to_install_from_the_clone(monkeypatch):
+    import torch_geometric.typing as pyg_typing
+
+    from pyg_relational.bench import scale
+    monkeypatch.setattr(pyg_typing, 'WITH_PYG_LIB', False)
+    monkeypatch.setattr(pyg_typing, 'WITH_TORCH_SPARSE', False)
+    reason = scale.sampler_missing()
+    assert "pip install -e '.[full]'" in reason
+    assert "'pyg-relational[full]'" not in reason

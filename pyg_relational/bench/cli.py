@@ -16,9 +16,11 @@ says otherwise, and a warning is printed when the load average exceeds the
 core count. ``report.md`` and ``results.json`` in ``--out`` are rewritten
 after every suite, so an interrupted run keeps what finished.
 
-Exit status: ``0`` when every suite ran, ``1`` when a suite failed or was
-incomplete (its message is in the summary and the report) or a twin is
-outside its tolerance, ``2`` for bad usage (unknown suite, ``--device cuda``
+Exit status: ``0`` when every suite ran or was skipped (a suite whose data
+is absent here and cannot be downloaded, e.g. offline: one row
+``skipped: <why>, <how to provide it>`` in the summary and the report),
+``1`` when a suite failed or was incomplete (its message is in the summary
+and the report) or a twin is outside its tolerance, ``2`` for bad usage (unknown suite, ``--device cuda``
 without CUDA, a missing ``--data-root``, an ``--out`` that cannot be
 created), ``130`` when interrupted (Ctrl-C) — always a one-line message,
 never a traceback (``--traceback`` shows a failing suite's for debugging).
@@ -39,7 +41,7 @@ from typing import Callable, List, Optional, Sequence, TextIO
 import torch
 
 from . import report
-from .suites import SUITES, BenchError, Suite, get_suite
+from .suites import SUITES, BenchError, Suite, SuiteSkipped, get_suite
 
 __all__ = ['build_parser', 'run', 'main', 'check_device', 'version']
 
@@ -91,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--data-root', default=None, metavar='DIR',
                         help='folder holding planetoid/ (default: '
                         '$PYG_RELATIONAL_DATA, else ~/.cache/pyg_relational; '
-                        'missing data is downloaded there)')
+                        'missing data is downloaded there; offline, the '
+                        'citation suite is skipped, saying so)')
     parser.add_argument('--threads', type=int, default=None, metavar='N',
                         help='CPU threads (default: 1 for suites that '
                         'measure time, torch\'s default for the others)')
@@ -262,6 +265,10 @@ def _run_one(suite: Suite, quick: bool, device: str, progress: bool,
     try:
         record.rows = suite.present(list(suite.run(
             quick=quick, device=device, progress=bar, **options)), quick)
+    except SuiteSkipped as e:  # data absent here: says why and how
+        record.rows = []
+        record.status = 'skipped'
+        record.error = f'skipped: {e}'
     except BenchError as e:  # rows: what ran before the error
         record.rows = suite.present(e.rows, quick)
         record.status = 'incomplete' if e.rows else 'failed'
@@ -387,7 +394,7 @@ def _main(argv, stdout: TextIO, stderr: TextIO) -> int:
     if not _write(writer, args.out, stderr):
         return 2
     stdout.write(report.render_summary(runs, meta, args.out) + '\n')
-    return 0 if all(r.status == 'ok' for r in runs) else 1
+    return 0 if all(r.status in ('ok', 'skipped') for r in runs) else 1
 
 
 def _write(writer: report.ReportWriter, out: str, stderr: TextIO) -> bool:

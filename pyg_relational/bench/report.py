@@ -31,8 +31,10 @@ from .results import SpeedResult, TwinResult
 __all__ = [
     'SuiteRun', 'ReportWriter', 'environment', 'load_average',
     'load_warning', 'to_row', 'markdown_table', 'render_markdown',
-    'render_json', 'render_plots', 'render_summary', 'write_report',
-    'format_value', 'column_name', 'time_unit', 'QUICK_NOTE'
+    'render_json', 'render_plots', 'figures', 'render_summary',
+    'write_report',
+    'format_value', 'column_name', 'time_unit', 'QUICK_NOTE',
+    'SPEED_QUICK_NOTE'
 ]
 
 
@@ -45,7 +47,8 @@ class SuiteRun:
     description: str
     kind: str  # 'twins' | 'speed' | 'rows'
     rows: List[Any] = field(default_factory=list)
-    status: str = 'ok'  # 'ok' | 'incomplete' | 'failed' | 'mismatch'
+    # 'ok' | 'skipped' | 'incomplete' | 'failed' | 'mismatch'
+    status: str = 'ok'
     error: Optional[str] = None
     seconds: float = 0.0
     plot: Any = None  # a suites.LinePlot or None
@@ -185,6 +188,77 @@ def _columns(rows: Sequence[Dict[str, Any]]) -> List[str]:
     return cols
 
 
+#: What a column means and its unit, where the name alone does not say;
+#: printed under every table that has the column.
+COLUMN_NOTES = {
+    'rollout_mse': 'mean squared error of the predicted body positions over '
+                   'all rollout steps, bodies and held-out trajectories, in '
+                   'squared simulation length units (G = 1, positions of '
+                   'order 1); lower is better',
+    'final_loss': 'training loss at the last iteration: MSE of the '
+                  'standardised one-step velocity change (no unit; 1 = '
+                  'predicting the training mean)',
+    'baseline_mse/mse': 'the constant-velocity baseline\'s rollout_mse '
+                        'divided by this row\'s (×; above 1 beats the '
+                        'baseline)',
+    'test_nll': 'Gaussian negative log-likelihood of the NRI paper with the '
+                'model\'s fixed variance σ² (no constant term): '
+                'Σ (x̂ − x)² / (2σ²) over time steps and features, averaged '
+                'over particles, on trajectories normalised to [−1, 1] '
+                '(nats per particle; lower is better)',
+    'test_mse_1': 'MSE of one-step predictions on the normalised '
+                  'trajectories (no unit)',
+    'test_edge_accuracy': 'share of edges whose type is recovered, under '
+                          'the best relabelling of the types',
+    'test_edge_acc': 'share of edges whose type is recovered, under the '
+                     'best relabelling of the types',
+    'majority_acc': 'accuracy of always answering the most common edge '
+                    'type: the bar test_edge_acc must clear',
+    'full_epoch_est_s': 'batch time × batches in one pass over all '
+                        'training nodes (an estimate, not a measurement)',
+    'sampled_nodes': 'mean number of nodes in one sampled subgraph',
+    'peak_reset': 'whether the peak-RSS mark could be reset before '
+                  'training (Linux), so train_extra is training alone',
+    'train_extra_bytes': 'peak RSS during training minus the RSS after '
+                         'building the graph',
+    'loadavg': 'the machine\'s 1-, 5- and 15-minute load averages',
+    'estimate_bytes': 'memory the path was expected to need',
+}
+
+
+def _notes(columns: Sequence[str], rows: Sequence[Dict[str, Any]]
+           ) -> List[str]:
+    units = {c: time_unit([r.get(c) for r in rows]) for c in columns
+             if c.endswith('_s')}
+    lines = []
+    for c in columns:
+        note = COLUMN_NOTES.get(c)
+        if note is None and c.startswith('test_mse_'):
+            note = (f'MSE of {c[len("test_mse_"):]}-step predictions on '
+                    f'the normalised trajectories (no unit)')
+        if note is not None:
+            lines.append(f'- `{column_name(c, units.get(c))}`: {note}.')
+    return lines
+
+
+def _groups(rows: Sequence[Dict[str, Any]], key: str = 'experiment'):
+    """``[(name, rows)]``: one table per value of ``key`` when every row
+    has it and there are several (the scale suite's experiments share
+    few columns), else one table. Columns empty in every row of a table
+    are left out."""
+    values = [r.get(key) for r in rows]
+    if not rows or None in values or len(set(values)) < 2:
+        return [('', list(rows))]
+    return [(v, [r for r in rows if r.get(key) == v])
+            for v in dict.fromkeys(values)]
+
+
+def _filled(rows: Sequence[Dict[str, Any]],
+            columns: Optional[Sequence[str]] = None) -> List[str]:
+    columns = list(columns or _columns(rows))
+    return [c for c in columns if any(r.get(c) is not None for r in rows)]
+
+
 def markdown_table(rows: Sequence[Dict[str, Any]],
                    columns: Optional[Sequence[str]] = None) -> str:
     """A GitHub markdown table of flat rows (union of their keys), every
@@ -245,6 +319,23 @@ QUICK_NOTE = ('Quick mode is a smoke test: every suite runs at tiny sizes '
               'against papers. `pyg-relational bench --full` gives the real '
               'figures (hours on a CPU); recorded full runs are in '
               'benchmarks/results/.')
+
+
+#: What quick-mode speed rows are, next to them on screen and in the report.
+SPEED_QUICK_NOTE = ('Smoke-test speed rows: tiny graphs on one CPU thread, '
+                    'where the fixed cost of every call (input checks, path '
+                    'choice, Python) outweighs the arithmetic, so graph '
+                    'layers can look slower than their twins here. These '
+                    'are not speed results: the full-size figures are in '
+                    'benchmarks/results/paths_speed.md and classic.md '
+                    '(pyg-relational bench speed --full).')
+
+
+def _status_cell(r: 'SuiteRun') -> str:
+    """The status column: a skipped suite says why and how to run it."""
+    if r.status == 'skipped' and r.error:
+        return r.error.replace('|', '\\|')
+    return r.status
 
 
 def _meta_line(meta: Dict[str, Any]) -> str:
@@ -310,7 +401,7 @@ def render_markdown(runs: Sequence[SuiteRun], meta: Dict[str, Any],
     out += ['| suite | status | rows | time (s) | CPU threads |',
             '|---|---|---|---|---|']
     for r in runs:
-        out.append(f'| {r.name} | {r.status} | {len(r.rows)} | '
+        out.append(f'| {r.name} | {_status_cell(r)} | {len(r.rows)} | '
                    f'{r.seconds:.1f} | {r.threads or "–"} |')
     out.append('')
     if meta.get('not_run'):
@@ -326,6 +417,9 @@ def render_markdown(runs: Sequence[SuiteRun], meta: Dict[str, Any],
     for r in runs:
         out += [f'## {r.name}', '', r.description, '',
                 _suite_line(r, meta), '']
+        if r.status == 'skipped':
+            out += [f'**{r.error}**', '']
+            continue
         if r.error:
             out += [f'**{r.status}**: {r.error}', '']
         rows = r.table_rows()
@@ -333,8 +427,19 @@ def render_markdown(runs: Sequence[SuiteRun], meta: Dict[str, Any],
         if r.kind == 'speed' and rows:  # per-run times etc.: results.json
             columns = [c for c in _columns(rows)
                        if not c.startswith('extra.') and c != 'device']
+            if meta.get('quick'):
+                out += [f'**{SPEED_QUICK_NOTE}**', '']
             out += [_speed_note(rows), '']
-        out += [markdown_table(rows, columns), '']
+        for group, sub in _groups(rows):
+            # speed tables keep every column ('–': no alternated ratio)
+            shown = _filled(sub) if columns is None else list(columns)
+            if group:
+                out += [f'### {r.name}: {group}', '']
+                shown = [c for c in shown if c != 'experiment']
+            out += [markdown_table(sub, shown), '']
+            notes = _notes(shown, sub)
+            if notes:
+                out += ['Columns:', ''] + notes + ['']
         if r.kind == 'twins' and r.rows:
             passed = sum(bool(row.get('passed')) for row in rows)
             out += [f'{passed}/{len(r.rows)} twins within tolerance.', '']
@@ -359,71 +464,148 @@ def _mean_curve(rows: Sequence[Dict[str, Any]], x: str, y: str):
     return xs, [sum(points[v]) / len(points[v]) for v in xs]
 
 
-def render_plots(runs: Sequence[SuiteRun], out_dir: str) -> Dict[str, str]:
-    """One PNG per suite that declares a :class:`~.suites.LinePlot` and has
-    rows: one panel per ``panel`` value (at most 4 per row), one line per
-    series and ``y`` key; rows with the same series and ``x`` (e.g. several
-    seeds) are drawn as their mean. Returns ``{suite: path}``."""
+def render_plots(runs: Sequence[SuiteRun], out_dir: str,
+                 quick: bool = False) -> Dict[str, str]:
+    """One PNG per suite that declares a plot spec and has rows (see
+    :func:`figures`). Returns ``{suite: path}``."""
+    paths = {}
+    for name, fig in figures(runs, quick):
+        import matplotlib.pyplot as plt
+        path = osp.join(out_dir, f'{name}.png')
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        paths[name] = path
+    return paths
+
+
+def figures(runs: Sequence[SuiteRun], quick: bool = False):
+    """``(suite name, matplotlib figure)`` for every suite that declares a
+    plot spec and has rows: a :class:`~.suites.LinePlot` (one panel per
+    ``panel`` value, at most 4 per row, one line per series and ``y`` key,
+    rows with the same series and ``x`` averaged, a dashed chance line) or
+    a :class:`~.suites.BarPlot` (one panel, one group of bars per row, no
+    line joining two configurations). ``quick``: every figure is marked as
+    a smoke test in its title and across its background."""
     if not any(run.plot is not None and run.rows for run in runs):
-        return {}
+        return
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    paths = {}
+    from .suites import BarPlot
     for run in runs:
         spec, rows = run.plot, run.table_rows()
-        if spec is None:
+        if spec is None or not rows:
             continue
-        rows = [r for r in rows if r.get(spec.x) is not None
-                and any(r.get(y) is not None for y in spec.y)]
-        if not rows:
+        draw = _bar_plot if isinstance(spec, BarPlot) else _line_plot
+        fig = draw(plt, spec, rows, run.name)
+        if fig is None:
             continue
-        panels = list(dict.fromkeys(str(r.get(spec.panel)) for r in rows)) \
-            if spec.panel else ['']
-        ncols = min(len(panels), 4)
-        nrows = (len(panels) + ncols - 1) // ncols
-        fig, axes = plt.subplots(nrows, ncols, squeeze=False,
-                                 figsize=(4.6 * ncols, 3.6 * nrows))
-        for ax in axes.flat[len(panels):]:
-            ax.set_visible(False)
-        for ax, panel in zip(axes.flat, panels):
-            sub = [r for r in rows
-                   if not spec.panel or str(r.get(spec.panel)) == panel]
-            ys = list(spec.y)
-            if spec.shared_first:
-                xs, vals = _mean_curve(sub, spec.x, ys[0])
-                ax.plot(xs, vals, 'o-', ms=3, color='black',
-                        label=f'{panel} ({ys[0]})')
-                ys = ys[1:]
-            labels = list(dict.fromkeys(
-                _series_label(r, spec.series) for r in sub))
-            cmap = plt.get_cmap('tab10')
-            for n, lab in enumerate(labels):
-                pts = [r for r in sub if _series_label(r, spec.series) == lab]
-                for k, y in enumerate(ys):
-                    xs, vals = _mean_curve(pts, spec.x, y)
-                    dashed = spec.shared_first or k > 0
-                    ax.plot(xs, vals, marker='o', ms=3,
-                            linestyle='--' if dashed else '-',
-                            color=cmap(n % cmap.N),
-                            label=lab if len(ys) == 1 else f'{lab}: {y}')
-            if spec.logx:
-                ax.set_xscale('log')
-            if spec.logy:
-                ax.set_yscale('log')
-            ax.set_xlabel(spec.xlabel or spec.x)
-            ax.set_ylabel(spec.ylabel or ', '.join(spec.y))
-            ax.set_title(panel or run.name, fontsize=9)
-            ax.grid(True, which='both', alpha=0.3)
-            ax.legend(fontsize=6)
-        fig.suptitle(run.name)
+        title = run.name
+        if quick:
+            title += ' — SMOKE TEST (tiny sizes): not results'
+            fig.text(0.5, 0.5, 'smoke test', fontsize=40, color='grey',
+                     alpha=0.15, ha='center', va='center', rotation=20)
+        fig.suptitle(title, fontsize=10)
         fig.tight_layout()
-        path = osp.join(out_dir, f'{run.name}.png')
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        paths[run.name] = path
-    return paths
+        yield run.name, fig
+
+
+def _line_plot(plt, spec, rows, name):
+    rows = [r for r in rows if r.get(spec.x) is not None
+            and any(r.get(y) is not None for y in spec.y)]
+    if not rows:
+        return None
+    panels = list(dict.fromkeys(str(r.get(spec.panel)) for r in rows)) \
+        if spec.panel else ['']
+    ncols = min(len(panels), 4)
+    nrows = (len(panels) + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False,
+                             figsize=(4.6 * ncols, 3.6 * nrows))
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, panel in zip(axes.flat, panels):
+        sub = [r for r in rows
+               if not spec.panel or str(r.get(spec.panel)) == panel]
+        ys = list(spec.y)
+        if spec.shared_first:
+            xs, vals = _mean_curve(sub, spec.x, ys[0])
+            ax.plot(xs, vals, 'o-', ms=3, color='black',
+                    label=f'{panel} ({ys[0]})')
+            ys = ys[1:]
+        labels = list(dict.fromkeys(
+            _series_label(r, spec.series) for r in sub))
+        cmap = plt.get_cmap('tab10')
+        for n, lab in enumerate(labels):
+            pts = [r for r in sub if _series_label(r, spec.series) == lab]
+            for k, y in enumerate(ys):
+                xs, vals = _mean_curve(pts, spec.x, y)
+                dashed = spec.shared_first or k > 0
+                ax.plot(xs, vals, marker='o', ms=3,
+                        linestyle='--' if dashed else '-',
+                        color=cmap(n % cmap.N),
+                        label=lab if len(ys) == 1 else f'{lab}: {y}')
+        chance = [float(r[spec.chance]) for r in sub
+                  if spec.chance and r.get(spec.chance) is not None]
+        if chance:
+            level = sum(chance) / len(chance)
+            ax.axhline(level, color='grey', linestyle=':', linewidth=1.2,
+                       label=f'chance ({level:.3g})')
+        if spec.logx:
+            ax.set_xscale('log')
+            _plain_log_ticks(ax.xaxis, sorted({float(r[spec.x])
+                                               for r in sub}))
+        if spec.logy:
+            ax.set_yscale('log')
+        ax.set_xlabel(spec.xlabel or spec.x)
+        ax.set_ylabel(spec.ylabel or ', '.join(spec.y))
+        ax.set_title(panel or name, fontsize=9)
+        ax.grid(True, which='major', alpha=0.3)
+        ax.legend(fontsize=6)
+    return fig
+
+
+def _plain_log_ticks(axis, values):
+    """Ticks at the data's own x values, written plainly (50, 200, 1000),
+    and no minor labels: log axes otherwise print overlapping 10^k
+    labels."""
+    from matplotlib.ticker import (FixedLocator, FuncFormatter,
+                                   NullFormatter, NullLocator)
+    axis.set_major_locator(FixedLocator(values))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f'{v:g}'))
+    axis.set_minor_locator(NullLocator())
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _bar_plot(plt, spec, rows, name):
+    rows = [r for r in rows if all(isinstance(r.get(v), (int, float))
+                                   for v in spec.values)]
+    if not rows:
+        return None
+    labels = [_bar_label(r, spec.label) for r in rows]
+    height = 0.8 / len(spec.values)
+    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.34 * len(rows)))
+    cmap = plt.get_cmap('tab10')
+    for k, (key, legend) in enumerate(zip(spec.values, spec.names)):
+        ys = [n + (k - (len(spec.values) - 1) / 2) * height
+              for n in range(len(rows))]
+        ax.barh(ys, [float(r[key]) * spec.scale for r in rows], height,
+                color=cmap(k), label=legend)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.invert_yaxis()  # the report's order, top to bottom
+    ax.set_xscale('log')
+    ax.set_xlabel(spec.xlabel or f'time ({spec.unit})')
+    ax.grid(True, axis='x', which='major', alpha=0.3)
+    ax.legend(fontsize=8, loc='lower right')
+    return fig
+
+
+def _bar_label(row: Dict[str, Any], keys: Sequence[str]) -> str:
+    head = ' vs '.join(str(row.get(k)) for k in keys[:2] if row.get(k))
+    rest = ', '.join(str(row.get(k)) for k in keys[2:] if row.get(k))
+    label = f'{head} ({rest})' if rest else head
+    return label if len(label) <= 90 else label[:87] + '...'
 
 
 # --- terminal summary -------------------------------------------------------
@@ -522,6 +704,10 @@ def render_summary(runs: Sequence[SuiteRun], meta: Dict[str, Any],
         if r.error:
             out += textwrap.wrap(r.error, width, initial_indent='    ',
                                  subsequent_indent='    ')[:4]
+        if r.kind == 'speed' and r.rows and meta.get('quick'):
+            out += textwrap.wrap(SPEED_QUICK_NOTE, width,
+                                 initial_indent='    ',
+                                 subsequent_indent='    ')
         out += ['    ' + line for line in _summary_lines(r, width - 4)]
     if meta.get('not_run'):
         out += _wrap(f"not run: {', '.join(meta['not_run'])}", width)
@@ -554,7 +740,8 @@ class ReportWriter:
         report."""
         self.runs.append(run)
         if self.plots:
-            self.images.update(render_plots([run], self.out_dir))
+            self.images.update(render_plots([run], self.out_dir,
+                                            bool(self.meta.get('quick'))))
         return self.write()
 
     def write(self) -> Dict[str, str]:
@@ -579,5 +766,5 @@ def write_report(runs: Sequence[SuiteRun], meta: Dict[str, Any],
     writer = ReportWriter(out_dir, meta, plots)
     writer.runs = list(runs)
     if plots:
-        writer.images = render_plots(runs, out_dir)
+        writer.images = render_plots(runs, out_dir, bool(meta.get('quick')))
     return writer.write()

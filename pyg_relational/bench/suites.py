@@ -21,12 +21,14 @@ Example:
     'twins'
 """
 import importlib
+import importlib.util
 import inspect
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 __all__ = [
-    'Suite', 'LinePlot', 'BenchError', 'ProviderMissing', 'SuiteFailed',
+    'Suite', 'LinePlot', 'BarPlot', 'BenchError', 'ProviderMissing',
+    'SuiteFailed', 'SuiteSkipped',
     'SUITES', 'TWIN_PROVIDERS', 'SPEED_PROVIDERS', 'TARGET_PROVIDERS',
     'register', 'get_suite',
     'suite_names', 'import_provider', 'gather_cases'
@@ -45,6 +47,14 @@ class BenchError(Exception):
     def __init__(self, message: str, rows: Optional[list] = None):
         super().__init__(message)
         self.rows = list(rows or [])
+
+
+class SuiteSkipped(BenchError):
+    """A suite cannot run here for a reason outside the code under test:
+    its data is absent and cannot be downloaded (no network), or an
+    optional package is missing. The message says why and how to provide
+    it; the report shows the suite as one ``skipped: ...`` row and the run
+    still succeeds (exit status 0)."""
 
 
 class ProviderMissing(BenchError):
@@ -73,6 +83,22 @@ class LinePlot:
     xlabel: str = ''
     ylabel: str = ''
     shared_first: bool = False
+    chance: Optional[str] = None  # a row key: a dashed line per panel
+
+
+@dataclass(frozen=True)
+class BarPlot:
+    """How :mod:`~pyg_relational.bench.report` plots timing rows: one
+    panel, one labelled group of horizontal bars per row (``label`` keys
+    joined: ``operator vs baseline (config)``), one bar per ``values`` key,
+    on one log axis in ``unit`` (the report's unit). No line joins two rows:
+    each row is its own configuration."""
+    label: Tuple[str, ...]
+    values: Tuple[str, ...]
+    names: Tuple[str, ...]  # legend entry per values key
+    scale: float = 1e3  # seconds -> unit
+    unit: str = 'ms'
+    xlabel: str = ''
 
 
 @dataclass(frozen=True)
@@ -86,7 +112,8 @@ class Suite:
             -> list`` of records or ``dict`` rows.
         kind (str): ``'twins'``, ``'speed'`` or ``'rows'`` (flat dicts);
             selects the table and the terminal summary.
-        plot (LinePlot, optional): the PNG plot of the rows, if any.
+        plot (LinePlot or BarPlot, optional): the PNG plot of the rows, if
+            any.
         default (bool): part of the default run (everything, quick).
         timing (bool, optional): the suite measures time, so it runs on one
             CPU thread unless ``--threads`` says otherwise. (default: ``kind
@@ -251,9 +278,19 @@ def _speed(quick: bool = True, device: str = 'cpu',
                      progress)
 
 
+def _need_digits():
+    """The digits images ship with scikit-learn (the ``bench`` extra)."""
+    if importlib.util.find_spec('sklearn') is None:
+        raise SuiteSkipped(
+            "scikit-learn is not installed and its bundled digits images are "
+            "this suite's data; pip install scikit-learn (or, in the clone, "
+            "pip install -e '.[bench]')")
+
+
 def _inductive_bias(quick: bool = True, device: str = 'cpu',
                     progress: Progress = None, seeds: Optional[int] = None
                     ) -> list:
+    _need_digits()
     from .inductive_bias import run_inductive_bias
     kwargs = {} if seeds is None else {'seeds': tuple(range(seeds))}
     return run_inductive_bias(quick=quick, device=device, progress=progress,
@@ -269,12 +306,13 @@ def _citation(quick: bool = True, device: str = 'cpu',
     try:
         return run(seeds=range(seeds or (1 if quick else 10)), quick=quick,
                    device=device, data_root=data_root, progress=progress)
-    except missing as e:  # no local copy and no download: one line
-        raise BenchError(str(e)) from None
+    except missing as e:  # no local copy and no download: one row
+        raise SuiteSkipped(str(e)) from None
 
 
 def _digits(quick: bool = True, device: str = 'cpu',
             progress: Progress = None, seeds: Optional[int] = None) -> list:
+    _need_digits()
     run = import_provider('pyg_relational.bench.non_local', 'run_digits')
     return run(quick=quick,
                seeds=seeds if seeds is not None else (1 if quick else 3),
@@ -330,10 +368,10 @@ register(Suite(
     'speed', 'forward+backward time and peak memory of each graph layer '
     'against its twin on the same data, across sizes (1 CPU thread unless '
     '--threads)', _speed, kind='speed',
-    plot=LinePlot(x='num_edges', y=('graph_s', 'baseline_s'),
-                  series=('baseline', ), panel='operator', logx=True,
-                  logy=True, xlabel='number of edges',
-                  ylabel='forward+backward time (s)', shared_first=True)))
+    plot=BarPlot(label=('operator', 'baseline', 'config'),
+                 values=('graph_s', 'baseline_s'),
+                 names=('graph layer', 'twin / baseline'),
+                 xlabel='forward+backward time, median (ms)')))
 register(Suite(
     'inductive-bias', 'the same AttentionConv trained on the same data with '
     'different graphs (complete, grid/window, chain, the data\'s own): test '
@@ -341,7 +379,7 @@ register(Suite(
     chance=('test_acc', lambda r: 1 / _CLASSES[r['task']]),
     plot=LinePlot(x='train_size', y=('test_acc', ), series=('graph', ),
                   panel='task', logx=True, xlabel='training-set size',
-                  ylabel='test accuracy')))
+                  ylabel='test accuracy', chance='chance')))
 register(Suite(
     'citation', 'GCNConv, GATConv and AttentionConv(score=\'gat\') on '
     'Planetoid Cora and CiteSeer (public split): test accuracy (%)',
