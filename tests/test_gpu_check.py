@@ -42,6 +42,15 @@ def test_gpu_check_quick_on_cpu(tmp_path):
         float(row[2]), float(row[3])  # times in ms
         if row[1].endswith('fp32'):
             assert float(row[9]) < 1e-4, row
+    # the GAT layers (PyG's weights copied in) and every aggregation agree
+    cells = [[c.strip() for c in line.strip('|').split('|')]
+             for line in text.splitlines() if line.startswith('| ')]
+    gat = [r for r in cells if r[0] in ('GATConv (drop-in)',
+                                        "AttentionConv(score='gat')")]
+    assert len(gat) == 2 and all(float(r[9]) < 1e-4 for r in gat), gat
+    aggregation = [r for r in cells if r[0] in ('sum', 'mean', 'max')]
+    assert len(aggregation) == 3
+    assert all(float(r[-1]) < 1e-4 for r in aggregation), aggregation
     # the repository's result file is left alone
     after = os.stat(repo_result).st_mtime if osp.exists(repo_result) \
         else None
