@@ -1,5 +1,5 @@
-"""Bad input, saved state and cached data (issue 14): try every category of
-the issue with many inputs and count the outcomes.
+"""Bad input, saved state and cached data (issues 14 and 22): try every
+category of the issues with many inputs and count the outcomes.
 
 Run: ``python benchmarks/scripts/reliability.py [--out FILE]`` (one thread,
 about a minute; not a timing).
@@ -495,6 +495,287 @@ def resume_cases(tmp):
                [ckpt], None)
 
 
+# --------------------------------------------------------------------------
+# Issue 22: silent results, obscure errors, compile, a new user's first hour.
+# --------------------------------------------------------------------------
+def _equal(a, b, tol=1e-6):
+    return a.shape == b.shape and bool(torch.allclose(a, b, atol=tol,
+                                                      rtol=tol,
+                                                      equal_nan=True))
+
+
+def _edits():
+    """Ways to overwrite a tensor's values in place; the last two do not
+    bump its version."""
+    return {
+        'setitem': lambda t, v: t.__setitem__(Ellipsis, v),
+        'copy_': lambda t, v: t.copy_(v),
+        '.data': lambda t, v: t.data.copy_(v),
+        '.numpy()': lambda t, v: t.numpy().__setitem__(Ellipsis, v.numpy()),
+    }
+
+
+def _after_edit(make_graph, edit, new, layer, call):
+    """The layer's output after editing the graph it ran on, and on a fresh
+    copy of the edited graph."""
+    graph = make_graph()
+    call(layer, graph)  # fills the caches
+    edit(graph[-1] if isinstance(graph, tuple) else graph, new)
+    got = call(layer, graph)
+    fresh = tuple(g.clone() for g in graph) if isinstance(graph, tuple) \
+        else graph.clone()
+    return got, call(layer, fresh)
+
+
+def silent_cases():
+    from torch_geometric.data import Data
+    from pyg_relational import relative_position, structure_of
+    from pyg_relational.nn import (FullyConnectedConv, LatticeConv,
+                                   RecurrentConv)
+    from pyg_relational.nn.nri import kl_categorical
+    from pyg_relational.transforms import SequenceToGraph
+
+    # structure_of(data) with a replaced edge_index
+    for reverse in (True, False):
+        for sizes in ([6], [3, 4]):
+            def replaced(reverse=reverse, sizes=sizes):
+                data = SequenceToGraph('chain')(Data(
+                    x=torch.randn(sum(sizes), 3)))
+                data.structure = [structure_of(chain_graph(sizes))]
+                data.edge_index = chain_graph(sizes, reverse=reverse) \
+                    if reverse else chain_graph(sizes).flip(0).clone()
+                return structure_of(data)
+            yield (f'structure_of(data) after edge_index := '
+                   f'{"reversed chain" if reverse else "flipped tensor"} '
+                   f'{sizes}', replaced, ['data.structure'], None)
+    # caches after in-place edits, every way
+    torch.manual_seed(0)
+    att = AttentionConv(F, 4, heads=2).double()
+    xa = torch.randn(5, F, dtype=torch.float64)
+    lat = LatticeConv(2, 3, (3, 3)).double()
+    xl = torch.randn(9, 2, dtype=torch.float64)
+    rnn = RecurrentConv(2, 3).double()
+    xr = torch.randn(6, 2, dtype=torch.float64)
+    new_graph = torch.randint(0, 5, (2, 25), generator=torch.Generator()
+                              .manual_seed(1))
+    for name, edit in _edits().items():
+        yield (f'AttentionConv after edge_index edit via {name}',
+               lambda e=edit: _after_edit(
+                   lambda: complete_graph(5), e, new_graph, att,
+                   lambda m, g: m(xa, g)), None, lambda r: _equal(*r))
+
+        def grid():
+            ei, et, _ = grid_graph((3, 3), 3, padding='same')
+            return ei, et
+        types = grid()[1].flip(0).clone()
+        yield (f'LatticeConv after edge_type edit via {name}',
+               lambda e=edit, t=types: _after_edit(
+                   grid, e, t, lat, lambda m, g: m(xl, g[0], g[1])), None,
+               lambda r: _equal(*r))
+        yield (f'RecurrentConv after edge_index edit via {name}',
+               lambda e=edit: _after_edit(
+                   lambda: chain_graph(6), e, chain_graph(6, reverse=True),
+                   rnn, lambda m, g: m(xr, g)[0]), None,
+               lambda r: _equal(*r))
+    # FullyConnectedConv: NaN / inf in a unit with no (or some) edges
+    ei = torch.tensor([[0, 2, 0], [0, 1, 2]])
+    for path in ('dense', 'auto'):
+        for unit, value in ((1, float('nan')), (1, float('inf')),
+                            (2, float('nan'))):
+            def fc(path=path, unit=unit, value=value):
+                torch.manual_seed(0)
+                layer = FullyConnectedConv(3, 3, edge_index=ei, path=path)
+                ref = FullyConnectedConv(3, 3, edge_index=ei, path='message')
+                ref.load_state_dict(layer.state_dict())
+                x = torch.randn(4, 3)
+                x[1, unit] = value
+                return layer(x), ref(x)
+            if path == 'dense' and unit == 2:
+                continue  # forced dense: 0 * NaN beyond the edges (doc'd)
+            yield (f'FullyConnectedConv path={path} {value} in unit {unit}',
+                   fc, None, lambda r: _equal(*r))
+    # builders
+    for radius in (2**62, 2**63, 2**64, 10**30):
+        yield (f'window_graph(5, 5, {radius})',
+               lambda r=radius: window_graph(5, 5, r), None,
+               lambda out: out.size(1) == 25)
+        yield (f'window_graph(5, 5, {radius}, centers)',
+               lambda r=radius: window_graph(5, 5, r, centers=torch.tensor(
+                   [0., 1., 2., 3., 1e9])), None,
+               lambda out: out.size(1) == 25)
+    for desc, pos in (('float 1.5', torch.tensor([0., 1.5, 2.])),
+                      ('float nan', torch.tensor([0., float('nan'), 2.])),
+                      ('bool', torch.tensor([True, False, True]))):
+        yield (f'relative_position positions {desc}',
+               lambda p=pos: relative_position(chain_graph(3), p, 2),
+               ["'position'"], None)
+    yield ('relative_position whole float positions',
+           lambda: relative_position(chain_graph(3),
+                                     torch.tensor([0., 2., 3.]), 5),
+           None, lambda r: r.tolist() == [3, 4])
+    yield ('relative_position uint8 positions',
+           lambda: relative_position(chain_graph(3), torch.tensor(
+               [5, 0, 2], dtype=torch.uint8), 9), None,
+           lambda r: r.tolist() == [14, 7])
+    # others' modules (GraphNetwork, MPNNConv, kl_categorical, datasets)
+    gn = GraphNetwork.from_sizes(F, 2, 3, 4, hidden_channels=8)
+    batch = torch.tensor([0, 0, 1, 1])
+    cross = torch.tensor([[0, 1, 2], [1, 2, 3]])  # 1 -> 2 joins graphs
+    yield ('GraphNetwork edge between two graphs of a batch',
+           lambda: gn(torch.randn(4, F), cross, torch.randn(3, 2),
+                      torch.randn(2, 3), batch), ['edge_index', 'batch'],
+           None)
+    mp = MPNNConv(F, F, num_steps=2, message='edge_network', edge_dim=3)
+    for shape in ((16, 2), (16, 3, 1), (15, 3), (16, )):
+        yield (f'MPNNConv edge_attr {shape}', lambda sh=shape: mp(
+            torch.randn(4, F), complete_graph(4), torch.randn(*sh)),
+            ["'edge_attr'"], None)
+    for desc, prob in (('rows sum to 2', torch.full((6, 2), 1.)),
+                       ('negative', torch.tensor([[1.5, -0.5]] * 6))):
+        yield (f'kl_categorical {desc}', lambda p=prob: kl_categorical(
+            p, 3), ["'prob'"], None)
+    for kw, name in ((dict(dt=float('nan')), 'dt'), (dict(dt=-1.), 'dt'),
+                     (dict(edge_prob=2.), 'edge_prob')):
+        yield (f'SpringsDataset({kw})', lambda k=kw: SpringsDataset(
+            None, 2, num_steps=200, **k), [f"'{name}'"], None)
+
+
+def obscure_cases():
+    from torch_geometric.data import Batch
+    from pyg_relational.nn import (LatticeConv, RecurrentConv,
+                                   TransformerDecoderLayer)
+    from pyg_relational.transforms import ImageToGraph
+
+    rnn = RecurrentConv(F, 4)
+    yield ('RecurrentConv float64 h_0', lambda: rnn(
+        torch.randn(5, F), chain_graph(5), torch.zeros(1, 1, 4,
+                                                       dtype=torch.float64)),
+        ["'h_0'"], None)
+    dec = NRIDecoder(F, 2, 8, 8, 8)
+    ei = complete_graph(3, self_loops=False)
+    yield ('NRIDecoder float64 z (a valid input: converted)', lambda: dec(
+        torch.randn(3, 4, F), ei, torch.rand(6, 2, dtype=torch.float64)),
+        None, lambda r: bool(torch.isfinite(r).all()))
+    layer = TransformerDecoderLayer(8, 2, 16)
+    args = (complete_graph(3, causal=True), bipartite_graph(4, 3))
+    for desc, x, mem, names in (
+            ('memory float64', torch.randn(3, 8), torch.randn(4, 8).double(),
+             ["'memory'"]),
+            ('x float64', torch.randn(3, 8).double(), torch.randn(4, 8),
+             ["'memory'", "'x'"]),
+            ('both float64, layer float32', torch.randn(3, 8).double(),
+             torch.randn(4, 8).double(), ["'x'"])):
+        yield (f'TransformerDecoderLayer {desc}', lambda x=x, m=mem: layer(
+            x, m, *args), names, None)
+    ds = SpringsDataset(None, 3, num_steps=200)
+    for index in (3, 10, -4):
+        yield (f'SpringsDataset[{index}] of 3', lambda i=index: ds[i],
+               ['index'], None)
+    block = NonLocalBlock(4).train()
+    for shape in ((1, 4, 1, 1), (1, 4, 1), (1, 4, 1, 1, 1)):
+        yield (f'NonLocalBlock train on {shape}', lambda s=shape: block(
+            torch.randn(s)), ["'x'"], None)
+    images = Batch.from_data_list([ImageToGraph()(torch.randn(3, 4, 4))
+                                   for _ in range(2)])
+    for k in (3, 5):
+        conv = LatticeConv(3, 6, kernel_size=k)
+        yield (f'LatticeConv(kernel_size={k}) on ImageToGraph(kernel_size=3)',
+               lambda c=conv: c(images.x, images.edge_index,
+                                images.edge_type),
+               [f'kernel_size=(3, 3)' if k == 3 else "'edge_type'"], None)
+
+
+def compile_cases():
+    """torch.compile(fullgraph=True, backend='eager') of the default path
+    on a plain edge_index: OK if it compiles and equals eager."""
+    import torch._dynamo
+    from pyg_relational.nn import (FullyConnectedConv, GraphNetwork,
+                                   LatticeConv, RecurrentConv,
+                                   TransformerDecoderLayer)
+    x, ei = torch.randn(6, F), complete_graph([3, 3])
+    edge_index, edge_type, _ = grid_graph((3, 3), 3, padding='same')
+    cases = {
+        'AttentionConv': (AttentionConv(F, 4, heads=2), (x, ei)),
+        'MultiheadAttentionConv': (MultiheadAttentionConv(F, 2), (x, ei)),
+        'TransformerEncoderLayer': (TransformerEncoderLayer(
+            F, 2, 8, dropout=0.), (x, ei)),
+        'TransformerDecoderLayer': (TransformerDecoderLayer(
+            F, 2, 8, dropout=0.), (x, torch.randn(4, F), ei,
+                                   bipartite_graph(4, 6))),
+        'NonLocalBlock': (NonLocalBlock(F).eval(), (x, ei)),
+        'LatticeConv': (LatticeConv(2, 3, (3, 3)), (torch.randn(9, 2),
+                                                    edge_index, edge_type)),
+        'FullyConnectedConv': (FullyConnectedConv(F, 3), (x, )),
+        'MPNNConv': (MPNNConv(F, F + 2, num_steps=2), (x, ei)),
+        'InteractionNetwork': (LAYERS['InteractionNetwork'](), (x, ei)),
+        'NRIEncoder': (NRIEncoder(3 * F, 8), (torch.randn(3, 3, F),
+                                              complete_graph(3, self_loops=
+                                                             False))),
+        'NRIDecoder': (NRIDecoder(F, 2, 8, 8, 8), (
+            torch.randn(3, 3, F), complete_graph(3, self_loops=False),
+            torch.rand(6, 2))),
+        'NRIRNNDecoder': (NRIRNNDecoder(F, 2, 8), (
+            torch.randn(3, 3, F), complete_graph(3, self_loops=False),
+            torch.rand(6, 2))),
+        'RecurrentConv': (RecurrentConv(F, 4), (x, chain_graph([3, 3]))),
+        'GraphNetwork': (GraphNetwork.from_sizes(F, 0, 0, (5, 4, 0),
+                                                 hidden_channels=8), (x, ei)),
+    }
+
+    def compiled(module, args):
+        torch._dynamo.reset()
+        eager = _first(module(*args))
+        out = _first(torch.compile(module, backend='eager', fullgraph=True,
+                                   dynamic=False)(*args))
+        return eager, out
+
+    for name, (module, args) in cases.items():
+        yield (f'{name} fullgraph', lambda m=module, a=args: compiled(m, a),
+               None, lambda r: _equal(r[0], r[1], 1e-5), 120.)
+
+
+def first_hour_cases(tmp):
+    from pyg_relational.bench import cli
+    from pyg_relational.bench import scale
+
+    def offline_citation():
+        from torch_geometric.datasets import Planetoid
+        from pyg_relational.bench import citation
+        saved = Planetoid.download
+
+        def offline(self):
+            raise OSError('Cannot connect to host github.com:443')
+        Planetoid.download = offline
+        citation._CACHE.clear()
+        empty = osp.join(tmp, 'no-data')
+        os.makedirs(empty, exist_ok=True)
+        out = osp.join(tmp, 'bench-offline')
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), \
+                    contextlib.redirect_stderr(io.StringIO()):
+                code = cli.main(['citation', '--no-progress', '--no-plots',
+                                 '--data-root', empty, '--out', out])
+        finally:
+            Planetoid.download = saved
+        with open(osp.join(out, 'report.md')) as f:
+            return code, f.read()
+
+    yield ('pyg-relational bench citation offline', offline_citation, None,
+           lambda r: r[0] == 0 and '| citation | skipped: Planetoid Cora'
+           in r[1] and '--data-root DIR' in r[1], 120.)
+
+    def hint():
+        import torch_geometric.typing as pyg_typing
+        saved = pyg_typing.WITH_PYG_LIB, pyg_typing.WITH_TORCH_SPARSE
+        pyg_typing.WITH_PYG_LIB = pyg_typing.WITH_TORCH_SPARSE = False
+        try:
+            return scale.sampler_missing()
+        finally:
+            pyg_typing.WITH_PYG_LIB, pyg_typing.WITH_TORCH_SPARSE = saved
+    yield ("the 'full' extra hint", hint, None,
+           lambda r: "pip install -e '.[full]'" in r)
+
+
 def categories(tmp):
     return {
         'NRI metric and loss (edge_accuracy, nll_gaussian)':
@@ -506,12 +787,18 @@ def categories(tmp):
         'layers: random graphs, bad graphs, bad sizes': layer_cases(),
         'dataset cache': cache_cases(osp.join(tmp, 'cache')),
         'examples/nri.py resume': resume_cases(tmp),
+        'issue 22: silent results': silent_cases(),
+        'issue 22: obscure errors': obscure_cases(),
+        'issue 22: torch.compile fullgraph (default path)': compile_cases(),
+        "issue 22: a new user's first hour": first_hour_cases(tmp),
     }
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--out', help='also write the markdown table here')
+    p.add_argument('--only', help='run the categories whose name contains '
+                   'this text')
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -521,8 +808,11 @@ def main(argv=None):
         for category, cases in categories(tmp).items():
             # a cache folder that cannot be written is an OSError
             errors = ERRORS + (OSError, ) if 'cache' in category else ERRORS
-            for desc, call, names, check in cases:
-                outcome, why = judge(call, names, check, errors=errors)
+            if args.only and args.only not in category:
+                continue
+            for desc, call, names, check, *limit in cases:
+                outcome, why = judge(call, names, check, errors=errors,
+                                     limit=limit[0] if limit else 10.)
                 counts[category][outcome] += 1
                 if outcome not in ('CLEAR', 'OK'):
                     notes.append(f'- {outcome} {category}: {desc}: {why}')
