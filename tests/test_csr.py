@@ -179,6 +179,12 @@ def test_no_edges_and_repeated_edges():
     assert pattern.spmm(w, v).flatten().tolist() == [100., 720.]
     assert pattern.sddmm(v[:2] * 0 + 1, v).tolist() == [100., 10., 100.,
                                                          100.]
+    # more entries than the [1, 1] matrix has places: still every product
+    crowded = EdgePattern.build(torch.zeros(2, 3, dtype=torch.long), 1, 1)
+    a = torch.tensor([[2.], ], dtype=torch.float64)
+    assert crowded.sddmm(a, a).tolist() == [4., 4., 4.]
+    assert crowded.spmm(torch.ones(3, dtype=torch.float64), a).item() == 6.
+    assert crowded.spmm_t(torch.ones(3, dtype=torch.float64), a).item() == 6.
 
 
 def test_heads_pattern_is_block_diagonal():

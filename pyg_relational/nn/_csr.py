@@ -153,6 +153,11 @@ class EdgePattern:
     def sddmm(self, a: Tensor, b: Tensor) -> Tensor:
         """``(a @ b.T)[i, j]`` for every edge ``j -> i`` (CSR order): ``a
         [N_dst, C]``, ``b [N_src, C]`` -> ``[E]``."""
+        if self.num_edges > self.shape[0] * self.shape[1]:
+            # more entries than the matrix has places (repeated edges):
+            # sampled_addmm refuses such a pattern, gather the rows instead
+            return (a.index_select(0, self.target)
+                    * b.index_select(0, self.col)).sum(-1)
         key = (a.dtype, a.device)
         zeros = self._zeros.get(key)
         if zeros is None:  # the pattern's values, never written to

@@ -135,7 +135,8 @@ class InteractionNetwork(Module):
         if self.node_channels != -1:
             check_features(x, self.node_channels, 'x')
         N = _num_nodes(x)[0]
-        edge_index, edge_attr = _resolve_graph(edge_index, edge_attr, N, N)
+        edge_index, edge_attr = _resolve_graph(edge_index, edge_attr, N, N,
+                                               device=x.device)
         check_optional_features(edge_attr, self.edge_channels, 'edge_attr',
                                 'edge_channels')
         check_optional_features(external, self.external_channels, 'external',

@@ -13,8 +13,9 @@ from torch_geometric.nn.inits import uniform
 from .._checks import (check_choice, check_edge_attr, check_edge_index,
                        check_edge_weight,
                        check_features, check_int, plain_tensor)
-from .graph_network import (EdgeBlock, NodeBlock, _aggr_width, _num_nodes,
-                            _refuse_sizes, _split_pair, mlp)
+from .graph_network import (EdgeBlock, NodeBlock, _aggr_width,
+                            _features_device, _num_nodes, _refuse_sizes,
+                            _split_pair, mlp)
 from ._csr import EdgePattern, EdgeSum, dtype_reason
 from ._paths import GraphInput, choose_path, compiling
 
@@ -241,7 +242,7 @@ class MPNNConv(MessagePassing):
                                  f"at most out_channels="
                                  f"{self.out_channels} fit the state")
         edge_index, edge_attr, edge_weight = self._edges(
-            edge_index, edge_attr, edge_weight, size)
+            x, edge_index, edge_attr, edge_weight, size)
         h_src, h = self._pad(x_src), self._pad(x_dst)  # [N_s, C], [N_t, C]
         for t in range(self.num_steps):
             block = self.message_blocks[0 if self.share_weights else t]
@@ -259,14 +260,19 @@ class MPNNConv(MessagePassing):
         pad = x.new_zeros(x.size(0), self.out_channels - x.size(-1))
         return torch.cat([x, pad], dim=-1)  # [N, C]
 
-    def _edges(self, edge_index, edge_attr: Optional[Tensor],
+    def _edges(self, x, edge_index, edge_attr: Optional[Tensor],
                edge_weight: Optional[Tensor], size: Tuple[int, int]):
         """``(edge_index, edge_attr, edge_weight)`` from the graph argument
         and the per-edge inputs, each checked; nothing is dropped: what the
         message cannot use is refused by name."""
-        graph = GraphInput(edge_index, *size)
+        graph = GraphInput(edge_index, *size, device=_features_device(x))
         edge_index = graph.edge_index
+        if graph.structure is None:
+            check_edge_index(edge_index, *size)
         values = graph.edge_weight  # adj_t values: weights or features
+        if values is not None and values.dim() == 1 and bool(
+                (values == 1).all()):
+            values = None  # values of one: a bare pattern
         if values is not None:
             if values.dim() == 1 and self.message == 'linear':
                 if edge_weight is not None:
@@ -395,7 +401,7 @@ class GatedGraphConv(MessagePassing):
                              f"is not allowed to be larger than the number "
                              f"of output channels ({self.out_channels})")
         N = x.size(0)
-        graph = GraphInput(edge_index, N, N)
+        graph = GraphInput(edge_index, N, N, device=x.device)
         edge_index = graph.edge_index
         if graph.edge_weight is not None:
             if edge_weight is not None:
