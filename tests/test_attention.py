@@ -10,6 +10,8 @@ from pyg_relational.nn import (AttentionConv, BahdanauAttention,
                                LuongAttention, attention_score, edge_softmax)
 from pyg_relational.nn.attention import SCORES
 
+from .helpers import device  # noqa: F401 (fixture: every available device)
+from .helpers import graph_to
 from .helpers import (assert_close, assert_edge_order_invariant, assert_twin,
                       dtypes, empty_graph)
 
@@ -43,13 +45,13 @@ GAT_CONFIGS = [
 
 @pytest.mark.parametrize('dtype', dtypes())
 @pytest.mark.parametrize('config', GAT_CONFIGS, ids=str)
-def test_gat_twin(config, dtype):
-    gat = GATConv(5, 4, **config).to(dtype)
+def test_gat_twin(config, dtype, device):
+    gat = GATConv(5, 4, **config).to(device, dtype)
     conv = AttentionConv.from_module(gat)
-    edge_index = torch.randint(0, 6, (2, 20))
-    inputs = [torch.randn(6, 5, dtype=dtype)]
+    edge_index = torch.randint(0, 6, (2, 20)).to(device)
+    inputs = [torch.randn(6, 5, dtype=dtype).to(device)]
     if config.get('edge_dim'):
-        inputs.append(torch.randn(20, 3, dtype=dtype))
+        inputs.append(torch.randn(20, 3, dtype=dtype).to(device))
     params = [(lambda: conv.lin_src.weight.grad, lambda: gat.lin.weight.grad),
               (lambda: conv.score.att_src.grad, lambda: gat.att_src.grad),
               (lambda: conv.score.att_dst.grad, lambda: gat.att_dst.grad)]
@@ -834,7 +836,7 @@ def test_edge_weight_is_checked(weight, match):
 
 @pytest.mark.parametrize('residual', [False, True])
 @pytest.mark.parametrize('bipartite', [False, True])
-def test_gatv2_twin(residual, bipartite):
+def test_gatv2_twin(residual, bipartite, device):
     from torch_geometric.nn import GATv2Conv
     in_channels = (5, 3) if bipartite else 5
     torch.manual_seed(0)
@@ -846,8 +848,11 @@ def test_gatv2_twin(residual, bipartite):
                           add_self_loops=not bipartite).double()
     assert torch.equal(fresh.score.att, ref_conv.att)
     assert torch.equal(fresh.lin_dst.weight, ref_conv.lin_r.weight)
+    ref_conv = ref_conv.to(device)
     conv = AttentionConv.from_module(ref_conv)
     x, edge_index = _twin_graph(bipartite)
+    x = tuple(t.to(device) for t in x) if bipartite else x.to(device)
+    edge_index = graph_to(edge_index, device)
     inputs = list(x) if bipartite else [x]
     for path in ('sparse', 'message'):
         conv.path = path

@@ -23,6 +23,10 @@ TWINS = {  # file: the twin tests in it
     'tests/test_non_local.py': ['test_graph_matches_paper',
                                 'test_dense_matches_paper'],
     'tests/test_interaction.py': ['test_matches_dense_paper_formulation'],
+    'tests/test_attention.py': ['test_gat_twin', 'test_gatv2_twin'],
+    'tests/test_mpnn.py': ['test_twin_gated_graph_conv'],
+    'tests/test_drop_in.py': ['test_same_seed_same_layer',
+                              'test_gated_graph_conv_multigraph_and_gradients'],
 }
 
 

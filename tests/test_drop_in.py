@@ -13,6 +13,7 @@ from torch_geometric.utils import to_torch_coo_tensor, to_torch_csc_tensor
 from pyg_relational.nn import (AttentionConv, GatedGraphConv, GATConv,
                                GATv2Conv, MPNNConv)
 
+from .helpers import device  # noqa: F401 (fixture: every available device)
 from .helpers import assert_close, assert_twin
 
 warnings.filterwarnings('ignore', message='Sparse')
@@ -64,7 +65,7 @@ GAT_CONFIGS = [
 @pytest.mark.parametrize('path', ['sparse', 'message'])
 @pytest.mark.parametrize('name,args,kwargs', GAT_CONFIGS,
                          ids=lambda c: str(c))
-def test_same_seed_same_layer(name, args, kwargs, path):
+def test_same_seed_same_layer(name, args, kwargs, path, device):
     """One import line changed: same parameters (names and values), same
     outputs, attention weights and gradients, on a multigraph."""
     ours, theirs = _pair(name, *args, **kwargs)
@@ -73,10 +74,11 @@ def test_same_seed_same_layer(name, args, kwargs, path):
     for key, value in theirs.state_dict().items():
         assert torch.equal(ours.state_dict()[key], value), key
     assert repr(ours) == repr(theirs)
-    x = torch.randn(9, 8, dtype=torch.float64)
-    edge_index = _multigraph()
-    edge_attr = torch.randn(edge_index.size(1), 3, dtype=torch.float64) \
-        if kwargs.get('edge_dim') else None
+    ours, theirs = ours.to(device), theirs.to(device)
+    x = torch.randn(9, 8, dtype=torch.float64).to(device)
+    edge_index = _multigraph().to(device)
+    edge_attr = torch.randn(edge_index.size(1), 3, dtype=torch.float64).to(
+        device) if kwargs.get('edge_dim') else None
 
     def run(conv):
         return lambda x: conv(x, edge_index, edge_attr,
@@ -213,11 +215,11 @@ def test_gated_graph_conv_weights_honoured(graph, path):
              weight)
 
 
-def test_gated_graph_conv_multigraph_and_gradients():
-    ours, theirs = _pair('GatedGraphConv', 6, 2)
-    edge_index = _multigraph(num_nodes=9)
-    weight = torch.rand(edge_index.size(1), dtype=torch.float64)
-    x = torch.randn(9, 4, dtype=torch.float64)
+def test_gated_graph_conv_multigraph_and_gradients(device):
+    ours, theirs = (m.to(device) for m in _pair('GatedGraphConv', 6, 2))
+    edge_index = _multigraph(num_nodes=9).to(device)
+    weight = torch.rand(edge_index.size(1), dtype=torch.float64).to(device)
+    x = torch.randn(9, 4, dtype=torch.float64).to(device)
     for path in ('sparse', 'message'):
         ours.path = path
         assert_twin(lambda x, w: ours(x, edge_index, w),
@@ -227,7 +229,7 @@ def test_gated_graph_conv_multigraph_and_gradients():
     ours.path = 'auto'
     ours(x, edge_index)
     assert ours.last_path == 'sparse' and ours.why_not_faster is None
-    mean = GatedGraphConv(6, 2, aggr='mean')
+    mean = GatedGraphConv(6, 2, aggr='mean').to(device)
     mean(x.float(), edge_index)
     assert mean.last_path == 'message' and 'aggr' in \
         mean.why_not_faster['sparse']

@@ -5,6 +5,7 @@ import torch
 from torch_geometric.nn import GatedGraphConv, NNConv
 
 from pyg_relational.nn import EdgeBlock, MPNNConv
+from tests.helpers import device  # noqa: F401 (every available device)
 from tests.helpers import (assert_close, assert_edge_order_invariant,
                            assert_twin, dtypes, empty_graph)
 
@@ -19,11 +20,12 @@ def _grad_pairs(a, b):
 
 @pytest.mark.parametrize('dtype', dtypes())
 @pytest.mark.parametrize('aggr', ['add', 'mean', 'max'])
-def test_twin_gated_graph_conv(aggr, dtype):
-    ggc = GatedGraphConv(6, num_layers=3, aggr=aggr).to(dtype)
+def test_twin_gated_graph_conv(aggr, dtype, device):
+    ggc = GatedGraphConv(6, num_layers=3, aggr=aggr).to(device, dtype)
     conv = MPNNConv.from_module(ggc)
     assert not conv.share_weights
-    x = torch.randn(5, 6, dtype=dtype)
+    x = torch.randn(5, 6, dtype=dtype).to(device)
+    edge_index = EDGE_INDEX.to(device)
     # GatedGraphConv keeps its weights in one [T, C, C] tensor.
     params = [(lambda: torch.stack([b.edge_model.weight.grad.t()
                                     for b in conv.message_blocks]),
@@ -32,7 +34,7 @@ def test_twin_gated_graph_conv(aggr, dtype):
                lambda: ggc.rnn.weight_ih.grad),
               (lambda: conv.update_block.node_model.gru.bias_hh.grad,
                lambda: ggc.rnn.bias_hh.grad)]
-    assert_twin(lambda x: conv(x, EDGE_INDEX), lambda x: ggc(x, EDGE_INDEX),
+    assert_twin(lambda x: conv(x, edge_index), lambda x: ggc(x, edge_index),
                 [x], params=params, dtype=dtype)
 
 
