@@ -177,3 +177,35 @@ def test_thousand_particles_simulate_linearly():
     assert out['loc'].shape == (2, 1, 1000, 2)
     assert all(1000 <= p.size(1) <= 2000 for p in out['pairs'])
     assert bool(torch.isfinite(out['loc']).all())
+
+
+@pytest.mark.parametrize('system', ['springs', 'charged'])
+def test_nri_sparse_example_trains_and_tests_other_sizes(system, tmp_path):
+    import importlib.util
+    import json
+    import os.path as osp
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location(
+        'nri_sparse', osp.join(root, 'examples', 'nri_sparse.py'))
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    out = tmp_path / 'run'
+    result = example.main([
+        '--system', system, '--particles', '16', '--train', '4', '--valid',
+        '2', '--test', '2', '--test-particles', '40', '--sim-steps', '60',
+        '--epochs', '2', '--hidden', '8', '--pred-steps', '2', '--root',
+        str(tmp_path / 'data'), '--out', str(out)])
+    assert result['epochs'] == 2 and len(result['valid_edge_accuracy']) == 2
+    for n in (16, 40):
+        test = result[f'test_{n}']
+        assert test['particles'] == n and 0 <= test['edge_accuracy'] <= 1
+        share = test['interacting_share']
+        if system == 'springs':  # two types: the larger share
+            assert test['majority_acc'] == pytest.approx(max(share,
+                                                             1 - share))
+        else:  # three types, type 0 (no interaction) the most frequent
+            assert test['majority_acc'] == pytest.approx(1 - share)
+        assert 0 <= test['missed_share'] <= 1
+    assert json.load(open(out / 'test.json'))['command'].startswith(
+        'python examples/nri_sparse.py --system')
+    assert (out / 'log.csv').exists() and (out / 'model.pt').exists()
