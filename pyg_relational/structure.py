@@ -6,8 +6,9 @@ The builders and transforms know what they built; they describe it with one
 of the classes below and the description travels with the graph:
 
 * the ``edge_index`` returned by a builder is *registered* (by identity,
-  with its in-place version), so a layer handed that same tensor finds its
-  structure for free;
+  with its in-place version and, for small CPU tensors, its values), so a
+  layer handed that same tensor finds its structure for free
+  (:func:`clear_cache` forgets everything known);
 * :class:`~pyg_relational.transforms.SequenceToGraph` /
   :class:`~pyg_relational.transforms.ImageToGraph` store it as
   ``data.structure``; it holds no tensor, so it survives ``.to(device)``,
@@ -378,7 +379,7 @@ def _cache(structure: GraphStructure) -> Dict[str, Tensor]:
 # after such an edit call :func:`clear_cache`.
 _PER_TENSOR: Dict[int, tuple] = {}
 _LOCK = threading.RLock()
-SNAPSHOT_NUMEL = 1 << 16
+SNAPSHOT_NUMEL = 1 << 14  # 8192 edges: one compare, 10-35 us here
 
 
 def _forget(key: int):
@@ -435,7 +436,7 @@ def clear_cache():
     structures, CSR patterns, typed plans and built graphs.
 
     Needed only after editing a large (more than ``SNAPSHOT_NUMEL`` =
-    65536 entries) or non-CPU ``edge_index`` / ``edge_type`` in a way that
+    16384 entries) or non-CPU ``edge_index`` / ``edge_type`` in a way that
     does not bump its in-place version (``t.data[...] = ...``, writes
     through ``t.numpy()`` or DLPack); ordinary in-place edits
     (``t[0, 1] = 2``, ``t.add_(1)``) and any edit of a small CPU tensor are
@@ -502,6 +503,17 @@ def structure_of(graph, num_src: Optional[int] = None,
         num_src, num_dst (int, optional): node counts, checked against the
             structure (a mismatch means "no structure").
         recognise_unknown (bool): try :func:`recognise` on unknown tensors.
+
+    .. note::
+        What is known of a tensor (here and in the layers' CSR patterns and
+        plans) holds while it is the same object at the same in-place
+        version and, for a CPU tensor of at most ``SNAPSHOT_NUMEL`` (16384)
+        entries, with the same values. An edit that does not bump the
+        version (through ``.data``, ``.numpy()`` or DLPack) of a larger or
+        non-CPU tensor is not seen: call :func:`clear_cache` after one.
+        For a ``data`` object, ``data.structure`` is compared with
+        ``data.edge_index`` edge for edge (once per tensor); a mismatch is a
+        :class:`ValueError`.
     """
     if isinstance(graph, GraphStructure):
         return graph
