@@ -9,6 +9,8 @@ from typing import Iterable, Optional, Sequence, Union
 import torch
 from torch import Tensor
 
+from ._torch import autocast_on
+
 SizeLike = Union[int, Sequence[int], Tensor]
 
 
@@ -233,7 +235,7 @@ def check_dtypes(module: torch.nn.Module, **tensors: Tensor):
                              f"'{first_name}' has {first.dtype}; convert "
                              f"one of them (e.g. {name}.to({first_name}."
                              f"dtype))")
-    if torch.is_autocast_enabled(first.device.type):
+    if autocast_on(first.device):
         return
     lazy = torch.nn.parameter.UninitializedParameter
     param = next((p for p in module.parameters()

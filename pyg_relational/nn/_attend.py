@@ -14,7 +14,8 @@ from torch_geometric.utils import degree, softmax
 
 from .._checks import plain_tensor
 from ._csr import EdgeDot, EdgePattern, EdgeSum, dtype_reason
-from ._paths import GraphInput, choose_path, compiling
+from .._torch import compiling
+from ._paths import GraphInput, choose_path
 
 __all__ = ['choose_attention_path', 'sparse_attention', 'normalise',
            'edge_order', 'edge_softmax']

@@ -37,6 +37,7 @@ import torch
 from torch import Tensor
 
 from .._checks import plain_tensor
+from .._torch import autocast_on
 from ..structure import tensor_cache
 
 __all__ = ['EdgePattern', 'EdgeDot', 'EdgeSum', 'EdgeSumT', 'CSR_DTYPES',
@@ -213,7 +214,7 @@ def dtype_reason(x: Tensor) -> Optional[str]:
 def autocast_float32(device) -> bool:
     """Whether autocast is on for ``device``: the products then run in
     float32 (as autocast runs softmax), whatever the inputs' dtype."""
-    return torch.is_autocast_enabled(torch.device(device).type)
+    return autocast_on(device)
 
 
 def _run(ctx, name: str, product: str, pattern: EdgePattern, x: Tensor,

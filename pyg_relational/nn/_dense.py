@@ -54,6 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .._torch import compiling, flash_chosen
 from ..structure import BipartiteBlocks, CompleteBlocks, GraphStructure
 
 __all__ = ['block_attention', 'dense_reason', 'varlen_reason']
@@ -315,27 +316,20 @@ def _sdpa(q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor],
     p = dropout_p if training else 0.
     recorded = torch.is_grad_enabled() and any(t.requires_grad
                                                 for t in (q, k, v))
-    if p > 0. and recorded and q.device.type != 'cpu' and not _compiling():
+    if p > 0. and recorded and q.device.type != 'cpu' and not compiling():
         return _math(q, k, v, mask, causal, scale, p, True)[0]
-    if p > 0. or _compiling() or not recorded:
+    if p > 0. or compiling() or not recorded:
         # dropout: PyTorch's kernel draws it (its math kernel on CPU, which
         # is twice differentiable); compiling: traced as is
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                               dropout_p=p, is_causal=causal,
                                               scale=scale)
-    if q.device.type == 'cpu' and int(torch.ops.aten._fused_sdp_choice(
-            q, k, v, _additive(mask, q.dtype), 0., causal,
-            scale=scale)) != 1:  # not the flash kernel: math, differentiable
+    if q.device.type == 'cpu' and not flash_chosen(
+            q, k, v, _additive(mask, q.dtype), causal, scale):
+        # not the flash kernel: math, differentiable
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                               is_causal=causal, scale=scale)
     return _FusedAttention.apply(q, k, v, mask, causal, scale)
-
-
-def _compiling() -> bool:
-    try:
-        return bool(torch.compiler.is_compiling())
-    except AttributeError:  # pragma: no cover - older torch
-        return False
 
 
 def _on_cuda(t: Tensor) -> bool:

@@ -43,13 +43,6 @@ def check_path(path: str) -> str:
     return check_choice(path, PATHS, 'path')
 
 
-def compiling() -> bool:
-    try:
-        return bool(torch.compiler.is_compiling())
-    except AttributeError:  # pragma: no cover - older torch
-        return False
-
-
 def message_only_reason(module) -> Optional[str]:
     """Why only the message path keeps the contract right now (or None):
     an explainer's edge mask, user hooks on propagate/message, tracing."""

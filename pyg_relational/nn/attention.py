@@ -92,8 +92,9 @@ from ._attend import (choose_attention_path, edge_order, edge_softmax,
                       sparse_attention)
 from ._csr import EdgePattern
 from ._dense import block_attention, dense_reason
-from ._paths import (GraphInput, adjacency_size, check_path, compiling,
-                     fused_alias, weights_like_graph)
+from .._torch import compiling
+from ._paths import (GraphInput, adjacency_size, check_path, fused_alias,
+                     weights_like_graph)
 from .typed import gather_typed
 
 __all__ = [

@@ -15,8 +15,8 @@ from .._checks import (check_edge_index, check_edge_vector, check_features,
 from ..graphs import grid_graph
 from ..structure import (GraphStructure, Grid, _known, register,
                          same_state, tensor_cache, tensor_state)
-from ._paths import (GraphInput, check_path, choose_path, compiling,
-                     fused_alias)
+from .._torch import autocast_on, compiling
+from ._paths import GraphInput, check_path, choose_path, fused_alias
 from .typed import (_group_mm_tn, _plan, _TypedAggregate, gather_typed,
                     typed_transform)
 
@@ -241,7 +241,7 @@ class LatticeConv(MessagePassing):
         sparse_why = None
         if compiling():
             sparse_why = 'torch.compile traces (its plan is data-dependent)'
-        elif torch.is_autocast_enabled(x.device.type):
+        elif autocast_on(x.device):
             sparse_why = 'autocast is on (the typed sum has no autocast rule)'
         path = choose_path(self, self.path, {'dense': dense_why,
                                              'sparse': sparse_why})

@@ -11,7 +11,8 @@ from torch_geometric.nn import MessagePassing
 from .._checks import (check_edge_index, check_features, check_int,
                        plain_tensor)
 from ..graphs import bipartite_graph
-from ._paths import GraphInput, check_path, choose_path, compiling
+from .._torch import compiling
+from ._paths import GraphInput, check_path, choose_path
 
 __all__ = ['FullyConnectedConv']
 

@@ -17,7 +17,8 @@ from .graph_network import (EdgeBlock, NodeBlock, _aggr_width,
                             _features_device, _num_nodes, _refuse_sizes,
                             _split_pair, mlp)
 from ._csr import EdgePattern, EdgeSum, dtype_reason
-from ._paths import GraphInput, choose_path, compiling
+from .._torch import compiling
+from ._paths import GraphInput, choose_path
 
 __all__ = ['MPNNConv', 'GatedGraphConv']
 

@@ -28,6 +28,7 @@ from torch_geometric.nn import MessagePassing
 
 from .._checks import (check_edge_index, check_edge_vector, check_features,
                        check_int)
+from .._torch import autocast_on
 from .graph_network import EdgeBlock, NodeBlock
 from .typed import gather_typed, typed_transform
 
@@ -262,7 +263,7 @@ def _check_dtype(x: Tensor, module: torch.nn.Module, name: str = 'x'):
         raise ValueError(f"'{name}' must be a floating tensor (got "
                          f"{x.dtype}); convert with .float()")
     if param is None or x.dtype == param.dtype or \
-            torch.is_autocast_enabled(x.device.type):
+            autocast_on(x.device):
         return
     fix = {torch.float64: '.double()', torch.float32: '.float()',
            torch.float16: '.half()', torch.bfloat16: '.bfloat16()'}

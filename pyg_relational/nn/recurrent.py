@@ -13,6 +13,7 @@ from torch_geometric.nn import MessagePassing
 
 from .._checks import (check_choice, check_edge_index, check_features,
                        check_int)
+from .._torch import rnn_kernel
 from ..structure import Chains
 from ._paths import GraphInput, check_path, choose_path
 
@@ -360,6 +361,9 @@ class RecurrentConv(MessagePassing):
         if chains is None:
             dense_why = ('the graph is not a set of chains (DAGs and trees '
                          'take the level schedule)')
+        elif rnn_kernel(self._kernel_name) is None:
+            dense_why = (f'this torch has no fused {self._kernel_name!r} '
+                         f'kernel (torch._VF)')
         path = choose_path(self, self.path, {'dense': dense_why})
         lstm = self.cell == 'lstm'
         if lstm and h_0 is not None:
@@ -414,6 +418,10 @@ class RecurrentConv(MessagePassing):
                 for layer in range(self.num_layers)
                 for suffix in self._suffixes() for name in names]
 
+    @property
+    def _kernel_name(self) -> str:
+        return self.cell if self.cell != 'rnn' else f'rnn_{self.nonlinearity}'
+
     def _dense(self, x: Tensor, chains: Chains, h_0):
         """All layers and directions in one fused kernel call
         (``torch._VF.lstm`` / ``gru`` / ``rnn_tanh`` / ``rnn_relu``): equal
@@ -433,9 +441,7 @@ class RecurrentConv(MessagePassing):
         if batch == 0:
             out = x.new_zeros(0, self.num_directions * hidden)
             return out, (tuple(states) if lstm else states[0])
-        kernel = self.cell if self.cell != 'rnn' \
-            else f'rnn_{self.nonlinearity}'
-        kernel = getattr(torch._VF, kernel)
+        kernel = rnn_kernel(self._kernel_name)
         weights = self._flat_weights()
         # cuDNN's RNN backward runs only after a forward in training mode.
         # In eval mode with a gradient recorded the kernel runs in training
