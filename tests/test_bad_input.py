@@ -9,7 +9,7 @@ from pyg_relational import (bipartite_graph, chain_graph, complete_graph,
 from pyg_relational.nn import (FullyConnectedConv, LatticeConv, NonLocalBlock,
                                RecurrentConv, TransformerDecoderLayer,
                                TransformerEncoderLayer)
-from pyg_relational.structure import Chains, Grid, register
+from pyg_relational.structure import Chains, CompleteBlocks, Grid, register
 from pyg_relational.transforms import ImageToGraph, SequenceToGraph
 
 
@@ -40,6 +40,29 @@ def test_plain_tensor_with_the_same_count_is_compared_edge_for_edge():
         structure_of(data)
     data.edge_index = chain_graph(5)[:, :3]
     with pytest.raises(ValueError, match='describes 4 edges'):
+        structure_of(data)
+
+
+def test_complete_blocks_are_checked_without_building_them():
+    """Complete blocks (the large graphs of dense paths) are checked by
+    recognition, with the same verdicts as an edge-for-edge comparison."""
+    data = Data(x=torch.randn(7, 2), structure=CompleteBlocks((3, 4)))
+    data.edge_index = complete_graph([4, 3]).clone()  # 25 edges too
+    with pytest.raises(ValueError, match='different edges'):
+        structure_of(data)
+    data.edge_index = complete_graph([3, 4], causal=True).clone()
+    data.structure = CompleteBlocks((3, 4))  # 25 vs 16 edges
+    with pytest.raises(ValueError, match='describes 25 edges'):
+        structure_of(data)
+    for sizes, causal in (((3, 0, 4), False), ((2, 3), True), ((1, 1), True)):
+        data.structure = CompleteBlocks(sizes, causal=causal)
+        data.edge_index = complete_graph(list(sizes), causal=causal).clone()
+        assert structure_of(data) == data.structure
+    data.structure = CompleteBlocks((2, 3), causal=True)
+    edge_index = complete_graph([2, 3], causal=True).clone()
+    edge_index[0, 1] = 1  # (0 -> 1) becomes a repeated (1 -> 1)
+    data.edge_index = edge_index
+    with pytest.raises(ValueError, match='different edges'):
         structure_of(data)
 
 
