@@ -44,7 +44,13 @@ class FullyConnectedConv(MessagePassing):
     product; ``'message'`` materialises every message :math:`w_{ji} x_j`
     (``[E, B]``) in :meth:`message` and aggregates them. Both compute the
     same numbers; ``'auto'`` takes the dense path unless an explainer or
-    hooks need the messages. ``layer.last_path`` says which ran.
+    hooks need the messages, or ``x`` holds a NaN or inf and the
+    connectivity is not complete (``0 * NaN`` in the product would reach
+    targets without an edge from that unit; one ``isfinite`` pass over
+    ``x`` per call decides it, skipped under :func:`torch.compile`).
+    ``layer.last_path`` says which ran, ``layer.why_not_faster`` why. The
+    dense path itself zeroes units without outgoing edges, so their NaN
+    never reaches the output.
 
     Args:
         in_features (int): number of input units; ``-1`` infers it from the
