@@ -364,7 +364,7 @@ def _cache(structure: GraphStructure) -> Dict[str, Tensor]:
         return _BUILT.setdefault(structure, {})
 
 
-# id(tensor) -> (weak reference, in-place version, snapshot, what is known
+# id(tensor) -> ((weak reference, in-place version, snapshot), what is known
 # of it): the one per-tensor cache of the package (the registered structure
 # here, the CSR patterns of nn._csr, the self-looped graph of AttentionConv,
 # the typed plans of LatticeConv, ...).
@@ -403,32 +403,47 @@ def _unchanged(snapshot: Optional[Tensor], tensor: Tensor) -> bool:
     return values.shape == snapshot.shape and torch.equal(values, snapshot)
 
 
-def tensor_state(tensor: Tensor) -> tuple:
+def _version(tensor: Tensor) -> Optional[int]:
+    """The in-place version, or None for an inference tensor (made under
+    :func:`torch.inference_mode`), which has none: only its values
+    (small CPU tensors) can tell an edit then."""
+    return None if tensor.is_inference() else tensor._version
+
+
+def tensor_state(tensor: Tensor) -> Optional[tuple]:
     """What :func:`same_state` compares: identity, version and, for a
-    small CPU tensor, a copy of its values (the validity rule above)."""
-    return (weakref.ref(tensor), tensor._version, _snapshot(tensor))
+    small CPU tensor, a copy of its values (the validity rule above);
+    None when nothing can vouch for the tensor (a large inference
+    tensor)."""
+    version, snapshot = _version(tensor), _snapshot(tensor)
+    if version is None and snapshot is None:
+        return None
+    return (weakref.ref(tensor), version, snapshot)
 
 
-def same_state(state: tuple, tensor: Tensor) -> bool:
+def same_state(state: Optional[tuple], tensor: Tensor) -> bool:
     """Whether ``tensor`` is still the tensor of ``state``, unmodified."""
-    return state[0]() is tensor and state[1] == tensor._version \
-        and _unchanged(state[2], tensor)
+    return state is not None and state[0]() is tensor \
+        and state[1] == _version(tensor) and _unchanged(state[2], tensor)
 
 
 def tensor_cache(tensor: Tensor) -> dict:
     """What is known of this very tensor: a dict kept while the tensor
     lives and is not modified (a fresh dict when it is new, was freed, or
-    was modified since: the validity rule above)."""
+    was modified since: the validity rule above). A large inference
+    tensor has no version to check: it gets a new, unkept dict every
+    time (nothing is cached about it)."""
     key = id(tensor)
     with _LOCK:
         entry = _PER_TENSOR.get(key)
-        if entry is None or entry[0]() is not tensor \
-                or entry[1] != tensor._version \
-                or not _unchanged(entry[2], tensor):
-            entry = (weakref.ref(tensor, _forget(key)), tensor._version,
-                     _snapshot(tensor), {})
+        if entry is None or not same_state(entry[0], tensor):
+            state = tensor_state(tensor)
+            if state is None:
+                return {}
+            entry = (weakref.ref(tensor, _forget(key)), ) + state[1:]
+            entry = (entry, {})
             _PER_TENSOR[key] = entry
-        return entry[3]
+        return entry[1]
 
 
 def clear_cache():

@@ -214,3 +214,23 @@ def test_small_tensor_edit_is_seen_without_clear_cache():
     assert structure_of(edge_index) == Chains((6, ))
     edge_index.numpy()[:] = chain_graph(6, reverse=True).numpy()
     assert structure_of(edge_index) != Chains((6, ))
+
+
+def test_inference_tensors_have_no_version_and_are_still_checked():
+    """``torch.inference_mode`` tensors have no version counter (reading
+    it raised): small ones are compared by value, large ones not cached."""
+    torch.manual_seed(0)
+    layer = AttentionConv(3, 4, heads=2).eval()
+    with torch.inference_mode():
+        x = torch.randn(6, 3)
+        edge_index = chain_graph(6)
+        assert structure_of(edge_index) == Chains((6, ))
+        layer(x, edge_index)
+        edge_index[:] = chain_graph(6, reverse=True)  # no version to bump
+        assert structure_of(edge_index) != Chains((6, ))
+        _same_as_fresh(layer, x, edge_index)
+        n = SNAPSHOT_NUMEL // 2 + 2
+        large = chain_graph(n)
+        assert structure_of(large) == Chains((n, ))  # recognised each time
+        large[:] = chain_graph(n, reverse=True)
+        assert structure_of(large) != Chains((n, ))
