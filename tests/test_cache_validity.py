@@ -29,6 +29,7 @@ def _whole(tensor, new):
         'numpy': lambda: np.copyto(tensor.numpy(), new.numpy()),
         'from_numpy': lambda: torch.from_numpy(tensor.numpy()).copy_(new),
         'dlpack': lambda: torch.from_dlpack(tensor).copy_(new),
+        'set_': lambda: tensor.set_(new.clone()),
     }
 
 
@@ -50,7 +51,14 @@ def _one(tensor, index, value):
             index, value),
         'dlpack': lambda: torch.from_dlpack(tensor).__setitem__(index,
                                                                 value),
+        'set_': lambda: tensor.set_(_replaced(tensor, index, value)),
     }
+
+
+def _replaced(tensor, index, value):
+    out = tensor.clone()
+    out[index] = value
+    return out
 
 
 def _same_as_fresh(layer, x, edge_index, *extra):
