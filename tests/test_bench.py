@@ -277,6 +277,9 @@ def test_missing_optional_dependency(monkeypatch, tmp_path, capsys):
     code, _, err = _run(['twins', '--out', str(tmp_path)], capsys)
     assert code == 2 and 'tqdm is not installed' in err
     assert '--no-progress' in err
+    # the extra is not on the package index: say how to get it
+    assert "pip install -e '.[bench]'" in err
+    assert "'pyg-relational[bench]'" not in err
 
 
 def test_cuda_without_cuda(tmp_path, capsys):

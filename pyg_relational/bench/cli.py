@@ -346,7 +346,8 @@ def _main(argv, stdout: TextIO, stderr: TextIO) -> int:
                                       '--no-plots')):
             if needed and importlib.util.find_spec(module) is None:
                 raise BenchError(f"{module} is not installed; pip install "
-                                 f"'pyg-relational[bench]' or pass {flag}")
+                                 f"{module} (or, in the clone, pip install "
+                                 f"-e '.[bench]'), or pass {flag}")
         try:
             writer = report.ReportWriter(args.out, {}, plots=not
                                          args.no_plots)
