@@ -9,7 +9,7 @@ from typing import Iterable, Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-from ._torch import autocast_on
+from ._torch import autocast_on, compiling
 
 SizeLike = Union[int, Sequence[int], Tensor]
 
@@ -99,10 +99,7 @@ def _skip_values() -> bool:
     (``.item()``) breaks the graph (and ``fullgraph=True`` fails). Shapes
     and dtypes are still checked; the values are checked by any eager call,
     so run a batch eagerly first when the data is new."""
-    try:
-        return bool(torch.compiler.is_compiling())
-    except AttributeError:  # pragma: no cover - older torch
-        return False
+    return compiling()
 
 
 def _cached_range(tensor: Tensor, key: str, compute):

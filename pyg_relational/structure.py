@@ -39,6 +39,7 @@ import torch
 from torch import Tensor
 
 from ._checks import plain_tensor
+from ._torch import compiling
 
 __all__ = [
     'GraphStructure', 'CompleteBlocks', 'BipartiteBlocks', 'Chains',
@@ -614,10 +615,7 @@ def _describes(structure: GraphStructure, values: Tensor) -> bool:
 
 
 def _compiling() -> bool:
-    try:
-        return torch.compiler.is_compiling()
-    except AttributeError:  # pragma: no cover - older torch
-        return False
+    return compiling()
 
 
 def _strictly_increasing(src: Tensor, dst: Tensor, num: int,
