@@ -116,3 +116,30 @@ def test_non_local_block_returns_weights_in_the_input_adjacency_type():
     assert adj.layout == torch.sparse_csr and adj.shape == (N, N)
     dense = adj.to_dense()
     assert torch.allclose(dense[EDGE_INDEX[1], EDGE_INDEX[0]], alpha)
+
+
+def test_graph_network_refuses_an_edge_between_graphs():
+    net = R.GraphNetwork.from_sizes(4, 2, 1, 3).double()
+    inputs = x(n=4)
+    batch = torch.tensor([0, 0, 1, 1])
+    u = torch.randn(2, 1, dtype=torch.float64)
+    e = torch.randn(2, 2, dtype=torch.float64)
+    inside = torch.tensor([[0, 2], [1, 3]])
+    net(inputs, inside, e, u, batch)  # edges inside their graphs
+    with pytest.raises(ValueError, match='between two graphs'):
+        net(inputs, torch.tensor([[0, 1], [1, 2]]), e, u, batch)
+    block = R.EdgeBlock.from_sizes(2, 4, 1, 3).double()
+    with pytest.raises(ValueError, match='between two graphs'):
+        block(inputs, torch.tensor([[0, 1], [1, 2]]), e, u, batch)
+
+
+@pytest.mark.parametrize('cell', ['gru', 'lstm'])
+def test_recurrent_conv_names_a_state_of_another_dtype(cell):
+    layer = R.RecurrentConv(4, 3, cell=cell)
+    inputs = torch.randn(N, 4)
+    h = torch.zeros(1, 1, 3, dtype=torch.float64)
+    h_0 = (h, h.float()) if cell == 'lstm' else h
+    for path in ('dense', 'message'):
+        layer.path = path
+        with pytest.raises(ValueError, match="'h_0' has dtype"):
+            layer(inputs, chain_graph(N), h_0)

@@ -164,11 +164,19 @@ def speed_cases(quick: bool = True, device='cpu',
         meta = _meta_layer(gn)
         e = torch.randn(E, channels, generator=gen).to(device)
         u = torch.randn(4, channels, generator=gen).to(device)
-        batch = (torch.arange(n) * 4 // n).to(device)
+        batch = torch.arange(n) * 4 // n
+        # the same sources, each edge's target drawn inside its graph
+        counts = torch.bincount(batch, minlength=4)
+        starts = counts.cumsum(0) - counts
+        src = edge_index[0].cpu()
+        graph = batch.index_select(0, src)
+        offset = torch.randint(0, 2**30, (E, ), generator=gen) % counts[graph]
+        gn_edges = torch.stack([src, starts[graph] + offset]).to(device)
+        batch = batch.to(device)
 
         def run_gn(layer):
             def fn():
-                out = layer(x, edge_index, e, u, batch)
+                out = layer(x, gn_edges, e, u, batch)
                 sum(o.sum() for o in out).backward()
             return fn
         a = measure(run_gn(gn), repeat=repeat, warmup=1, device=device)

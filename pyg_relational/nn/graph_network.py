@@ -255,6 +255,24 @@ def _check_batch(batch: Optional[Tensor], num_nodes: int, name: str):
                          f"{int(batch.min())}; graph indices start at 0")
 
 
+def _check_within_graphs(edge_index: Tensor, batch_src: Optional[Tensor],
+                         batch_dst: Optional[Tensor]):
+    """Every edge joins two nodes of the same graph of the batch (an edge
+    between graphs would mix their globals and aggregates silently)."""
+    if batch_src is None or batch_dst is None or edge_index.numel() == 0:
+        return
+    crossing = batch_src.index_select(0, edge_index[0]) \
+        != batch_dst.index_select(0, edge_index[1])
+    if bool(crossing.any()):
+        k = int(crossing.nonzero()[0, 0])
+        j, i = int(edge_index[0, k]), int(edge_index[1, k])
+        raise ValueError(
+            f"'edge_index' has an edge between two graphs of the batch (edge "
+            f"{k}: {j} -> {i}, graphs {int(batch_src[j])} and "
+            f"{int(batch_dst[i])}); edges must stay inside their graph "
+            f"(check 'batch' or the node offsets of the edge_index)")
+
+
 def _check_globals(u: Optional[Tensor], required: bool, flag: str,
                    batch: Optional[Tensor]):
     if u is None:
@@ -530,6 +548,7 @@ class EdgeBlock(MessagePassing):
         if size is not None:
             _check_batch(batch_src, size[0], 'batch')
             _check_batch(batch_dst, size[1], 'batch')
+            _check_within_graphs(edge_index, batch_src, batch_dst)
         _check_globals(u, self.use_globals, 'use_globals', batch_dst)
         self._check_inputs(x, edge_attr, u)
         one_side = self.use_sender_nodes != self.use_receiver_nodes
@@ -1119,6 +1138,7 @@ class GraphNetwork(Module):
                                                device=x.device)
         check_edge_index(edge_index, N, N)
         _check_batch(batch, N, 'batch')
+        _check_within_graphs(edge_index, batch, batch)
         if num_graphs is not None or self.global_block is not None:
             _num_graphs(num_graphs, u, batch)  # refused before any work
         if self.edge_block is not None:

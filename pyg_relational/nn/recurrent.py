@@ -11,8 +11,8 @@ from torch import Tensor
 from torch.nn import Parameter
 from torch_geometric.nn import MessagePassing
 
-from .._checks import (check_choice, check_edge_index, check_features,
-                       check_int)
+from .._checks import (check_choice, check_dtypes, check_edge_index,
+                       check_features, check_int)
 from .._torch import rnn_kernel
 from ..structure import Chains
 from ._paths import GraphInput, check_path, choose_path
@@ -369,6 +369,7 @@ class RecurrentConv(MessagePassing):
         if lstm and h_0 is not None:
             if not isinstance(h_0, (tuple, list)) or len(h_0) != 2:
                 raise ValueError("'h_0' of an LSTM must be a pair (h_0, c_0)")
+        self._check_state_dtypes(x, h_0, lstm)
         if path == 'dense':
             return self._dense(x, chains, h_0)
         edge_index = graph.edge_index
@@ -548,6 +549,18 @@ class RecurrentConv(MessagePassing):
         g = torch.tanh(gates[:, 2 * hidden:3 * hidden])
         c = i * g if c is None else f * c + i * g
         return o * torch.tanh(c), c
+
+    def _check_state_dtypes(self, x: Tensor, h_0, lstm: bool):
+        """The initial states share the dtype of ``x`` and the layer (a
+        clear error naming them, not a matmul's)."""
+        states = {}
+        for name, state in zip(('h_0', 'c_0'), h_0 if lstm and h_0 is not
+                               None else (h_0, )):
+            parts = [state] if isinstance(state, Tensor) else (state or [])
+            for k, part in enumerate(parts):
+                key = name if isinstance(state, Tensor) else f'{name}[{k}]'
+                states[key] = part
+        check_dtypes(self, x=x, **states)
 
     def _initial(self, h_0: Optional[State], starts: List[int],
                  name: str) -> List[Optional[Tensor]]:
