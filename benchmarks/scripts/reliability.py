@@ -334,8 +334,9 @@ def layer_cases():
                 x, ei, ea, torch.randn(2, 3), torch.tensor([0, 0, -1, 1]),
                 num_graphs=2), ["'batch'"]),
             ('GraphNetwork num_graphs too small', lambda: gn(
-                x, ei, ea, torch.randn(2, 3), torch.tensor([0, 0, 1, 1]),
-                num_graphs=1), ['num_graphs']),
+                x, complete_graph([2, 2]), torch.randn(8, 2),
+                torch.randn(2, 3), torch.tensor([0, 0, 1, 1]),
+                num_graphs=1), ['num_graphs']),  # edges inside graphs
             ('MultiheadAttentionConv short position', lambda:
              MultiheadAttentionConv(F, 2, relative_clip=2)(
                  x, ei, position=torch.arange(2)), ["'position'"]),
