@@ -41,6 +41,7 @@ from torch_geometric.nn.inits import reset as _reset
 from torch_geometric.nn.resolver import aggregation_resolver
 
 from .._checks import check_edge_index, check_int
+from .._torch import compiling
 from ._paths import GraphInput
 from .attention import edge_softmax
 
@@ -250,7 +251,7 @@ def _check_batch(batch: Optional[Tensor], num_nodes: int, name: str):
             batch, Tensor) else type(batch).__name__
         raise ValueError(f"'{name}' must be a 1-D long tensor with one graph "
                          f"index per node ({num_nodes} nodes; got {shape})")
-    if batch.numel() > 0 and int(batch.min()) < 0:
+    if batch.numel() > 0 and not compiling() and int(batch.min()) < 0:
         raise ValueError(f"'{name}' contains the negative graph index "
                          f"{int(batch.min())}; graph indices start at 0")
 
@@ -259,7 +260,8 @@ def _check_within_graphs(edge_index: Tensor, batch_src: Optional[Tensor],
                          batch_dst: Optional[Tensor]):
     """Every edge joins two nodes of the same graph of the batch (an edge
     between graphs would mix their globals and aggregates silently)."""
-    if batch_src is None or batch_dst is None or edge_index.numel() == 0:
+    if batch_src is None or batch_dst is None or edge_index.numel() == 0 \
+            or compiling():  # a value check: eager calls only (no sync)
         return
     crossing = batch_src.index_select(0, edge_index[0]) \
         != batch_dst.index_select(0, edge_index[1])
