@@ -9,6 +9,7 @@ difference, the target and whether it is met.
     python benchmarks/scripts/paths_speed.py --quick      # < 1 min
     python benchmarks/scripts/paths_speed.py              # the sizes
     python benchmarks/scripts/paths_speed.py --only attention --before DIR
+    python benchmarks/scripts/paths_speed.py --only attention --cases gat_target
 
 `--before DIR` loads the library found in DIR (a checkout of an earlier
 commit, e.g. `git worktree add /tmp/before a1736f9`) under another name and
@@ -85,6 +86,9 @@ def main(argv=None):
     parser.add_argument('--before', metavar='DIR', default=None,
                         help='checkout of an earlier commit: adds its '
                         'AttentionConv on the random graph')
+    parser.add_argument('--cases', nargs='+', default=None,
+                        help="attention rows of these functions only, e.g. "
+                        "gat_target (the GAT rows)")
     parser.add_argument('--no-memory', action='store_true',
                         help='skip the peak-memory runs')
     parser.add_argument('--json', metavar='PATH', default=None,
@@ -115,6 +119,8 @@ def main(argv=None):
                                                  flush=True))
         if name == 'attention':
             kwargs.update(before)
+            if args.cases:
+                kwargs['only'] = args.cases
         results += GROUPS[name].target_cases(**kwargs)
     seconds = time.perf_counter() - start
 

@@ -529,8 +529,8 @@ def random_sparse_target(num_nodes: int, num_edges: int, channels: int,
 
 def target_cases(quick: bool = True, device='cpu', progress: Progress = None,
                  repeat: Optional[int] = None, memory: bool = True,
-                 before=None, before_name: str = 'before'
-                 ) -> List[SpeedResult]:
+                 before=None, before_name: str = 'before',
+                 only: Optional[Sequence[str]] = None) -> List[SpeedResult]:
     r"""Issue 12's targets for the attention layers, float32,
     forward+backward, the graph layer built from its twin (same weights) on
     the same data, medians of ``repeat`` alternated runs (default 7) after
@@ -549,7 +549,8 @@ def target_cases(quick: bool = True, device='cpu', progress: Progress = None,
     * :func:`random_sparse_target`: the sparse path on the random graph of
       :func:`gat_target` (vs the message path, or vs ``before``).
 
-    ``quick=True`` runs the same cases at small sizes (seconds)."""
+    ``quick=True`` runs the same cases at small sizes (seconds); ``only``
+    keeps the rows of the named functions (e.g. ``['gat_target']``)."""
     repeat = repeat or 7
     if quick:
         d, heads, blocks, ragged = 32, 4, [(8, 4), (16, 2)], [(16, 4)]
@@ -573,6 +574,8 @@ def target_cases(quick: bool = True, device='cpu', progress: Progress = None,
     if before is not None:
         cases.append(partial(random_sparse_target, *graph, **options,
                              before=before, before_name=before_name))
+    if only is not None:  # e.g. ['gat_target']: those functions' rows
+        cases = [c for c in cases if c.func.__name__ in only]
     return run_cases(cases, progress)
 
 
