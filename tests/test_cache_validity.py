@@ -198,8 +198,20 @@ def test_lattice_conv_sees_every_edit(case):
             _same_as_fresh(layer, x, edge_index, edge_type)
 
 
+@pytest.fixture
+def restore_caches():
+    """clear_cache() forgets every registration, the structures of graphs
+    other test modules built at import too: put them back afterwards."""
+    from pyg_relational import structure
+    saved = dict(structure._PER_TENSOR), dict(structure._BUILT)
+    yield
+    with structure._LOCK:
+        structure._PER_TENSOR.update(saved[0])
+        structure._BUILT.update(saved[1])
+
+
 @pytest.mark.parametrize('method', ['data', 'numpy'])
-def test_large_tensor_edit_needs_clear_cache(method):
+def test_large_tensor_edit_needs_clear_cache(method, restore_caches):
     """The documented limit: past SNAPSHOT_NUMEL entries the rule compares
     identity and version only; ``clear_cache()`` makes the next call see an
     edit that bypassed the version."""

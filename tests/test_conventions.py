@@ -425,8 +425,10 @@ def test_bad_batch_and_num_graphs():
     with pytest.raises(ValueError, match=r"'num_graphs' is 3 but 'u' has 2"):
         gn(x, EDGE_INDEX, e, u2, torch.tensor([0, 0, 1, 1, 1]),
            num_graphs=3)
-    # num_graphs above batch.max() + 1 gives empty graphs (zeros in).
-    out = no_u(x, EDGE_INDEX, e, batch=batch, num_graphs=4)[2]
+    # num_graphs above batch.max() + 1 gives empty graphs (zeros in); the
+    # edges stay inside graph 0 (an edge between graphs is refused)
+    out = no_u(x, EDGE_INDEX, e, batch=torch.zeros(5, dtype=torch.long),
+               num_graphs=4)[2]
     assert out.shape == (4, 4)
 
 

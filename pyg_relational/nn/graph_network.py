@@ -1140,9 +1140,9 @@ class GraphNetwork(Module):
                                                device=x.device)
         check_edge_index(edge_index, N, N)
         _check_batch(batch, N, 'batch')
-        _check_within_graphs(edge_index, batch, batch)
         if num_graphs is not None or self.global_block is not None:
             _num_graphs(num_graphs, u, batch)  # refused before any work
+        _check_within_graphs(edge_index, batch, batch)
         if self.edge_block is not None:
             edge_attr = self.edge_block(x, edge_index, edge_attr, u, batch)
         if self.attention_logit_fn is not None:
