@@ -20,12 +20,10 @@ warnings.filterwarnings('ignore', message='Sparse')
 
 try:
     from torch_sparse import SparseTensor
-except ImportError:  # the optional extra
+except ImportError:  # the optional full extra: its cases are not collected
     SparseTensor = None
-
-needs_torch_sparse = pytest.mark.skipif(
-    SparseTensor is None, reason='torch-sparse (the optional full extra) is '
-    'not installed')
+# adjacency kinds: torch_sparse's SparseTensor only with the full extra
+SPARSE_TENSOR = ['SparseTensor'] if SparseTensor is not None else []
 
 
 def _pair(name, *args, seed=0, **kwargs):
@@ -114,15 +112,12 @@ def test_bipartite_and_no_target_features(name):
 
 
 @pytest.mark.parametrize('name', ['GATConv', 'GATv2Conv'])
-@pytest.mark.parametrize('layout', ['coo', 'csr', 'csc', 'SparseTensor'])
+@pytest.mark.parametrize('layout', ['coo', 'csr', 'csc'] + SPARSE_TENSOR)
 def test_attention_weights_in_the_input_adjacency_type(name, layout):
     ours, theirs = _pair(name, 8, 4, heads=2)
     x = torch.randn(6, 8, dtype=torch.float64)
     edge_index = torch.tensor([[0, 1, 2, 3, 4, 5, 0], [1, 2, 3, 4, 5, 0, 3]])
     if layout == 'SparseTensor':
-        if SparseTensor is None:
-            pytest.skip('torch-sparse (the optional full extra) is not '
-                        'installed')
         adj_t = SparseTensor.from_edge_index(edge_index,
                                              sparse_sizes=(6, 6)).t()
     else:
@@ -183,8 +178,8 @@ def test_from_module_loads_pyg_state():
 
 
 @pytest.mark.parametrize('path', ['sparse', 'message'])
-@pytest.mark.parametrize('graph', ['edge_index', 'torch.sparse',
-                                   'SparseTensor'])
+@pytest.mark.parametrize('graph', ['edge_index', 'torch.sparse']
+                         + SPARSE_TENSOR)
 def test_gated_graph_conv_weights_honoured(graph, path):
     """Edge weights from ``edge_weight`` or an adj_t's values, as PyG's
     GatedGraphConv uses them, on both paths; 16 features zero-padded to
@@ -201,9 +196,6 @@ def test_gated_graph_conv_weights_honoured(graph, path):
         out = ours(x, to_torch_csc_tensor(edge_index, weight,
                                           size=(7, 7)).t())
     else:
-        if SparseTensor is None:
-            pytest.skip('torch-sparse (the optional full extra) is not '
-                        'installed')
         out = ours(x, SparseTensor.from_edge_index(edge_index, weight,
                                                    (7, 7)).t())
     assert ours.last_path == path
