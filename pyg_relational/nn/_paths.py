@@ -25,6 +25,11 @@ import torch
 
 from .._checks import check_choice
 
+try:  # the optional `full` extra; resolved once (not while compiling)
+    from torch_sparse import SparseTensor
+except ImportError:
+    SparseTensor = None
+
 __all__ = ['PATHS', 'check_path', 'message_only_reason', 'choose_path',
            'fused_alias', 'adjacency_size', 'weights_like_graph']
 
@@ -180,11 +185,7 @@ class GraphInput:
 
 def _from_adj_t(graph, into: GraphInput, name: str):
     """``adj_t`` -> ``edge_index`` (sources first), values kept."""
-    try:
-        from torch_sparse import SparseTensor
-    except ImportError:  # the optional extra
-        SparseTensor = ()
-    if SparseTensor and isinstance(graph, SparseTensor):
+    if SparseTensor is not None and isinstance(graph, SparseTensor):
         row, col, value = graph.coo()  # row = target, col = source
         into.edge_weight = value
         return torch.stack([col, row])
@@ -201,18 +202,9 @@ def _from_adj_t(graph, into: GraphInput, name: str):
     return graph
 
 
-def _sparse_tensor_type():
-    try:
-        from torch_sparse import SparseTensor
-    except ImportError:  # the optional extra
-        return None
-    return SparseTensor
-
-
 def adjacency_size(graph) -> Optional[Tuple[int, int]]:
     """``(N_src, N_dst)`` of an ``adj_t`` (``SparseTensor`` or
     ``torch.sparse`` ``[N_dst, N_src]``), None for other graph inputs."""
-    SparseTensor = _sparse_tensor_type()
     if SparseTensor is not None and isinstance(graph, SparseTensor):
         num_dst, num_src = graph.sparse_sizes()
         return num_src, num_dst
@@ -230,7 +222,6 @@ def weights_like_graph(graph, edge_index: torch.Tensor,
     for a ``torch.sparse`` ``adj_t`` (``adj [N_dst, N_src, H]`` in the
     input's layout), and a ``SparseTensor`` ``[N_dst, N_src]`` with
     ``alpha`` as its values for a ``SparseTensor``."""
-    SparseTensor = _sparse_tensor_type()
     num_src, num_dst = size
     if SparseTensor is not None and isinstance(graph, SparseTensor):
         return SparseTensor(row=edge_index[1], col=edge_index[0],
