@@ -77,8 +77,8 @@ def local_knn_graph(pos: Tensor, k: int, chunk: int = 1024) -> Tensor:
         chunk (int, optional): rows of distances held at once.
 
     Returns:
-        ``pairs [S, 2, P]``-like list: one ``[2, P_s]`` long tensor per system
-        (``i < j``, sorted).
+        a list of ``S`` long tensors ``[2, P_s]``, one per system: the pairs
+        ``i < j``, sorted.
 
     Example:
         >>> pos = torch.tensor([[[0.], [1.], [3.], [7.]]])
