@@ -64,3 +64,21 @@ def check_interval(value, name: str, low: float = 0.,
     lo = check_real(lo, f'{name}[0]', low, low_open=low_open)
     hi = check_real(hi, f'{name}[1]', lo)
     return lo, hi
+
+
+def simulator_config(dataset, config: dict) -> dict:
+    """The dataset's physics arguments with the simulator's defaults filled
+    in; an argument the simulator does not take is a ``TypeError`` naming
+    it (one check for every simulated dataset)."""
+    import inspect
+    simulator = type(dataset)._simulator
+    params = inspect.signature(simulator).parameters
+    unknown = sorted(set(config) - set(params))
+    if unknown:
+        raise TypeError(f"{type(dataset).__name__} got unknown arguments "
+                        f"{unknown}; the physics arguments are those of "
+                        f"{simulator.__name__}")
+    full = {k: p.default for k, p in params.items()
+            if p.default is not inspect.Parameter.empty}
+    full.update(config)
+    return full

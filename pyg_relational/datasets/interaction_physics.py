@@ -29,7 +29,7 @@ from torch import Tensor
 from .._checks import check_int
 from ..graphs import complete_graph
 from ._args import (check_interval, check_non_negative, check_positive,
-                    check_real)
+                    check_real, simulator_config)
 from .base import SimulatedDataset, stacked_storage
 
 __all__ = ['simulate_nbody', 'simulate_bouncing_balls', 'simulate_string',
@@ -269,14 +269,8 @@ class _BodiesDataset(SimulatedDataset):
 
     def check_config(self, **config):
         # the simulator's own checks, on an empty-size dry run of arguments
-        simulator = type(self)._simulator
-        params = inspect.signature(simulator).parameters
-        unknown = sorted(set(config) - set(params))
-        if unknown:
-            raise TypeError(f"{type(self).__name__} got unknown arguments "
-                            f"{unknown}; the physics arguments are those of "
-                            f"{simulator.__name__}")
-        _check_values(simulator, config)
+        simulator_config(self, config)  # unknown arguments refused
+        _check_values(type(self)._simulator, config)
 
     def relations(self, simulation: Dict[str, Tensor]) -> Tensor:
         """The relation graph of one sample: every ordered pair."""

@@ -22,7 +22,6 @@ dataset is simulated at once as a batch of ``torch`` tensors (float64), from
 one seeded :class:`torch.Generator`, so a dataset is reproducible bit for bit
 from its seed.
 """
-import inspect
 from typing import Callable, Dict, Optional, Tuple
 
 import torch
@@ -30,7 +29,8 @@ from torch import Tensor
 
 from .._checks import check_int
 from ..graphs import complete_graph
-from ._args import check_non_negative, check_positive, check_probability
+from ._args import (check_non_negative, check_positive, check_probability,
+                    simulator_config)
 from .base import SimulatedDataset, stacked_storage
 
 __all__ = ['simulate_springs', 'simulate_charged', 'SpringsDataset',
@@ -221,16 +221,7 @@ class _ParticleDataset(SimulatedDataset):
         return type(self)._simulator(num_samples, seed=seed, **config)
 
     def check_config(self, **config):
-        simulator = type(self)._simulator
-        params = inspect.signature(simulator).parameters
-        unknown = sorted(set(config) - set(params))
-        if unknown:
-            raise TypeError(f"{type(self).__name__} got unknown arguments "
-                            f"{unknown}; the physics arguments are those of "
-                            f"{simulator.__name__}")
-        full = {k: p.default for k, p in params.items()
-                if p.default is not inspect.Parameter.empty}
-        full.update(config)
+        full = simulator_config(self, config)
         _check_physics(**{k: full[k] for k in (
             'box_size', 'loc_std', 'vel_norm', 'interaction_strength', 'dt',
             'max_force')}, **{k: v for k, v in full.items()

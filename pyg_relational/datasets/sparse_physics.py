@@ -47,7 +47,6 @@ type of every candidate edge (``edge_label``). True edges the candidate graph
 misses (particles that moved apart before the first frame) are counted in
 :attr:`~LocalSpringsDataset.missed_share`.
 """
-import inspect
 import math
 from typing import Callable, Dict, Optional, Tuple
 
@@ -56,7 +55,8 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from .._checks import check_int
-from ._args import check_non_negative, check_positive, check_probability
+from ._args import (check_non_negative, check_positive, check_probability,
+                    simulator_config)
 from .base import SimulatedDataset
 
 __all__ = ['simulate_local_springs', 'simulate_local_charged',
@@ -360,16 +360,7 @@ class _LocalDataset(SimulatedDataset):
                          **physics)
 
     def check_config(self, **config):
-        simulator = type(self)._simulator
-        params = inspect.signature(simulator).parameters
-        unknown = sorted(set(config) - set(params))
-        if unknown:
-            raise TypeError(f"{type(self).__name__} got unknown arguments "
-                            f"{unknown}; the physics arguments are those of "
-                            f"{simulator.__name__}")
-        full = {k: p.default for k, p in params.items()
-                if p.default is not inspect.Parameter.empty}
-        full.update(config)
+        full = simulator_config(self, config)
         _check_local(*(full[k] for k in (
             'num_samples', 'num_particles', 'num_steps', 'sample_every',
             'neighbours', 'radius', 'edge_prob', 'density', 'vel_norm',
