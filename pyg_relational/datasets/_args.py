@@ -82,3 +82,17 @@ def simulator_config(dataset, config: dict) -> dict:
             if p.default is not inspect.Parameter.empty}
     full.update(config)
     return full
+
+
+def check_frames(num_steps: int, sample_every: int,
+                 example: Tuple[int, int] = (5000, 100)):
+    """``num_steps`` a multiple of ``sample_every`` giving at least two
+    recorded frames (both positive ints)."""
+    from .._checks import check_int
+    check_int(sample_every, 'sample_every', 1)
+    check_int(num_steps, 'num_steps', 1)
+    if num_steps % sample_every != 0 or num_steps // sample_every < 2:
+        raise ValueError(f"'num_steps' ({num_steps}) must be a multiple of "
+                         f"'sample_every' ({sample_every}) and at least twice "
+                         f"it, e.g. num_steps={example[0]}, "
+                         f"sample_every={example[1]}")

@@ -29,8 +29,8 @@ from torch import Tensor
 
 from .._checks import check_int
 from ..graphs import complete_graph
-from ._args import (check_non_negative, check_positive, check_probability,
-                    simulator_config)
+from ._args import (check_frames, check_non_negative, check_positive,
+                    check_probability, simulator_config)
 from .base import SimulatedDataset, stacked_storage
 
 __all__ = ['simulate_springs', 'simulate_charged', 'SpringsDataset',
@@ -86,12 +86,7 @@ def _simulate(force, force_arg, loc: Tensor, vel: Tensor, num_steps: int,
 def _check_sim_args(num_samples, num_particles, num_steps, sample_every):
     check_int(num_samples, 'num_samples', 0)
     check_int(num_particles, 'num_particles', 1)
-    check_int(sample_every, 'sample_every', 1)
-    check_int(num_steps, 'num_steps', 1)
-    if num_steps % sample_every != 0 or num_steps // sample_every < 2:
-        raise ValueError(f"'num_steps' ({num_steps}) must be a multiple of "
-                         f"'sample_every' ({sample_every}) and at least twice "
-                         f"it, e.g. num_steps=5000, sample_every=100")
+    check_frames(num_steps, sample_every, example=(5000, 100))
 
 
 def _check_physics(box_size, loc_std, vel_norm, interaction_strength, dt,

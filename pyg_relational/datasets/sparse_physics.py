@@ -55,8 +55,8 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from .._checks import check_int
-from ._args import (check_non_negative, check_positive, check_probability,
-                    simulator_config)
+from ._args import (check_frames, check_non_negative, check_positive,
+                    check_probability, simulator_config)
 from .base import SimulatedDataset
 
 __all__ = ['simulate_local_springs', 'simulate_local_charged',
@@ -135,12 +135,7 @@ def _check_local(num_samples, num_particles, num_steps, sample_every,
                  interaction_strength, dt, max_force):
     check_int(num_samples, 'num_samples', 0)
     check_int(num_particles, 'num_particles', 2)
-    check_int(sample_every, 'sample_every', 1)
-    check_int(num_steps, 'num_steps', 1)
-    if num_steps % sample_every != 0 or num_steps // sample_every < 2:
-        raise ValueError(f"'num_steps' ({num_steps}) must be a multiple of "
-                         f"'sample_every' ({sample_every}) and at least twice "
-                         f"it, e.g. num_steps=500, sample_every=10")
+    check_frames(num_steps, sample_every, example=(500, 10))
     if (neighbours is None) == (radius is None):
         raise ValueError(f"give exactly one of 'neighbours' and 'radius' "
                          f"(got neighbours={neighbours!r}, radius={radius!r})")
