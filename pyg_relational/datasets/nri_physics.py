@@ -61,16 +61,17 @@ def _charge_force(loc: Tensor, qq: Tensor, strength: float) -> Tensor:
     return (size.unsqueeze(-1) * diff).sum(2)  # [S, n, 2]
 
 
-def _simulate(force, force_arg, loc: Tensor, vel: Tensor, num_steps: int,
-              sample_every: int, box_size: float, strength: float, dt: float,
+def _leapfrog(force, loc: Tensor, vel: Tensor, num_steps: int,
+              sample_every: int, box_size: float, dt: float,
               max_force: float) -> Tuple[Tensor, Tensor]:
+    r"""NRI's integrator (walls, a half step of velocity, then leapfrog) on
+    states of any shape ``[..., 2]`` (updated in place); ``force(loc)``
+    gives the forces. Returns the recorded frames ``[T, ...]``."""
     num_frames = num_steps // sample_every - 1
-    S, n, _ = loc.shape
-    locs = loc.new_zeros(num_frames, S, n, 2)
-    vels = loc.new_zeros(num_frames, S, n, 2)
+    locs = loc.new_zeros(num_frames, *loc.shape)
+    vels = loc.new_zeros(num_frames, *loc.shape)
     _walls(loc, vel, box_size)
-    # half step of velocity, then leapfrog
-    vel += dt * force(loc, force_arg, strength).clamp(-max_force, max_force)
+    vel += dt * force(loc).clamp(-max_force, max_force)
     counter = 0
     for step in range(1, num_steps):
         loc += dt * vel
@@ -78,8 +79,15 @@ def _simulate(force, force_arg, loc: Tensor, vel: Tensor, num_steps: int,
         if step % sample_every == 0:
             locs[counter], vels[counter] = loc, vel
             counter += 1
-        vel += dt * force(loc, force_arg, strength).clamp(-max_force,
-                                                          max_force)
+        vel += dt * force(loc).clamp(-max_force, max_force)
+    return locs, vels
+
+
+def _simulate(force, force_arg, loc: Tensor, vel: Tensor, num_steps: int,
+              sample_every: int, box_size: float, strength: float, dt: float,
+              max_force: float) -> Tuple[Tensor, Tensor]:
+    locs, vels = _leapfrog(lambda x: force(x, force_arg, strength), loc, vel,
+                           num_steps, sample_every, box_size, dt, max_force)
     return locs.transpose(0, 1), vels.transpose(0, 1)  # [S, T, n, 2]
 
 

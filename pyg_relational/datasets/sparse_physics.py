@@ -58,6 +58,7 @@ from .._checks import check_int
 from ._args import (check_frames, check_non_negative, check_positive,
                     check_probability, simulator_config)
 from .base import SimulatedDataset
+from .nri_physics import _leapfrog
 
 __all__ = ['simulate_local_springs', 'simulate_local_charged',
            'local_knn_graph', 'LocalSpringsDataset', 'LocalChargedDataset']
@@ -172,39 +173,10 @@ def _local_start(num_samples, n, neighbours, radius, edge_prob, density,
     return loc, vel, kept, box
 
 
-def _walls(loc: Tensor, vel: Tensor, box: float):
-    over = loc > box
-    loc[over] = 2 * box - loc[over]
-    vel[over] = -vel[over].abs()
-    under = loc < -box
-    loc[under] = -2 * box - loc[under]
-    vel[under] = vel[under].abs()
-
-
 def _flat_pairs(pairs, n: int) -> Tensor:
     """The systems' pairs as one ``[2, P]`` on ``S * n`` flat nodes."""
     return torch.cat([p + s * n for s, p in enumerate(pairs)], 1) \
         if pairs else torch.zeros(2, 0, dtype=torch.long)
-
-
-def _leapfrog(force, loc: Tensor, vel: Tensor, num_steps: int,
-              sample_every: int, box: float, dt: float, max_force: float):
-    r"""NRI's integrator (walls, a half step of velocity, then leapfrog) on
-    flat ``[S*n, 2]`` states; frames ``[T, S*n, 2]``."""
-    num_frames = num_steps // sample_every - 1
-    locs = loc.new_zeros(num_frames, *loc.shape)
-    vels = loc.new_zeros(num_frames, *loc.shape)
-    _walls(loc, vel, box)
-    vel += dt * force(loc).clamp(-max_force, max_force)
-    counter = 0
-    for step in range(1, num_steps):
-        loc += dt * vel
-        _walls(loc, vel, box)
-        if step % sample_every == 0:
-            locs[counter], vels[counter] = loc, vel
-            counter += 1
-        vel += dt * force(loc).clamp(-max_force, max_force)
-    return locs, vels
 
 
 def _pair_force(loc: Tensor, src: Tensor, dst: Tensor, size) -> Tensor:
