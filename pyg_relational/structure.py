@@ -30,14 +30,15 @@ Example:
     >>> structure_of(torch.tensor([[0, 1], [1, 2]]))  # recognised
     Chains(sizes=(3,), reverse=False)
 """
-import threading
-import weakref
 from dataclasses import dataclass, fields
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
+from ._cache import (_LOCK, _PER_TENSOR, SNAPSHOT_NUMEL, BoundedCache,
+                     clear_cache, is_silent, same_state, silent, tensor_cache,
+                     tensor_state)
 from ._checks import plain_tensor
 from ._torch import compiling
 
@@ -85,16 +86,8 @@ class GraphStructure:
     def edge_index(self, device=None) -> Tensor:
         """The ``edge_index`` of this structure (built, registered and
         cached on first use per device)."""
-        cache = _cache(self)
-        key = str(torch.device(device)) if device is not None else 'cpu'
-        out = cache.get(key)
-        if out is None or _known(out) != (True, self):  # new, or edited
-            out = self.build()
-            if device is not None:
-                out = out.to(device)
-            register(out, self)
-            cache[key] = out
-        return out
+        return _built(self, _device_key(device),
+                      lambda: self.build().to(device))
 
     @classmethod
     def cat(cls, items: Sequence['GraphStructure']) -> 'GraphStructure':
@@ -317,16 +310,8 @@ class Grid(GraphStructure):
 
     def edge_type(self, device=None) -> Tensor:
         """The kernel offset of every edge (cached like the edges)."""
-        cache = _cache(self)
-        key = 'type:' + (str(torch.device(device)) if device is not None
-                         else 'cpu')
-        out = cache.get(key)
-        if out is None or _known(out) != (True, self):  # new, or edited
-            out = self._built()[1]
-            out = out.to(device) if device is not None else out
-            register(out, self)  # the kernel offsets of this grid
-            cache[key] = out
-        return out
+        return _built(self, 'type:' + _device_key(device),
+                      lambda: self._built()[1].to(device))
 
     @classmethod
     def cat(cls, items: Sequence['GraphStructure']) -> 'GraphStructure':
@@ -352,143 +337,39 @@ def _prod(values) -> int:
     return out
 
 
-# Structures whose graphs were built, per device (the built graph is what a
-# sparse or message path needs; built once). Bounded: a long-lived program
-# that builds many sizes keeps only the most recent ones.
-_BUILT: Dict[GraphStructure, Dict[str, Tensor]] = {}
-_BUILT_MAX = 64
-
-def _cache(structure: GraphStructure) -> Dict[str, Tensor]:
-    with _LOCK:
-        if structure not in _BUILT and len(_BUILT) >= _BUILT_MAX:
-            del _BUILT[next(iter(_BUILT))]
-        return _BUILT.setdefault(structure, {})
+# The graphs of structures, per structure and device (the built graph is
+# what a sparse or message path needs; built once). Bounded: a long-lived
+# program that builds many sizes keeps only the most recent ones.
+_BUILT = BoundedCache('built graphs', maxsize=128)
 
 
-# id(tensor) -> ((weak reference, in-place version, snapshot), what is known
-# of it): the one per-tensor cache of the package (the registered structure
-# here, the CSR patterns of nn._csr, the self-looped graph of AttentionConv,
-# the typed plans of LatticeConv, ...).
-#
-# Validity rule: the entry holds while the tensor lives, its in-place
-# version is unchanged and, for a small CPU tensor (at most SNAPSHOT_NUMEL
-# entries), its values still equal a copy taken when the entry was made. The
-# copy catches edits that do not bump ``_version``: through ``.data``,
-# ``.numpy()``, DLPack or another framework sharing the memory. A larger or
-# non-CPU tensor is compared by identity and version only (comparing it on
-# every call would cost a pass over the edges and, on a GPU, a host sync):
-# after such an edit call :func:`clear_cache`.
-_PER_TENSOR: Dict[int, tuple] = {}
-_LOCK = threading.RLock()
-SNAPSHOT_NUMEL = 1 << 14  # 8192 edges: one compare, 10-35 us here
+def _built(structure: 'GraphStructure', key: str, build) -> Tensor:
+    """``build()`` registered as ``structure``'s and kept under ``key``
+    (rebuilt if the kept tensor was edited in place since)."""
+    def registered() -> Tensor:
+        return register(build(), structure)
+
+    return _BUILT.get((structure, key), registered,
+                      lambda out: _known(out) == (True, structure))
 
 
-def _forget(key: int):
-    def callback(_):
-        with _LOCK:
-            _PER_TENSOR.pop(key, None)
-    return callback
-
-
-def _snapshot(tensor: Tensor) -> Optional[Tensor]:
-    if tensor.device.type != 'cpu' or tensor.numel() > SNAPSHOT_NUMEL \
-            or tensor.requires_grad or tensor.is_sparse:
-        return None
-    return plain_tensor(tensor).detach().clone()
-
-
-def _unchanged(snapshot: Optional[Tensor], tensor: Tensor) -> bool:
-    if snapshot is None:
-        return True
-    values = plain_tensor(tensor)
-    return values.shape == snapshot.shape and torch.equal(values, snapshot)
-
-
-def _version(tensor: Tensor) -> Optional[int]:
-    """The in-place version, or None for an inference tensor (made under
-    :func:`torch.inference_mode`), which has none: only its values
-    (small CPU tensors) can tell an edit then."""
-    return None if tensor.is_inference() else tensor._version
-
-
-def tensor_state(tensor: Tensor) -> Optional[tuple]:
-    """What :func:`same_state` compares: identity, version and, for a
-    small CPU tensor, a copy of its values (the validity rule above);
-    None when nothing can vouch for the tensor (a large inference
-    tensor)."""
-    version, snapshot = _version(tensor), _snapshot(tensor)
-    if version is None and snapshot is None:
-        return None
-    return (weakref.ref(tensor), version, snapshot)
-
-
-def same_state(state: Optional[tuple], tensor: Tensor) -> bool:
-    """Whether ``tensor`` is still the tensor of ``state``, unmodified."""
-    return state is not None and state[0]() is tensor \
-        and state[1] == _version(tensor) and _unchanged(state[2], tensor)
-
-
-def tensor_cache(tensor: Tensor) -> dict:
-    """What is known of this very tensor: a dict kept while the tensor
-    lives and is not modified (a fresh dict when it is new, was freed, or
-    was modified since: the validity rule above). A large inference
-    tensor has no version to check: it gets a new, unkept dict every
-    time (nothing is cached about it)."""
-    key = id(tensor)
-    with _LOCK:
-        entry = _PER_TENSOR.get(key)
-        if entry is None or not same_state(entry[0], tensor):
-            state = tensor_state(tensor)
-            if state is None:
-                return {}
-            entry = (weakref.ref(tensor, _forget(key)), ) + state[1:]
-            entry = (entry, {})
-            _PER_TENSOR[key] = entry
-        return entry[1]
-
-
-def clear_cache():
-    r"""Forget everything cached about graphs: registered and recognised
-    structures, CSR patterns, typed plans and built graphs.
-
-    Needed only after editing a large (more than ``SNAPSHOT_NUMEL`` =
-    16384 entries) or non-CPU ``edge_index`` / ``edge_type`` in a way that
-    does not bump its in-place version (``t.data[...] = ...``, writes
-    through ``t.numpy()`` or DLPack); ordinary in-place edits
-    (``t[0, 1] = 2``, ``t.add_(1)``) and any edit of a small CPU tensor are
-    detected. After the call the next forward recognises the graph afresh;
-    builders' structures are not re-registered (the graph is recognised,
-    or takes the sparse / message path).
-
-    Example:
-        >>> edge_index = chain_graph(4)
-        >>> clear_cache()
-        >>> structure_of(edge_index)  # recognised again
-        Chains(sizes=(4,), reverse=False)
-    """
-    with _LOCK:
-        _PER_TENSOR.clear()
-        _BUILT.clear()
+def _device_key(device) -> str:
+    return str(torch.device(device)) if device is not None else 'cpu'
 
 
 def _unregistered(builder, *args, **kwargs):
     """Call a builder without registering its output (the caller does)."""
-    _SILENT.append(True)
-    try:
+    with silent():
         return builder(*args, **kwargs)
-    finally:
-        _SILENT.pop()
-
-
-_SILENT: List[bool] = []
 
 
 def register(edge_index: Tensor, structure: Optional[GraphStructure]
              ) -> Tensor:
     r"""Declare that ``edge_index`` (this very tensor, as long as it is not
     modified in place) has ``structure``; returns ``edge_index``. The
-    builders call it; call it yourself only for a graph you know."""
-    if _SILENT or not isinstance(edge_index, Tensor):
+    builders call it; call it yourself only for a graph you know. Inside
+    :func:`pyg_relational._cache.silent` it records nothing."""
+    if is_silent() or not isinstance(edge_index, Tensor):
         return edge_index
     tensor_cache(edge_index)['structure'] = structure
     return edge_index
