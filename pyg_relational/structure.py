@@ -36,9 +36,11 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-from ._cache import (_LOCK, _PER_TENSOR, SNAPSHOT_NUMEL, BoundedCache,
-                     clear_cache, is_silent, same_state, silent, tensor_cache,
-                     tensor_state)
+from ._cache import (BoundedCache, clear_cache, is_silent, silent,
+                     tensor_cache)
+# Kept importable from here, where they used to live (lattice, tests):
+from ._cache import (_LOCK, _PER_TENSOR, SNAPSHOT_NUMEL,  # noqa: F401
+                     same_state, tensor_state)
 from ._checks import plain_tensor
 from ._torch import compiling
 

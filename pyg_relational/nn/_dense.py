@@ -178,20 +178,16 @@ def _kept_nodes(sizes, other, device) -> Tensor:
                                                   device=device)
 
 
-_LAYOUTS: Dict[Tuple[GraphStructure, str], _Layout] = {}
-_LAYOUTS_MAX = 64
+from .._cache import BoundedCache  # noqa: E402 (top import: after #21)
+
+_LAYOUTS = BoundedCache('dense layouts', maxsize=64)
 
 
 def _layout(structure: GraphStructure, device: str) -> _Layout:
     """The layout of ``structure`` on ``device``, cached (the most recent
     ones)."""
-    key = (structure, device)
-    out = _LAYOUTS.get(key)
-    if out is None:
-        if len(_LAYOUTS) >= _LAYOUTS_MAX:
-            del _LAYOUTS[next(iter(_LAYOUTS))]
-        out = _LAYOUTS[key] = _Layout(structure, device)
-    return out
+    return _LAYOUTS.get((structure, device),
+                        lambda: _Layout(structure, device))
 
 
 def _math(q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor],
