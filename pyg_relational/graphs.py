@@ -14,16 +14,15 @@ Example:
     tensor([[0, 1, 3],
             [1, 2, 4]])
 """
-import math
-import os
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
+from . import _edges
 from ._checks import (SizeLike, check_edge_index, check_int, check_sizes)
-from .structure import (BipartiteBlocks, Chains, CompleteBlocks, Grid, Windows,
-                        register)
+from .structure import (BipartiteBlocks, Chains, CompleteBlocks,
+                        GraphStructure, Grid, Windows, register)
 
 __all__ = [
     'chain_graph', 'complete_graph', 'bipartite_graph', 'window_graph',
@@ -31,59 +30,9 @@ __all__ = [
 ]
 
 
-# Bytes per edge while a builder runs: edge_index (16) plus the int64
-# temporaries of _expand and the gathers (target, rank, source, ...).
-_BYTES_PER_EDGE = 64
-_BYTES_PER_NODE = 32
-
-
-def _memory_bytes() -> int:
-    """This machine's physical memory (2**40 where unknown)."""
-    try:
-        return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
-    except (AttributeError, ValueError, OSError):
-        return 2**40
-
-
-def _gib(num_bytes: float) -> str:
-    return f'{num_bytes / 2**30:,.1f} GiB'
-
-
-def _check_budget(builder: str, num_nodes: float, num_edges: float = 0):
-    """Refuse, before allocating anything, a graph whose construction needs
-    more memory than the machine has (``complete_graph(100000)``: 10^10
-    edges), with the counts and bytes it would need."""
-    need = _BYTES_PER_EDGE * num_edges + _BYTES_PER_NODE * num_nodes
-    limit = _memory_bytes()
-    if need > limit:
-        raise ValueError(
-            f"{builder}: the requested graph has {num_nodes:,.0f} nodes and "
-            f"{num_edges:,.0f} edges; its edge_index alone takes "
-            f"{_gib(16 * num_edges)} and building it about {_gib(need)}, "
-            f"more than this machine's memory ({_gib(limit)}). Build fewer "
-            f"or smaller graphs (e.g. batch by batch)")
-
-
-def _ptr(sizes: Tensor) -> Tensor:
-    """``[0, n_0, n_0 + n_1, ...]`` — the first node of every graph."""
-    return torch.cat([sizes.new_zeros(1), sizes.cumsum(0)])
-
-
-def _expand(counts: Tensor, builder: str) -> Tuple[Tensor, Tensor]:
-    """For per-target edge ``counts`` return, per edge, its target and its
-    rank ``k`` among that target's edges (``0 <= k < counts[target]``)."""
-    _check_budget(builder, counts.numel(), float(counts.double().sum()))
-    target = torch.repeat_interleave(torch.arange(counts.numel()), counts)
-    rank = torch.arange(target.numel()) - _ptr(counts)[:-1][target]
-    return target, rank
-
-
-def _node_layout(sizes: Tensor, builder: str) -> Tuple[Tensor, Tensor]:
-    """Per node: the index of its graph and its position inside it."""
-    _check_budget(builder, float(sizes.double().sum()))
-    graph = torch.repeat_interleave(torch.arange(sizes.numel()), sizes)
-    position = torch.arange(graph.numel()) - _ptr(sizes)[:-1][graph]
-    return graph, position
+def _registered(structure: GraphStructure) -> Tensor:
+    """The graph of ``structure``, built afresh and registered as its."""
+    return register(structure.build(), structure)
 
 
 def chain_graph(sizes: SizeLike, reverse: bool = False) -> Tensor:
@@ -104,17 +53,7 @@ def chain_graph(sizes: SizeLike, reverse: bool = False) -> Tensor:
         tensor([[1, 2],
                 [0, 1]])
     """
-    sizes = check_sizes(sizes)
-    _check_budget('chain_graph', float(sizes.double().sum()),
-                  float((sizes - 1).clamp(min=0).double().sum()))
-    _, position = _node_layout(sizes, 'chain_graph')
-    last = (sizes - 1).repeat_interleave(sizes)
-    structure = Chains(sizes, reverse=bool(reverse))
-    if reverse:
-        target = (position < last).nonzero().view(-1)
-        return register(torch.stack([target + 1, target]), structure)
-    target = (position > 0).nonzero().view(-1)
-    return register(torch.stack([target - 1, target]), structure)
+    return _registered(Chains(check_sizes(sizes), reverse=bool(reverse)))
 
 
 def complete_graph(sizes: SizeLike, self_loops: bool = True,
@@ -138,21 +77,8 @@ def complete_graph(sizes: SizeLike, self_loops: bool = True,
         tensor([[0, 0, 1, 0, 1, 2],
                 [0, 1, 1, 2, 2, 2]])
     """
-    sizes = check_sizes(sizes)
-    graph, position = _node_layout(sizes, 'complete_graph')
-    if causal:
-        counts = position + 1
-    else:
-        counts = sizes[graph]
-    if not self_loops:
-        counts = (counts - 1).clamp(min=0)
-    target, rank = _expand(counts, 'complete_graph')
-    if not self_loops:  # skip the target's own position
-        rank = rank + (rank >= position[target]).long()
-    source = _ptr(sizes)[graph[target]] + rank
-    return register(torch.stack([source, target]),
-                    CompleteBlocks(sizes, causal=bool(causal),
-                                   self_loops=bool(self_loops)))
+    return _registered(CompleteBlocks(check_sizes(sizes), causal=bool(causal),
+                                      self_loops=bool(self_loops)))
 
 
 def bipartite_graph(src_sizes: SizeLike, dst_sizes: SizeLike) -> Tensor:
@@ -172,12 +98,7 @@ def bipartite_graph(src_sizes: SizeLike, dst_sizes: SizeLike) -> Tensor:
         tensor([[0, 1, 0, 1],
                 [0, 0, 1, 1]])
     """
-    src_sizes, dst_sizes = _paired_sizes(src_sizes, dst_sizes)
-    graph, _ = _node_layout(dst_sizes, 'bipartite_graph')
-    target, rank = _expand(src_sizes[graph], 'bipartite_graph')
-    source = _ptr(src_sizes)[graph[target]] + rank
-    return register(torch.stack([source, target]),
-                    BipartiteBlocks(src_sizes, dst_sizes))
+    return _registered(BipartiteBlocks(*_paired_sizes(src_sizes, dst_sizes)))
 
 
 def window_graph(src_sizes: SizeLike, dst_sizes: SizeLike, radius: int,
@@ -202,50 +123,33 @@ def window_graph(src_sizes: SizeLike, dst_sizes: SizeLike, radius: int,
     """
     src_sizes, dst_sizes = _paired_sizes(src_sizes, dst_sizes)
     radius = check_int(radius, 'radius', minimum=0)
-    # A window wider than every sequence is the whole sequence: clip the
-    # radius there so that position +- radius stays inside int64
-    # (window_graph(5, 5, 2**63) gave 0 edges; now all 25).
-    widest = max([0] + src_sizes.tolist() + dst_sizes.tolist())
-    graph, position = _node_layout(dst_sizes, 'window_graph')
     if centers is None:
-        radius = min(radius, widest)
-        low = position - radius
-        high = position + radius
-    else:
-        if not isinstance(centers, Tensor) or centers.dim() != 1 \
-                or centers.numel() != position.numel():
-            shape = tuple(centers.shape) if isinstance(centers, Tensor) \
-                else centers
-            raise ValueError(f"'centers' must be a 1-D tensor with one entry "
-                             f"per target node ({position.numel()}); got "
-                             f"{shape}")
-        if centers.dtype == torch.bool or centers.is_complex():
-            raise ValueError(f"'centers' must hold real positions (got "
-                             f"dtype={centers.dtype})")
-        centers = centers.detach().cpu().to(torch.float64)
-        bad = ~torch.isfinite(centers)
-        if bool(bad.any()):
-            first = int(bad.nonzero()[0])
-            raise ValueError(
-                f"'centers' must be finite: target {first} has centre "
-                f"{float(centers[first])} ({int(bad.sum())} non-finite in "
-                f"all); a NaN centre has no window (check the input that "
-                f"produced the positions, e.g. a local-p query with NaN)")
-        # float64 -> int64 is undefined past 2**63: clip to the sources'
-        # range first (beyond it both ends are clamped below anyway).
-        top = float(widest + 1)
-        wide = float(radius)  # a Python int past 2**63 cannot meet a tensor
-        low = torch.ceil(centers - wide).clamp(-1., top).long()
-        high = torch.floor(centers + wide).clamp(-1., top).long()
-    low = low.clamp(min=0)
-    high = torch.minimum(high, src_sizes[graph] - 1)
-    counts = (high - low + 1).clamp(min=0)
-    target, rank = _expand(counts, 'window_graph')
-    source = _ptr(src_sizes)[graph[target]] + low[target] + rank
-    edge_index = torch.stack([source, target])
-    if centers is None:
-        register(edge_index, Windows(src_sizes, dst_sizes, radius))
-    return edge_index
+        return _registered(Windows(src_sizes, dst_sizes, radius))
+    return _edges.window(src_sizes, dst_sizes, radius,
+                         _checked_centers(centers, int(dst_sizes.sum())))
+
+
+def _checked_centers(centers, num_dst: int) -> Tensor:
+    """``centers`` as a finite float64 CPU vector of ``num_dst`` entries."""
+    if not isinstance(centers, Tensor) or centers.dim() != 1 \
+            or centers.numel() != num_dst:
+        shape = tuple(centers.shape) if isinstance(centers, Tensor) \
+            else centers
+        raise ValueError(f"'centers' must be a 1-D tensor with one entry "
+                         f"per target node ({num_dst}); got {shape}")
+    if centers.dtype == torch.bool or centers.is_complex():
+        raise ValueError(f"'centers' must hold real positions (got "
+                         f"dtype={centers.dtype})")
+    centers = centers.detach().cpu().to(torch.float64)
+    bad = ~torch.isfinite(centers)
+    if bool(bad.any()):
+        first = int(bad.nonzero()[0])
+        raise ValueError(
+            f"'centers' must be finite: target {first} has centre "
+            f"{float(centers[first])} ({int(bad.sum())} non-finite in "
+            f"all); a NaN centre has no window (check the input that "
+            f"produced the positions, e.g. a local-p query with NaN)")
+    return centers
 
 
 def _paired_sizes(src_sizes: SizeLike,
@@ -330,66 +234,13 @@ def grid_graph(
         if any(s != 1 for s in stride):
             raise ValueError("padding='same' needs stride=1 (as in PyTorch); "
                              f"got stride={stride}")
-        # PyTorch pads 'same' asymmetrically: the extra pixel goes last.
-        pad_before = tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation))
-        pad_total = tuple(d * (k - 1) for k, d in zip(kernel, dilation))
     else:
-        pad_before = _tuple(padding, dims, 'padding', 0)
-        pad_total = tuple(2 * p for p in pad_before)
-
-    out_size = []
-    for n, k, s, p, d in zip(size, kernel, stride, pad_total, dilation):
-        span = d * (k - 1) + 1
-        if n + p < span:
-            raise ValueError(
-                f"kernel_size={kernel_size!r} with dilation={d} spans {span} "
-                f"positions but the padded input has only {n + p} (size="
-                f"{n}, padding={p} in total); use a smaller kernel or more "
-                f"padding")
-        out_size.append((n + p - span) // s + 1)
-
-    _check_budget('grid_graph', batch_size * (math.prod(size) +
-                                              math.prod(out_size)),
-                  max(batch_size, 1) * math.prod(out_size) * math.prod(kernel))
-    # Per dimension: input coordinate of every (output position, tap).
-    coords = []
-    for n, m, k, s, p, d in zip(size, out_size, kernel, stride, pad_before,
-                                dilation):
-        c = torch.arange(m).view(-1, 1) * s - p + torch.arange(k) * d  # [m, k]
-        coords.append(c)
-    if dims == 1:
-        (cx, ), (w, ) = coords, size
-        src = cx  # [m, k]
-        valid = (cx >= 0) & (cx < w)
-    else:
-        cy, cx = coords
-        (h, w), (mh, mw), (kh, kw) = size, out_size, kernel
-        # [mh, mw, kh, kw]: output (oy, ox), tap (dy, dx)
-        yy = cy.view(mh, 1, kh, 1)
-        xx = cx.view(1, mw, 1, kw)
-        src = yy * w + xx
-        valid = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
-        src = src.expand(mh, mw, kh, kw)
-        valid = valid.expand(mh, mw, kh, kw)
-    num_out = math.prod(out_size)
-    num_taps = math.prod(kernel)
-    src = src.reshape(num_out, num_taps)  # [out positions, taps]
-    valid = valid.reshape(num_out, num_taps)
-    dst = torch.arange(num_out).view(-1, 1).expand(num_out, num_taps)
-    tap = torch.arange(num_taps).view(1, -1).expand(num_out, num_taps)
-    src, dst, tap = src[valid], dst[valid], tap[valid]  # row-major: by target
-
-    num_in = math.prod(size)
-    shift = torch.arange(batch_size).view(-1, 1)  # [B, 1]
-    edge_index = torch.stack([
-        (src.view(1, -1) + shift * num_in).view(-1),
-        (dst.reshape(1, -1) + shift * num_out).view(-1),
-    ])
-    edge_type = tap.reshape(1, -1).expand(batch_size, -1).reshape(-1)
-    register(edge_index, Grid(size, kernel, stride,
-                              'same' if isinstance(padding, str)
-                              else pad_before, dilation, batch_size))
-    return edge_index, edge_type, (out_size[0] if one_d else tuple(out_size))
+        padding = _tuple(padding, dims, 'padding', 0)
+    grid = Grid(size, kernel, stride, padding, dilation, batch_size)
+    out_size = grid.out_size  # checks that the kernel fits
+    edge_index, edge_type = grid.build_typed()
+    register(edge_index, grid)
+    return edge_index, edge_type, (out_size[0] if one_d else out_size)
 
 
 def relative_position(edge_index: Tensor,

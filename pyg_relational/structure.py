@@ -36,8 +36,8 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-from ._cache import (BoundedCache, clear_cache, is_silent, silent,
-                     tensor_cache)
+from . import _edges
+from ._cache import BoundedCache, clear_cache, is_silent, tensor_cache
 # Kept importable from here, where they used to live (lattice, tests):
 from ._cache import (_LOCK, _PER_TENSOR, SNAPSHOT_NUMEL,  # noqa: F401
                      same_state, tensor_state)
@@ -163,9 +163,8 @@ class CompleteBlocks(_OneNodeSet):
         return torch.cat([sizes.new_zeros(1), sizes.cumsum(0)])
 
     def build(self) -> Tensor:
-        from .graphs import complete_graph
-        return _unregistered(complete_graph, list(self.sizes),
-                             self_loops=self.self_loops, causal=self.causal)
+        return _edges.complete(_long(self.sizes), self.self_loops,
+                               self.causal)
 
 
 class _TwoNodeSets(GraphStructure):
@@ -205,9 +204,7 @@ class BipartiteBlocks(_TwoNodeSets):
         return sum(s * d for s, d in zip(self.src_sizes, self.dst_sizes))
 
     def build(self) -> Tensor:
-        from .graphs import bipartite_graph
-        return _unregistered(bipartite_graph, list(self.src_sizes),
-                             list(self.dst_sizes))
+        return _edges.bipartite(_long(self.src_sizes), _long(self.dst_sizes))
 
 
 @dataclass(frozen=True)
@@ -222,9 +219,7 @@ class Chains(_OneNodeSet):
         return sum(max(n - 1, 0) for n in self.sizes)
 
     def build(self) -> Tensor:
-        from .graphs import chain_graph
-        return _unregistered(chain_graph, list(self.sizes),
-                             reverse=self.reverse)
+        return _edges.chain(_long(self.sizes), self.reverse)
 
 
 @dataclass(frozen=True)
@@ -246,9 +241,8 @@ class Windows(_TwoNodeSets):
         return total
 
     def build(self) -> Tensor:
-        from .graphs import window_graph
-        return _unregistered(window_graph, list(self.src_sizes),
-                             list(self.dst_sizes), self.radius)
+        return _edges.window(_long(self.src_sizes), _long(self.dst_sizes),
+                             self.radius)
 
 
 @dataclass(frozen=True)
@@ -273,27 +267,11 @@ class Grid(GraphStructure):
     def dims(self) -> int:
         return len(self.size)
 
-    def _arg(self, value):
-        return value[0] if self.dims == 1 and isinstance(value, tuple) \
-            else value
-
-    def _built(self):
-        from .graphs import grid_graph
-        return _unregistered(grid_graph, self._arg(self.size),
-                             self._arg(self.kernel_size),
-                             self._arg(self.stride), self._arg(self.padding),
-                             self._arg(self.dilation), self.batch_size)
-
     @property
     def out_size(self) -> Tuple[int, ...]:
-        out = []
-        for d in range(self.dims):
-            n, k, s, dil = (self.size[d], self.kernel_size[d],
-                            self.stride[d], self.dilation[d])
-            pad = dil * (k - 1) if self.padding == 'same' \
-                else 2 * self.padding[d]
-            out.append((n + pad - dil * (k - 1) - 1) // s + 1)
-        return tuple(out)
+        """The output size per dimension (a :class:`ValueError` when the
+        kernel spans more than the padded input)."""
+        return _edges.grid_out_size(*self.geometry)
 
     @property
     def num_src_nodes(self) -> int:
@@ -308,12 +286,16 @@ class Grid(GraphStructure):
         return self.edge_index().size(1)
 
     def build(self) -> Tensor:
-        return self._built()[0]
+        return self.build_typed()[0]
+
+    def build_typed(self) -> Tuple[Tensor, Tensor]:
+        """``(edge_index, edge_type)``, built afresh (not registered)."""
+        return _edges.grid(*self.geometry, self.batch_size)
 
     def edge_type(self, device=None) -> Tensor:
         """The kernel offset of every edge (cached like the edges)."""
         return _built(self, 'type:' + _device_key(device),
-                      lambda: self._built()[1].to(device))
+                      lambda: self.build_typed()[1].to(device))
 
     @classmethod
     def cat(cls, items: Sequence['GraphStructure']) -> 'GraphStructure':
@@ -330,6 +312,10 @@ class Grid(GraphStructure):
     def geometry(self) -> tuple:
         return (self.size, self.kernel_size, self.stride, self.padding,
                 self.dilation)
+
+
+def _long(sizes: Tuple[int, ...]) -> Tensor:
+    return torch.tensor(sizes, dtype=torch.long)
 
 
 def _prod(values) -> int:
@@ -357,12 +343,6 @@ def _built(structure: 'GraphStructure', key: str, build) -> Tensor:
 
 def _device_key(device) -> str:
     return str(torch.device(device)) if device is not None else 'cpu'
-
-
-def _unregistered(builder, *args, **kwargs):
-    """Call a builder without registering its output (the caller does)."""
-    with silent():
-        return builder(*args, **kwargs)
 
 
 def register(edge_index: Tensor, structure: Optional[GraphStructure]
