@@ -23,7 +23,7 @@ def main():
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--json', default=None)
     parser.add_argument('--message-path', action='store_true',
-                        help='time the per-edge message path (fused=False)')
+                        help="time the per-edge message path (path='message')")
     parser.add_argument('--twins', action='store_true',
                         help='print the twin table (largest differences)')
     args = parser.parse_args()
@@ -38,7 +38,7 @@ def main():
                   f'{r.tolerance:.0e} | {r.passed} |')
         return
     results = speed_cases(quick=args.quick, device=args.device,
-                          repeat=args.repeat, fused=not args.message_path,
+                          repeat=args.repeat, path='message' if args.message_path else 'auto',
                           progress=lambda s: print(s, flush=True))
     print('\n| graph layer | baseline | config | edges | graph s | '
           'baseline s | time ratio | memory ratio |')

@@ -332,7 +332,8 @@ def test_fused_path_equals_message_path(score, num_edge_types, graph, dtype):
     if num_edge_types:
         with torch.no_grad():
             fast.rel_value.normal_()
-    slow = _conv(score, num_edge_types=num_edge_types, fused=False).to(dtype)
+    slow = _conv(score, num_edge_types=num_edge_types,
+                 path='message').to(dtype)
     slow.load_state_dict(fast.state_dict())
     x_src, x_dst = torch.randn(7, 5, dtype=dtype), None
     edge_index = torch.unique(torch.randint(0, 7, (2, 30)), dim=1)

@@ -192,10 +192,11 @@ def test_path_choice_and_reasons():
     assert rel.last_path == 'dense'
     rel(x, random, edge_type=torch.zeros(4, dtype=torch.long))
     assert rel.last_path == 'sparse'
-    # fused= is the old alias of path=
-    assert AttentionConv(5, 3, score='dot', fused=False).path == 'message'
-    conv.fused = False
-    assert conv.path == 'message'
+    # fused= was removed: refused with the name of path=
+    with pytest.raises(TypeError, match="path='message'"):
+        AttentionConv(5, 3, score='dot', fused=False)
+    with pytest.raises(TypeError, match='path='):
+        conv.fused = False
 
 
 @pytest.mark.parametrize('path, graph, match', [

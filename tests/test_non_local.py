@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from pyg_relational import bipartite_graph, complete_graph, window_graph
-from pyg_relational.nn import NonLocalBlock, non_local
+from pyg_relational.nn import NonLocalBlock, _dense
 from pyg_relational.structure import CompleteBlocks
 
 from .helpers import (assert_close, assert_edge_order_invariant, assert_twin,
@@ -158,7 +158,7 @@ def _graph():
 @pytest.mark.parametrize('dtype', dtypes())
 @pytest.mark.parametrize('pairwise', PAIRWISE)
 @pytest.mark.parametrize('options', [{}, {'output_projection': False},
-                                     {'batch_norm': False}, {'fused': False}])
+                                     {'batch_norm': False}, {'path': 'message'}])
 def test_graph_matches_paper(pairwise, dtype, options, device):
     a, b = _randomised(NonLocalBlock(6, pairwise=pairwise,
                                      **options).to(device), dtype)
@@ -169,10 +169,10 @@ def test_graph_matches_paper(pairwise, dtype, options, device):
                 params=_param_pairs(a, b))
 
 
-@pytest.mark.parametrize('fused', [True, False])
+@pytest.mark.parametrize('path', ['auto', 'message'])
 @pytest.mark.parametrize('pairwise', PAIRWISE)
-def test_bipartite_matches_paper(pairwise, fused):
-    a, b = _randomised(NonLocalBlock(4, 3, pairwise=pairwise, fused=fused),
+def test_bipartite_matches_paper(pairwise, path):
+    a, b = _randomised(NonLocalBlock(4, 3, pairwise=pairwise, path=path),
                        torch.float64)
     x_src = torch.randn(5, 4, dtype=torch.float64)
     x_dst = torch.randn(3, 4, dtype=torch.float64)
@@ -207,13 +207,13 @@ def test_dense_matches_paper(pairwise, dtype, shape, sub_sample, device):
 
 
 @pytest.mark.parametrize('pairwise', PAIRWISE)
-def test_fused_equals_message_passing(pairwise):
+def test_sparse_equals_message_passing(pairwise):
     """The CSR path and the message()/aggregate path, on unsorted edges,
     forward and backward; repeated edges are two messages on both paths
     (counted twice, as in a sum over edges)."""
     a = NonLocalBlock(5, pairwise=pairwise).double()
     b = copy.deepcopy(a)
-    b.fused = False
+    b.path = 'message'
     edge_index = torch.tensor([[3, 0, 2, 1, 4, 0, 2], [1, 0, 4, 2, 2, 3, 1]])
     x = torch.randn(5, 5, dtype=torch.float64)
     for ei in (edge_index, torch.cat([edge_index, edge_index[:, :2]], 1)):
@@ -233,7 +233,8 @@ def test_attention_weights(pairwise):
     assert ei is edge_index and alpha.shape == (edge_index.size(1), )
     mask = torch.zeros(7, 7, dtype=torch.bool)
     mask[edge_index[1], edge_index[0]] = True
-    y, weight = paper_y(block, x, block._key(x), block.g(x), mask)
+    y, weight = paper_y(block, x, block.phi(x) if block.phi is not None
+                        else x, block.g(x), mask)
     assert_close(alpha, weight[edge_index[1], edge_index[0]])
     assert_close(out, y)
 
@@ -510,7 +511,7 @@ def test_paths_equal_message_path(options, call, shapes, pairwise, path,
     noise around zero. ``sdpa``: the fused attention kernel also for these
     small blocks."""
     if sdpa:
-        monkeypatch.setattr(non_local, 'SDPA_MIN_SOURCES', 1)
+        monkeypatch.setattr(_dense, 'SDPA_MIN_SOURCES', 1)
     block, reference = _randomised(
         NonLocalBlock(6, 3, pairwise=pairwise, path=path, **options), dtype)
     block.eval(), reference.eval()
@@ -604,12 +605,13 @@ def test_explain_and_hooks_take_the_message_path():
     assert block.last_path == 'dense'
 
 
-def test_fused_alias():
-    assert NonLocalBlock(4, fused=False).path == 'message'
-    block = NonLocalBlock(4, fused=True)
-    assert block.path == 'auto' and block.fused
-    block.fused = False
-    assert block.path == 'message'
+def test_fused_is_removed():
+    """The old switch is refused with the name of its replacement."""
+    with pytest.raises(TypeError, match="path='message'"):
+        NonLocalBlock(4, fused=False)
+    block = NonLocalBlock(4, path='message')
+    with pytest.raises(TypeError, match='path='):
+        block.fused = True
     assert repr(block).endswith("path='message')")
 
 

@@ -218,7 +218,7 @@ def _fwd_bwd(fn: Callable[[], Tensor]) -> Callable[[], None]:
 
 def speed_cases(quick: bool = True, device='cpu', progress: Progress = None,
                 repeat: Optional[int] = None, memory: bool = True,
-                fused: bool = True) -> List[SpeedResult]:
+                path: str = 'auto') -> List[SpeedResult]:
     r"""Forward+backward (sum of the output) of :class:`MultiheadAttentionConv`
     vs ``nn.MultiheadAttention``, PyG ``TransformerConv`` and ``GATConv`` on
     complete graphs, and on a window graph (radius 16) vs dense full
@@ -232,8 +232,8 @@ def speed_cases(quick: bool = True, device='cpu', progress: Progress = None,
     full: the full sizes take minutes per case on two shared CPU cores); the
     graph layer is timed once per graph and reused against each baseline.
     ``memory=False`` skips the peak-memory run (peaks are then 0);
-    ``fused=False`` times the per-edge message path of
-    :class:`MultiheadAttentionConv` instead of its CSR products.
+    ``path='message'`` times the per-edge message path of
+    :class:`MultiheadAttentionConv` instead of its fastest path.
     """
     from torch_geometric.nn import GATConv, TransformerConv
     device = torch.device(device)
@@ -268,7 +268,7 @@ def speed_cases(quick: bool = True, device='cpu', progress: Progress = None,
         mha = torch.nn.MultiheadAttention(d, heads, batch_first=True).to(
             device)
         conv = MultiheadAttentionConv.from_module(mha)
-        conv.fused = fused
+        conv.path = path
         x = torch.randn(batch, n, d, generator=gen).to(device)
         x.requires_grad_()
         x_nodes = x.detach().reshape(-1, d).requires_grad_()
@@ -276,7 +276,7 @@ def speed_cases(quick: bool = True, device='cpu', progress: Progress = None,
         E = edge_index.size(1)
         config = f'complete graph N={n} batch={batch} d={d} heads={heads}'
         extra = {'tokens': n, 'batch': batch, 'graph': 'complete',
-                 'repeat': repeat, 'fused': fused}
+                 'repeat': repeat, 'path': path}
         graph_fn = lambda: conv(x_nodes, edge_index)  # noqa: E731
         speed('MultiheadAttentionConv', 'nn.MultiheadAttention', config, E,
               graph_fn, lambda: mha(x, x, x, need_weights=False)[0], extra)
@@ -292,7 +292,7 @@ def speed_cases(quick: bool = True, device='cpu', progress: Progress = None,
     n, batch, radius = window_case
     mha = torch.nn.MultiheadAttention(d, heads, batch_first=True).to(device)
     conv = MultiheadAttentionConv.from_module(mha)
-    conv.fused = fused
+    conv.path = path
     x = torch.randn(batch, n, d, generator=gen).to(device).requires_grad_()
     x_nodes = x.detach().reshape(-1, d).requires_grad_()
     edge_index = window_graph([n] * batch, [n] * batch, radius).to(device)
@@ -302,7 +302,7 @@ def speed_cases(quick: bool = True, device='cpu', progress: Progress = None,
           edge_index.size(1), lambda: conv(x_nodes, edge_index),
           lambda: mha(x, x, x, need_weights=False)[0],
           {'tokens': n, 'batch': batch, 'graph': f'window r={radius}',
-           'repeat': repeat, 'fused': fused})
+           'repeat': repeat, 'path': path})
     return results
 
 

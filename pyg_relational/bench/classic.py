@@ -230,7 +230,7 @@ def speed_cases(quick: bool = True, device='cpu', progress: Progress = None,
     call. ``quick=False`` uses Linear 1024→1024 batch 256, Conv2d 64→64 3×3
     (padding 1) on 32×32 batch 32 and GRU 256→256, length 128, batch 32;
     it also times :class:`LatticeConv`'s reference path
-    (``fused=False``)."""
+    (``path='message'``)."""
     device = torch.device(device)
     repeat = repeat or (3 if quick else 10)
     gen = torch.Generator().manual_seed(0)
@@ -272,11 +272,12 @@ def speed_cases(quick: bool = True, device='cpu', progress: Progress = None,
     conv = torch.nn.Conv2d(c, c, 3, padding=1).to(device)
     image = randn(batch, c, size, size)
     nodes = image_to_nodes(image).contiguous()  # [B*H*W, C]
-    for fused in ((True, ) if quick else (True, False)):
-        layer = LatticeConv.from_module(conv, fused=fused)
+    for path in (('auto', ) if quick else ('auto', 'message')):
+        layer = LatticeConv.from_module(conv, path=path)
         edge_index, edge_type, _ = layer.grid_graph((size, size), batch)
         edge_index, edge_type = edge_index.to(device), edge_type.to(device)
-        name = 'LatticeConv' if fused else 'LatticeConv (reference path)'
+        name = 'LatticeConv' if path == 'auto' \
+            else 'LatticeConv (reference path)'
         time_pair(name, 'nn.Conv2d',
                   f'{c}->{c} 3x3 padding 1 on {size}x{size} batch {batch}',
                   edge_index.size(1),

@@ -147,21 +147,21 @@ def speed_cases(quick: bool = True, device='cpu',
     its graph (and CSR pattern) once per input shape and reuses it, so the
     medians (after a warm-up call) exclude it; ``extra['graph_build_s']`` is
     that one-off cost of building the ``edge_index``. One case runs the
-    message path (``fused=False``) for comparison."""
+    message path (``path='message'``) for comparison."""
     if quick:
-        configs = [(8, 2, 4, False, True), (8, 2, 4, False, False),
-                   (8, 2, 8, True, True)]
+        configs = [(8, 2, 4, False, 'auto'), (8, 2, 4, False, 'message'),
+                   (8, 2, 8, True, 'auto')]
         repeat, warmup = 2, 1
-    else:  # (channels, batch, side, sub_sample, fused)
-        configs = [(64, 8, 16, False, True), (64, 8, 16, False, False),
-                   (64, 8, 16, True, True), (64, 8, 32, False, True),
-                   (64, 8, 32, True, True)]
+    else:  # (channels, batch, side, sub_sample, path)
+        configs = [(64, 8, 16, False, 'auto'), (64, 8, 16, False, 'message'),
+                   (64, 8, 16, True, 'auto'), (64, 8, 32, False, 'auto'),
+                   (64, 8, 32, True, 'auto')]
         repeat, warmup = 5, 1
     results = []
-    for channels, batch, side, sub_sample, fused in configs:
+    for channels, batch, side, sub_sample, path in configs:
         torch.manual_seed(0)
         block = NonLocalBlock(channels, sub_sample=sub_sample,
-                              fused=fused).to(device)
+                              path=path).to(device)
         _randomise_bn(block)
         x = torch.randn(batch, channels, side, side, device=device,
                         requires_grad=True)
@@ -181,7 +181,7 @@ def speed_cases(quick: bool = True, device='cpu',
         config = (f"embedded_gaussian {channels}ch {side}x{side} B={batch}"
                   f"{' sub-sampled' if sub_sample else ''}")
         results.append(SpeedResult(
-            'NonLocalBlock' + ('' if fused else '(fused=False)'),
+            'NonLocalBlock' + ('' if path == 'auto' else f'(path={path!r})'),
             'dense bmm non-local', config, str(device),
             edge_index.size(1), g.median_s, d.median_s, g.peak_bytes,
             d.peak_bytes, {'graph_build_s': build_s,

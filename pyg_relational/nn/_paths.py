@@ -31,7 +31,7 @@ except ImportError:
     SparseTensor = None
 
 __all__ = ['PATHS', 'check_path', 'message_only_reason', 'choose_path',
-           'fused_alias', 'adjacency_size', 'weights_like_graph']
+           'PathLayer', 'adjacency_size', 'weights_like_graph']
 
 PATHS = ('auto', 'dense', 'sparse', 'message')
 
@@ -62,20 +62,36 @@ def message_only_reason(module) -> Optional[str]:
     return None
 
 
-def _get_fused(module) -> bool:
-    return module.path != 'message'
+_FUSED = ("{layer}: 'fused' was removed; use path='message' (was "
+          "fused=False) or path='auto' (was fused=True)")
 
 
-def _set_fused(module, value: bool):
-    module.path = 'auto' if value else 'message'
+def _refuse_fused(module, value=None):
+    raise TypeError(_FUSED.format(layer=type(module).__name__))
 
 
-#: The old ``fused`` switch of a layer, as an alias of its ``path``
-#: (``fused = fused_alias`` in the class body): ``False`` is
-#: ``path='message'``, ``True`` is ``path='auto'``.
-fused_alias = property(_get_fused, _set_fused,
-                       doc="Old alias of ``path``: False when "
-                           "path='message'.")
+class PathLayer:
+    """What every layer with execution paths shares (a mixin beside
+    :class:`~torch_geometric.nn.conv.MessagePassing`): ``path``, the
+    ``last_path`` / ``why_not_faster`` record of the call, and the removed
+    ``fused`` switch, refused with the name of its replacement."""
+
+    def init_paths(self, path: str, fused: Optional[bool] = None):
+        """Set ``path`` (checked); ``fused`` (removed) is refused."""
+        if fused is not None:
+            _refuse_fused(self)
+        self.path = check_path(path)
+        self.last_path: Optional[str] = None
+        self.why_not_faster: Optional[Dict[str, str]] = None
+
+    #: setting the removed switch raises (reading it finds no attribute)
+    fused = property(None, _refuse_fused, doc="Removed: use ``path``.")
+
+    def choose_path(self, unavailable: Dict[str, Optional[str]],
+                    order: Sequence[str] = ('dense', 'sparse', 'message')
+                    ) -> str:
+        """:func:`choose_path` with this layer's ``path``."""
+        return choose_path(self, self.path, unavailable, order)
 
 
 def choose_path(module, requested: str,

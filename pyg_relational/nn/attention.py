@@ -80,22 +80,16 @@ from torch.nn import Parameter
 from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.nn.inits import glorot, zeros
-from torch_geometric.utils import add_self_loops, remove_self_loops
 
-from .._checks import (check_choice, check_edge_attr, check_edge_index,
-                       check_edge_vector,
-                       check_edge_weight, check_features, check_int,
-                       check_size_or_lazy, check_sizes)
+from .._checks import (check_choice, check_edge_index, check_edge_vector,
+                       check_features, check_int, check_sizes)
 from ..graphs import bipartite_graph, window_graph
-from ..structure import GraphStructure, tensor_cache
-from ._attend import (choose_attention_path, edge_order, edge_softmax,
-                      sparse_attention)
-from ._csr import EdgePattern
-from ._dense import block_attention, dense_reason
-from .._torch import compiling
-from ._paths import (GraphInput, adjacency_size, check_path, fused_alias,
-                     weights_like_graph)
-from .typed import gather_typed
+from ..structure import GraphStructure
+from ._attend import EdgeAttention, attend, edge_softmax
+from ._convert import attention_from_pyg
+from ._inputs import (attention_edges, attention_nodes, attention_options,
+                      with_self_loops)
+from ._paths import GraphInput, PathLayer, weights_like_graph
 
 __all__ = [
     'AttentionConv', 'BahdanauAttention', 'LuongAttention', 'AttentionScore',
@@ -455,25 +449,7 @@ def attention_score(name: str, heads: int, query_channels: int,
     return SCORES[name](heads, query_channels, key_channels, **kwargs)
 
 
-def _check_size(size) -> Tuple[int, int]:
-    if not isinstance(size, (tuple, list)) or len(size) != 2 or not all(
-            isinstance(n, int) and n >= 0 for n in size):
-        raise ValueError(f"'size' must be a pair of ints (N_src, N_dst) "
-                         f"(got {size!r})")
-    return tuple(size)
-
-
-def _split(x, name: str):
-    """``(x_src, x_dst)`` from ``x`` or a pair."""
-    if isinstance(x, Tensor):
-        return x, x
-    if isinstance(x, (tuple, list)) and len(x) == 2:
-        return x[0], x[1]
-    raise ValueError(f"'{name}' must be a tensor [N, F] or a pair "
-                     f"(x_src, x_dst) (got {type(x).__name__})")
-
-
-class AttentionConv(MessagePassing):
+class AttentionConv(EdgeAttention, PathLayer, MessagePassing):
     r"""Attention on any graph: the attention weight is an edge attribute
     inferred from the node attributes.
 
@@ -518,30 +494,24 @@ class AttentionConv(MessagePassing):
     Execution paths (``path='auto'`` takes the first that applies; a forced
     path that cannot run raises a :class:`ValueError` saying why):
 
-    * ``'dense'``: scores ``'dot'``, ``'scaled_dot'``, ``'general'`` on a
-      graph of :class:`~pyg_relational.structure.CompleteBlocks` (with
-      self-loops, causal or not) or
-      :class:`~pyg_relational.structure.BipartiteBlocks` whose node counts
-      match the input (built by :func:`~pyg_relational.graphs.complete_graph`
-      / :func:`~pyg_relational.graphs.bipartite_graph`, recognised on a plain
+    * ``'dense'``: scores ``'dot'``, ``'scaled_dot'``, ``'general'`` on
+      :class:`~pyg_relational.structure.CompleteBlocks` (with self-loops,
+      causal or not) or :class:`~pyg_relational.structure.BipartiteBlocks`
+      (built by :func:`~pyg_relational.graphs.complete_graph` /
+      :func:`~pyg_relational.graphs.bipartite_graph`, recognised on an
       ``edge_index``, or passed as the structure itself), without
-      ``edge_attr`` or ``add_self_loops``:
+      ``edge_attr``, ``edge_weight`` or ``add_self_loops``:
       :func:`~torch.nn.functional.scaled_dot_product_attention` on
-      ``[B, H, n, C]`` blocks, no ``[E]``-sized tensor unless the weights
-      are returned (:mod:`~pyg_relational.nn._dense`). Relative positions
-      (``num_edge_types``) need every :math:`\alpha_{ij}` for their value
-      term, which the fused kernel does not expose: they run as dense
-      ``[B, H, n, n]`` products (2.6x faster than the sparse path at
-      T = 256, measured);
-    * ``'sparse'``: every score, on any graph with at least one edge and
-      a repeated edge being two messages, float32/float64, not while :func:`torch.compile`
-      traces: the sums as CSR products per head (SpMM), the logits of
-      dot-product scores as SDDMM, of the others from the per-node
-      projections gathered per edge (``[E, H]`` for GAT, never
-      ``[E, H, C]``);
-    * ``'message'``: :meth:`edge_update` + :meth:`message` (every score,
-      edge features; the reference), also taken by ``'auto'`` for PyG
-      explain masks and hooks.
+      ``[B, H, n, C]`` blocks (:mod:`~pyg_relational.nn._dense`);
+    * ``'sparse'``: every score, on any graph with an edge (a repeated edge
+      is two messages), float32/float64, not while :func:`torch.compile`
+      traces: CSR products (SDDMM / SpMM), never ``[E, H, C]`` rows for
+      GAT;
+    * ``'message'``: :meth:`edge_update` + :meth:`message`, the reference,
+      also taken by ``'auto'`` for PyG explain masks and hooks.
+
+    All three are :func:`~pyg_relational.nn._attend.attend`, the one
+    attention operator of the package.
 
     Args:
         in_channels (int or (int, int)): input size, or
@@ -579,8 +549,8 @@ class AttentionConv(MessagePassing):
             ``'message'``. The one that ran is ``conv.last_path``, the
             reasons faster ones did not are ``conv.why_not_faster``.
             (default: :obj:`'auto'`)
-        fused (bool, optional): old alias: ``fused=False`` is
-            ``path='message'``. (default: :obj:`None`)
+        fused: removed; passing it raises a :class:`TypeError` naming
+            ``path``.
         **score_kwargs: options of the score (e.g. ``num_types`` for
             ``'location'``, ``attention_channels`` for ``'additive'``).
 
@@ -622,49 +592,43 @@ class AttentionConv(MessagePassing):
                  fused: Optional[bool] = None, **score_kwargs):
         super().__init__(aggr='add', node_dim=0)
         check_choice(score, SCORES, 'score')
-        in_src, in_dst = self._options(
-            in_channels, out_channels, heads, score, concat, negative_slope,
-            dropout, add_self_loops, edge_dim, fill_value, residual,
-            'message' if fused is False else path)
-        self.num_edge_types = num_edge_types
+        in_src, in_dst = attention_options(
+            self, in_channels, out_channels, heads, score, concat,
+            negative_slope, dropout, add_self_loops, edge_dim, fill_value,
+            residual, path, fused)
         H, C = self.heads, self.out_channels
+
+        def linear(size):
+            return Linear(size, H * C, bias=qkv_bias,
+                          weight_initializer='glorot')
+
+        self.lin_src = self.lin_dst = None
+        self.lin_query = self.lin_key = self.lin_value = None
         if self.gat:  # GAT: one W for key and value (and query in GAT)
-            self.lin_src = Linear(in_src, H * C, bias=qkv_bias,
-                                  weight_initializer='glorot')
+            self.lin_src = linear(in_src)
             shared = isinstance(in_channels, int) and score != 'gatv2'
-            self.lin_dst = self.lin_src if shared \
-                else Linear(in_dst, H * C, bias=qkv_bias,
-                            weight_initializer='glorot')
-            self.lin_query = self.lin_key = self.lin_value = None
+            self.lin_dst = self.lin_src if shared else linear(in_dst)
             score_kwargs.setdefault('negative_slope', negative_slope)
         else:
-            self.lin_src = self.lin_dst = None
-            self.lin_query = Linear(in_dst, H * C, bias=qkv_bias,
-                                    weight_initializer='glorot')
-            self.lin_key = Linear(in_src, H * C, bias=qkv_bias,
-                                  weight_initializer='glorot')
-            self.lin_value = Linear(in_src, H * C, bias=qkv_bias,
-                                    weight_initializer='glorot')
+            self.lin_query = linear(in_dst)
+            self.lin_key, self.lin_value = linear(in_src), linear(in_src)
         # The score initialises itself, and reset_parameters() below draws
         # its parameters again: keep that first draw off the global random
         # stream, so one seed gives the same start as PyG's GATConv
         # (lin, [lin_edge], att_src, att_dst, att_edge) for score='gat'.
         with torch.random.fork_rng(devices=[]):
             self.score = attention_score(score, H, C, C, **score_kwargs)
-        if edge_dim is not None:
-            self.lin_edge = Linear(edge_dim, H * C, bias=False,
-                                   weight_initializer='glorot')
-        else:
-            self.lin_edge = None
-        if edge_dim is not None and score != 'gatv2':  # GATv2: no a_edge
-            self.att_edge = Parameter(torch.empty(1, H, C))
-        else:
-            self.register_parameter('att_edge', None)
+        self.lin_edge = None if edge_dim is None else Linear(
+            edge_dim, H * C, bias=False, weight_initializer='glorot')
+        self.att_edge = Parameter(torch.empty(1, H, C)) if (
+            edge_dim is not None and score != 'gatv2') else None  # GATv2: no
         # GATConv's residual: a map of the target's own input to the output
         self.res = Linear(in_dst, H * C if concat else C, bias=False,
                           weight_initializer='glorot') if residual else None
+        self.rel_key = self.rel_value = None
         if num_edge_types is not None:
-            num_edge_types = check_int(num_edge_types, 'num_edge_types', 1)
+            self.num_edge_types = check_int(num_edge_types, 'num_edge_types',
+                                            1)
             if not self.score.linear_in_key:
                 raise ValueError(
                     f"num_edge_types (relative positions) needs a score "
@@ -672,46 +636,9 @@ class AttentionConv(MessagePassing):
                     f"score={score!r}")
             self.rel_key = Parameter(torch.empty(num_edge_types, C))
             self.rel_value = Parameter(torch.empty(num_edge_types, C))
-        else:
-            self.register_parameter('rel_key', None)
-            self.register_parameter('rel_value', None)
-        if bias:
-            self.bias = Parameter(torch.empty(H * C if concat else C))
-        else:
-            self.register_parameter('bias', None)
+        self.bias = Parameter(torch.empty(H * C if concat else C)) \
+            if bias else None
         self.reset_parameters()
-
-    def _options(self, in_channels, out_channels: int, heads: int,
-                 score: str, concat: bool, negative_slope: float,
-                 dropout: float, add_self_loops: bool,
-                 edge_dim: Optional[int], fill_value, residual: bool,
-                 path: str) -> Tuple[int, int]:
-        """The layer's options, each stored under its own name (shared with
-        the drop-in GAT layers); returns the checked ``(in_src, in_dst)``.
-        """
-        self.in_channels = in_channels
-        self.out_channels = check_int(out_channels, 'out_channels', 1)
-        self.heads = check_int(heads, 'heads', 1)
-        self.score_name = score
-        self.gat = score in ('gat', 'concat', 'gatv2')
-        self.concat = concat
-        self.negative_slope = negative_slope
-        self.dropout = float(dropout)
-        self.add_self_loops = add_self_loops
-        self.edge_dim = None if edge_dim is None \
-            else check_int(edge_dim, 'edge_dim', 1)
-        self.fill_value = fill_value
-        self.residual = bool(residual)
-        self.num_edge_types = None
-        self.path = check_path(path)
-        self.last_path: Optional[str] = None
-        self.why_not_faster = None
-        if not isinstance(in_channels, (tuple, list)):
-            in_src = in_dst = check_size_or_lazy(in_channels, 'in_channels')
-        else:
-            in_src, in_dst = (check_size_or_lazy(c, 'in_channels')
-                              for c in in_channels)
-        return in_src, in_dst
 
     def reset_parameters(self):
         super().reset_parameters()
@@ -733,110 +660,16 @@ class AttentionConv(MessagePassing):
         (no target features: a zero query, which adds nothing to a GAT
         logit)."""
         H, C = self.heads, self.out_channels
-        if self.gat:
-            key = value = self.lin_src(x_src).view(-1, H, C)
-            if x_dst is None:  # no target features
-                query = key.new_zeros(num_dst, H, C)
-            elif x_dst is x_src and self.lin_dst is self.lin_src:
-                query = key  # one W on one node set: projected once
-            else:
-                query = self.lin_dst(x_dst).view(-1, H, C)
-        else:
-            query = self.lin_query(x_dst).view(-1, H, C)
-            key = self.lin_key(x_src).view(-1, H, C)
-            value = self.lin_value(x_src).view(-1, H, C)
-        return query, key, value
-
-    fused = fused_alias  # the old switch: False is path='message'
-
-    def _nodes(self, x, size, edge_index=None):
-        """``(x_src, x_dst, N_dst)`` checked against ``in_channels`` and
-        ``size``; a single ``x`` with ``size=(N, M)``, ``M <= N``, has its
-        first ``M`` nodes as targets (PyG's sampled-subgraph convention);
-        ``(x_src, None)`` (GAT-family scores) has no target features, the
-        target count from ``size`` or the ``adj_t``."""
-        x_src, x_dst = _split(x, 'x')
-        if x_dst is None and isinstance(x_src, Tensor):
-            return x_src, None, self._no_targets(x_src, size, edge_index)
-        if isinstance(self.in_channels, int):
-            in_src = in_dst = self.in_channels
-        else:
-            in_src, in_dst = self.in_channels
-        single = x_src is x_dst
-        check_features(x_src, in_src, 'x' if single else 'x_src')
-        check_features(x_dst, in_dst, 'x' if single else 'x_dst')
-        if x_src.dim() != 2 or x_dst.dim() != 2:
-            raise ValueError(f"node features must be 2-D [N, F] (got "
-                             f"{tuple(x_src.shape)} and {tuple(x_dst.shape)})")
-        if size is None:
-            return x_src, x_dst, x_dst.size(0)
-        num_src, num_dst = _check_size(size)
-        if single and num_src == x_src.size(0) and num_dst <= num_src:
-            return x_src, x_dst[:num_dst], num_dst
-        if (num_src, num_dst) != (x_src.size(0), x_dst.size(0)):
-            raise ValueError(
-                f"size={tuple(size)} does not match the node features "
-                f"({x_src.size(0)} sources, {x_dst.size(0)} targets); pass "
-                f"x=(x_src, x_dst) for a bipartite graph, or size=(N, M) "
-                f"with M <= N = x.size(0) for the first M nodes as targets")
-        return x_src, x_dst, num_dst
-
-    def _no_targets(self, x_src: Tensor, size, edge_index) -> int:
-        """The target count of ``x=(x_src, None)``, checked."""
         if not self.gat:
-            raise ValueError(
-                f"x=(x_src, None): score={self.score_name!r} needs target "
-                f"features (the queries); only the GAT-family scores ('gat', "
-                f"'concat', 'gatv2') score an edge from its source alone")
-        in_src = self.in_channels if isinstance(self.in_channels, int) \
-            else self.in_channels[0]
-        check_features(x_src, in_src, 'x_src')
-        if x_src.dim() != 2:
-            raise ValueError(f"node features must be 2-D [N, F] (got "
-                             f"{tuple(x_src.shape)})")
-        sizes = _check_size(size) if size is not None \
-            else adjacency_size(edge_index)
-        if sizes is None:
-            raise ValueError("x=(x_src, None) has no target features: pass "
-                             "size=(N_src, N_dst) (or an adj_t, whose shape "
-                             "gives it)")
-        if sizes[0] != x_src.size(0):
-            raise ValueError(f"size={tuple(sizes)} does not match x_src "
-                             f"({x_src.size(0)} sources)")
-        return sizes[1]
-
-    def _check_edges(self, graph: GraphInput, edge_attr, edge_type,
-                     num_src: int, num_dst: int):
-        """Edge list, ``adj_t`` values, edge features and edge types."""
-        graph.refuse_values(f'{type(self).__name__} (attention infers its '
-                            f'own weights; per-edge weights: edge_weight=)')
-        if graph.structure is None:  # a known structure is valid as built
-            check_edge_index(graph.edge_index, num_src, num_dst)
-        E = graph.structure.num_edges if graph.structure is not None \
-            else graph.edge_index.size(1)
-        if edge_attr is not None:
-            if self.lin_edge is None:
-                raise ValueError("'edge_attr' was given but the layer has no "
-                                 "edge term; construct it with edge_dim=D")
-            edge_attr = check_edge_attr(edge_attr, self.edge_dim, E)
-        needs_type = self.rel_key is not None or self.score_name == 'location'
-        if needs_type:
-            if edge_type is None:
-                raise ValueError(
-                    "this AttentionConv needs 'edge_type' (relative positions "
-                    "or source positions, e.g. from relative_position())")
-            num_types = self.num_edge_types if self.rel_key is not None \
-                else self.score.num_types
-            check_edge_vector(edge_type, E, 'edge_type', num_types)
-            if self.add_self_loops:
-                raise ValueError("add_self_loops=True cannot type the added "
-                                 "loops; build the graph with self-loops "
-                                 "(e.g. complete_graph) and their edge_type")
-        elif edge_type is not None:
-            raise ValueError("'edge_type' was given but the layer does not "
-                             "use it; construct it with num_edge_types=T or "
-                             "score='location'")
-        return edge_attr
+            return (self.lin_query(x_dst).view(-1, H, C),
+                    self.lin_key(x_src).view(-1, H, C),
+                    self.lin_value(x_src).view(-1, H, C))
+        key = self.lin_src(x_src).view(-1, H, C)
+        if x_dst is None:  # no target features
+            return key.new_zeros(num_dst, H, C), key, key
+        if x_dst is x_src and self.lin_dst is self.lin_src:
+            return key, key, key  # one W on one node set: projected once
+        return self.lin_dst(x_dst).view(-1, H, C), key, key
 
     def forward(self, x: Union[Tensor, Tuple[Tensor, Tensor]],
                 edge_index: Union[Tensor, GraphStructure],
@@ -849,75 +682,48 @@ class AttentionConv(MessagePassing):
             x (Tensor or (Tensor, Tensor)): node features, or
                 ``(x_src, x_dst)``.
             edge_index (LongTensor or EdgeIndex or adj_t or GraphStructure):
-                ``[2, E]``, sources first; PyG's ``EdgeIndex``; an
-                ``adj_t`` (``SparseTensor`` or ``torch.sparse``
-                ``[N_dst, N_src]``, without values); or a
-                :class:`~pyg_relational.structure.GraphStructure` (the dense
-                path then never builds the edge list).
+                ``[2, E]``, sources first; an ``adj_t`` (``SparseTensor`` /
+                ``torch.sparse`` ``[N_dst, N_src]``, without values); or a
+                :class:`~pyg_relational.structure.GraphStructure`.
             edge_attr (Tensor, optional): ``[E, D]`` with ``edge_dim``.
-            edge_type (LongTensor, optional): ``[E]`` type per edge (needed
-                with ``num_edge_types`` or ``score='location'``).
-                Keyword-only.
-            edge_weight (Tensor, optional): ``[E]`` scalar weight per edge,
-                multiplying :math:`\alpha_{ij}` after the softmax (and
-                dropout), as DGL's ``GATConv(edge_weight=...)``; the
-                returned attention weights include it. Keyword-only.
+            edge_type (LongTensor, optional): ``[E]`` type per edge (with
+                ``num_edge_types`` or ``score='location'``).
+            edge_weight (Tensor, optional): ``[E]`` weight per edge,
+                multiplying :math:`\alpha_{ij}` after the softmax and
+                dropout (DGL's ``GATConv(edge_weight=...)``); the returned
+                weights include it.
             size ((int, int), optional): ``(N_src, N_dst)``; with a single
-                ``x``, ``N_src = x.size(0)`` and the first ``N_dst`` nodes
-                are the targets. Keyword-only.
+                ``x`` the first ``N_dst`` nodes are the targets.
             return_attention_weights (bool, optional): also return
-                ``(edge_index, alpha)``, ``alpha [E, H]``. Keyword-only.
+                ``(edge_index, alpha [E, H])`` (an ``adj_t`` in the input's
+                kind for an ``adj_t``).
+
+        All arguments after ``edge_attr`` are keyword-only.
         """
-        x_src, x_dst, num_dst = self._nodes(x, size, edge_index)
-        num_src = x_src.size(0)
-        graph = GraphInput(edge_index, num_src, num_dst, device=x_src.device)
-        edge_attr = self._check_edges(graph, edge_attr, edge_type, num_src,
-                                      num_dst)
-        if edge_weight is not None:
-            check_edge_weight(edge_weight, graph.structure.num_edges
-                              if graph.structure is not None
-                              else graph.edge_index.size(1))
-            if self.add_self_loops:
-                raise ValueError("'edge_weight' with add_self_loops=True: the "
-                                 "added loops would have no weight; build "
-                                 "the graph with its self-loops and weights")
+        x_src, x_dst, num_dst = attention_nodes(self, x, size, edge_index)
+        size = (x_src.size(0), num_dst)
+        graph = GraphInput(edge_index, *size, device=x_src.device)
+        edge_attr = attention_edges(self, graph, edge_attr, edge_type,
+                                    edge_weight, *size)
         query, key, value = self._project(x_src, x_dst, num_dst)
-        size = (num_src, num_dst)
+        dense_why = None
         if self.add_self_loops:
-            loops, edge_attr = self._self_loops(graph.edge_index, edge_attr,
-                                                min(size))
-            graph = GraphInput(loops, num_src, num_dst)
-        path, pattern = self._choose(graph, edge_attr, value, size,
-                                     edge_weight)
-        q_node, k_node = self.score.project(query, key)
-        # Relative keys, scored once per (target, type): [N_dst, T, H]
-        rel = None
-        if self.rel_key is not None:
-            rel = torch.einsum('nhc,tc->nth', query, self.rel_key) \
-                / self.score.scale
-        if path == 'dense':
-            relative = None if rel is None else (
-                rel.transpose(1, 2), self.rel_value, edge_type)
-            out, alpha = block_attention(
-                q_node, k_node, value, graph.structure,
-                scale=1. / self.score.scale, dropout_p=self.dropout,
-                training=self.training, need_weights=return_attention_weights,
-                relative=relative)  # [N_dst, H, C]
-        elif path == 'sparse':
-            out, alpha = self._sparse(q_node, k_node, value, rel, pattern,
-                                      edge_attr, edge_type, size,
-                                      edge_weight)
-        else:
-            edge_index = graph.edge_index
-            alpha = self.edge_updater(edge_index, q=(None, q_node),
-                                      k=(k_node, None), rel=rel,
-                                      edge_attr=edge_attr,
-                                      edge_type=edge_type, size=size)
-            if edge_weight is not None:  # [E, H]
-                alpha = alpha * edge_weight.to(alpha.dtype).unsqueeze(-1)
-            out = self.propagate(edge_index, v=(value, None), alpha=alpha,
-                                 edge_type=edge_type,
-                                 size=size)  # [N_dst, H, C]
+            loops, edge_attr = with_self_loops(
+                graph.edge_index, edge_attr, min(size), self.fill_value)
+            graph = GraphInput(loops, *size)
+            dense_why = 'add_self_loops=True rewrites the graph'
+        edge_term = None
+        if edge_attr is not None:  # GATv2 adds W_e e_ij inside: [E, H, C]
+            edge_term = self.lin_edge(edge_attr).view(-1, self.heads,
+                                                      self.out_channels)
+            if self.att_edge is not None:  # c^T W_e e_ij: [E, H]
+                edge_term = (edge_term * self.att_edge).sum(dim=-1)
+        out, alpha = attend(
+            self, query, key, value, graph, size, edge_term=edge_term,
+            edge_type=edge_type, edge_weight=edge_weight,
+            relative=None if self.rel_key is None else (self.rel_key,
+                                                        self.rel_value),
+            need_weights=return_attention_weights, dense_why=dense_why)
         if self.concat:
             out = out.reshape(-1, self.heads * self.out_channels)
         else:
@@ -931,179 +737,7 @@ class AttentionConv(MessagePassing):
                                            alpha, size)
         return out
 
-    def _self_loops(self, edge_index: Tensor, edge_attr: Optional[Tensor],
-                    num_nodes: int):
-        """The graph with one self-loop per node (PyG's
-        ``remove_self_loops`` + ``add_self_loops``); without edge features
-        kept per ``edge_index`` tensor, so that its CSR pattern is built
-        once too (:meth:`EdgePattern.build` caches per tensor)."""
-        cache = tensor_cache(edge_index) if edge_attr is None and isinstance(
-            edge_index, Tensor) and not compiling() else {}
-        key = ('self_loops', num_nodes)
-        if key in cache:
-            return cache[key], None
-        loops, edge_attr = remove_self_loops(edge_index, edge_attr)
-        loops, edge_attr = add_self_loops(loops, edge_attr,
-                                          fill_value=self.fill_value,
-                                          num_nodes=num_nodes)
-        cache[key] = loops
-        return loops, edge_attr
-
-    def _choose(self, graph: GraphInput, edge_attr, value: Tensor,
-                size: Tuple[int, int], edge_weight: Optional[Tensor] = None):
-        """The path to run (one chain of conditions, recorded in
-        ``last_path`` / ``why_not_faster``) and the CSR pattern of the
-        sparse path."""
-        dense = None
-        if not self.score.dot_product:
-            dense = f"score={self.score_name!r} is not a dot product"
-        elif edge_attr is not None:
-            dense = 'edge features (edge_attr) are not part of a dot product'
-        elif self.add_self_loops:
-            dense = 'add_self_loops=True rewrites the graph'
-        elif edge_weight is not None:
-            dense = 'per-edge weights (edge_weight) are not part of SDPA'
-        else:
-            dense = dense_reason(graph.structure)
-        return choose_attention_path(self, graph, size, value, dense)
-
-    def _sparse(self, q_node: Tensor, k_node: Tensor, value: Tensor,
-                rel: Optional[Tensor], pattern: EdgePattern,
-                edge_attr: Optional[Tensor], edge_type: Optional[Tensor],
-                size: Tuple[int, int], edge_weight: Optional[Tensor] = None):
-        r"""The same ``out [N_dst, H, C]`` and ``alpha [E, H]`` as
-        :meth:`edge_update` + :meth:`message` by
-        :func:`~pyg_relational.nn._attend.sparse_attention` (CSR products,
-        no ``[E, H, C]`` rows), plus the relative-position value term."""
-        perm = pattern.perm
-        if perm is not None:  # per-edge inputs in CSR order
-            edge_type = None if edge_type is None else edge_type[perm]
-            edge_attr = None if edge_attr is None else edge_attr[perm]
-            edge_weight = None if edge_weight is None else edge_weight[perm]
-        out, alpha = sparse_attention(
-            pattern, self.score, q_node, k_node, value, size[1],
-            edge_term=self._edge_term(edge_attr, rel, pattern.target,
-                                      edge_type),
-            edge_type=edge_type, dropout=self.dropout,
-            training=self.training, edge_weight=edge_weight)
-        if self.rel_value is not None:  # sum_t (sum of alpha of type t) a^V_t
-            T, H = self.num_edge_types, self.heads
-            weight = alpha.new_zeros(size[1] * T, H).index_add_(
-                0, pattern.target * T + edge_type, alpha)  # [N_dst*T, H]
-            out = out + torch.einsum('nth,tc->nhc', weight.view(-1, T, H),
-                                     self.rel_value)
-        return out, edge_order(pattern, alpha)
-
-    def edge_update(self, q_i: Tensor, k_j: Tensor, rel: Optional[Tensor],
-                    edge_attr: Optional[Tensor], edge_type: Optional[Tensor],
-                    index: Tensor, ptr: Optional[Tensor],
-                    dim_size: Optional[int]) -> Tensor:
-        edge_term = self._edge_term(edge_attr, rel, index, edge_type)
-        logits = self.score.edge(q_i, k_j, edge_type, edge_term)  # [E, H]
-        alpha = edge_softmax(logits, index, dim_size, ptr)
-        return F.dropout(alpha, p=self.dropout, training=self.training)
-
-    def _edge_term(self, edge_attr: Optional[Tensor], rel: Optional[Tensor],
-                   index: Tensor, edge_type: Optional[Tensor]
-                   ) -> Optional[Tensor]:
-        r"""The per-edge part of the logit beside the score ``[E, H]``:
-        :math:`\mathbf{c}^{h\top} \mathbf{W}^h_E \mathbf{e}_{ij}` (for
-        ``'gatv2'`` the rows :math:`\mathbf{W}^h_E \mathbf{e}_{ij}`
-        ``[E, H, C]``, which its score adds inside the LeakyReLU) and the
-        relative key term :math:`q_i \cdot a^K_{t_{ij}} / s`."""
-        edge_term = None
-        if self.lin_edge is not None and edge_attr is not None:
-            e = self.lin_edge(edge_attr).view(-1, self.heads,
-                                              self.out_channels)
-            # GATv2 adds W_e e_ij inside its LeakyReLU: [E, H, C]
-            edge_term = e if self.att_edge is None else \
-                (e * self.att_edge).sum(dim=-1)  # [E, H]
-        if rel is not None:  # q_i . a^K_t / scale, per (target, type)
-            rel = gather_typed(rel, index, edge_type)  # [E, H]
-            edge_term = rel if edge_term is None else edge_term + rel
-        return edge_term
-
-    def message(self, v_j: Tensor, alpha: Tensor,
-                edge_type: Optional[Tensor]) -> Tensor:
-        if self.rel_value is not None:
-            v_j = v_j + self.rel_value.index_select(0, edge_type).unsqueeze(1)
-        return alpha.unsqueeze(-1) * v_j  # [E, H, C]
-
-    @classmethod
-    def from_module(cls, module) -> 'AttentionConv':
-        """An ``AttentionConv(score='gat')`` with the weights of a
-        :class:`torch_geometric.nn.GATConv` (``residual`` included), or an
-        ``AttentionConv(score='gatv2')`` with those of a
-        :class:`torch_geometric.nn.GATv2Conv` (``share_weights=False``;
-        :class:`~pyg_relational.nn.GATv2Conv` takes every GATv2Conv)."""
-        from torch_geometric.nn import GATConv, GATv2Conv
-        if isinstance(module, GATv2Conv):
-            return cls._from_gatv2(module)
-        if not isinstance(module, GATConv):
-            raise ValueError(f"AttentionConv.from_module expects a "
-                             f"torch_geometric.nn.GATConv (got "
-                             f"{type(module).__name__}); use "
-                             f"MultiheadAttentionConv.from_module for "
-                             f"nn.MultiheadAttention")
-        conv = cls(module.in_channels, module.out_channels,
-                   heads=module.heads, score='gat', concat=module.concat,
-                   negative_slope=module.negative_slope,
-                   dropout=module.dropout,
-                   add_self_loops=module.add_self_loops,
-                   edge_dim=module.edge_dim, fill_value=module.fill_value,
-                   bias=module.bias is not None,
-                   residual=getattr(module, 'res', None) is not None)
-        ref = next(p for p in module.parameters())
-        conv = conv.to(ref.device, ref.dtype)
-        with torch.no_grad():
-            if module.lin is not None:
-                conv.lin_src.weight.copy_(module.lin.weight)
-            else:
-                conv.lin_src.weight.copy_(module.lin_src.weight)
-                conv.lin_dst.weight.copy_(module.lin_dst.weight)
-            conv.score.att_src.copy_(module.att_src)
-            conv.score.att_dst.copy_(module.att_dst)
-            if module.lin_edge is not None:
-                conv.lin_edge.weight.copy_(module.lin_edge.weight)
-                conv.att_edge.copy_(module.att_edge)
-            if conv.res is not None:
-                conv.res.weight.copy_(module.res.weight)
-            if module.bias is not None:
-                conv.bias.copy_(module.bias)
-        return conv
-
-    @classmethod
-    def _from_gatv2(cls, module) -> 'AttentionConv':
-        if module.share_weights:
-            raise ValueError("AttentionConv.from_module supports GATv2Conv "
-                             "with share_weights=False; for shared weights "
-                             "use pyg_relational.nn.GATv2Conv.from_module")
-        conv = cls(module.in_channels, module.out_channels,
-                   heads=module.heads, score='gatv2', concat=module.concat,
-                   negative_slope=module.negative_slope,
-                   dropout=module.dropout,
-                   add_self_loops=module.add_self_loops,
-                   edge_dim=module.edge_dim,
-                   fill_value=module.fill_value,
-                   bias=module.bias is not None,
-                   qkv_bias=module.lin_l.bias is not None,
-                   residual=getattr(module, 'res', None) is not None)
-        ref = next(p for p in module.parameters())
-        conv = conv.to(ref.device, ref.dtype)
-        with torch.no_grad():
-            for ours, theirs in ((conv.lin_src, module.lin_l),
-                                 (conv.lin_dst, module.lin_r),
-                                 (conv.lin_edge, module.lin_edge),
-                                 (conv.res, getattr(module, 'res', None))):
-                if theirs is None:
-                    continue
-                ours.weight.copy_(theirs.weight)
-                if theirs.bias is not None:
-                    ours.bias.copy_(theirs.bias)
-            conv.score.att.copy_(module.att)
-            if module.bias is not None:
-                conv.bias.copy_(module.bias)
-        return conv
+    from_module = classmethod(attention_from_pyg)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.in_channels}, '

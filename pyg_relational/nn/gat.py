@@ -16,6 +16,7 @@ from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.nn.inits import glorot, zeros
 
+from ._inputs import attention_options
 from .attention import AttentionConv, gat_logits, gatv2_logits
 
 __all__ = ['GATConv', 'GATv2Conv']
@@ -33,6 +34,8 @@ class _Score:
 
 
 class _GATScore(_Score):
+    name = 'gat'
+
     def project(self, query: Tensor, key: Tensor) -> Tuple[Tensor, Tensor]:
         return ((query * self.conv.att_dst).sum(-1),  # [N_dst, H]
                 (key * self.conv.att_src).sum(-1))  # [N_src, H]
@@ -43,6 +46,8 @@ class _GATScore(_Score):
 
 
 class _GATv2Score(_Score):
+    name = 'gatv2'
+
     def project(self, query: Tensor, key: Tensor) -> Tuple[Tensor, Tensor]:
         return query, key
 
@@ -230,9 +235,10 @@ class GATConv(_DropIn):
                  path: str = 'auto', **kwargs):
         _message_passing_kwargs(kwargs, 'GATConv')
         MessagePassing.__init__(self, aggr='add', node_dim=0)
-        in_src, in_dst = self._options(
-            in_channels, out_channels, heads, 'gat', concat, negative_slope,
-            dropout, add_self_loops, edge_dim, fill_value, residual, path)
+        in_src, in_dst = attention_options(
+            self, in_channels, out_channels, heads, 'gat', concat,
+            negative_slope, dropout, add_self_loops, edge_dim, fill_value,
+            residual, path)
         H, C = self.heads, self.out_channels
         # PyG's parameters, names and order of drawing
         self.lin = self.lin_src = self.lin_dst = None
@@ -362,8 +368,8 @@ class GATv2Conv(_DropIn):
                  residual: bool = False, path: str = 'auto', **kwargs):
         _message_passing_kwargs(kwargs, 'GATv2Conv')
         MessagePassing.__init__(self, aggr='add', node_dim=0)
-        in_src, in_dst = self._options(
-            in_channels, out_channels, heads, 'gatv2', concat,
+        in_src, in_dst = attention_options(
+            self, in_channels, out_channels, heads, 'gatv2', concat,
             negative_slope, dropout, add_self_loops, edge_dim, fill_value,
             residual, path)
         self.share_weights = share_weights

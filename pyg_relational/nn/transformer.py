@@ -24,6 +24,7 @@ from torch_geometric.nn.dense.linear import Linear
 from .._checks import check_choice, check_dtypes, check_features, check_int
 from ..graphs import relative_position
 from ..structure import GraphStructure
+from ._inputs import attention_nodes
 from ._paths import GraphInput, check_path
 from .attention import AttentionConv
 
@@ -191,7 +192,7 @@ class MultiheadAttentionConv(AttentionConv):
         """``(edge_index, edge_type)``: the edge list and the clipped
         relative position of every edge, ``position`` checked against the
         nodes."""
-        x_src, x_dst, _ = self._nodes(x, size)
+        x_src, x_dst, _ = attention_nodes(self, x, size)
         if isinstance(position, (tuple, list)):
             pos_src, pos_dst = position
         elif isinstance(x, Tensor) and isinstance(position, Tensor):
