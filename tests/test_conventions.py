@@ -4,6 +4,7 @@
 by keyword, sent edges, attention logits, and clear errors for wrong
 widths, a negative ``batch`` and a too-small ``num_graphs``."""
 import copy
+import inspect
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from torch_geometric.nn import to_hetero
 from pyg_relational.nn import (EdgeBlock, FullyConnectedConv, GlobalBlock,
                                GraphNetwork, InteractionNetwork, MPNNConv,
                                NodeBlock)
+import pyg_relational.nn as R
 from pyg_relational.nn.graph_network import mlp
 
 from .helpers import assert_close
@@ -444,7 +446,6 @@ def test_fully_connected_paths_and_adj_t():
     assert_close(layer(x), out)
     assert layer.last_path == 'message'  # hooks need the messages
     handle.remove()
-    assert FullyConnectedConv(4, 3, fused=False).path == 'message'
     with pytest.raises(ValueError, match='sparse'):
         FullyConnectedConv(4, 3, path='sparse')(x.float())
     # The connectivity of a sparse adj_t [out, in] equals its edge_index.
@@ -458,3 +459,57 @@ def test_fully_connected_paths_and_adj_t():
     reference.load_state_dict(sparse.state_dict())
     assert torch.equal(sparse.edge_index, ordered)
     assert_close(sparse(x), reference(x))
+
+
+# --------------------------------------------------------------------------
+# One path mechanism: every layer with execution paths takes ``path=``; the
+# removed ``fused`` switch is refused by name, in the constructor and as an
+# attribute (issue 21).
+# --------------------------------------------------------------------------
+PATH_LAYERS = {  # a small instance of every exported layer with paths
+    'AttentionConv': lambda **kw: R.AttentionConv(5, 3, **kw),
+    'FullyConnectedConv': lambda **kw: R.FullyConnectedConv(4, 3, **kw),
+    'GATConv': lambda **kw: R.GATConv(4, 3, **kw),
+    'GATv2Conv': lambda **kw: R.GATv2Conv(4, 3, **kw),
+    'GatedGraphConv': lambda **kw: R.GatedGraphConv(8, 2, **kw),
+    'LatticeConv': lambda **kw: R.LatticeConv(3, 4, 3, **kw),
+    'MultiheadAttentionConv': lambda **kw: R.MultiheadAttentionConv(8, 2,
+                                                                    **kw),
+    'NonLocalBlock': lambda **kw: R.NonLocalBlock(4, **kw),
+    'RecurrentConv': lambda **kw: R.RecurrentConv(3, 4, **kw),
+    'TransformerDecoderLayer': lambda **kw: R.TransformerDecoderLayer(8, 2,
+                                                                      **kw),
+    'TransformerEncoderLayer': lambda **kw: R.TransformerEncoderLayer(8, 2,
+                                                                      **kw),
+}
+
+
+def test_every_layer_with_paths_is_checked():
+    with_paths = {name for name, obj in vars(R).items()
+                  if inspect.isclass(obj) and issubclass(obj, torch.nn.Module)
+                  and 'path' in inspect.signature(obj.__init__).parameters}
+    assert with_paths == set(PATH_LAYERS)
+
+
+@pytest.mark.parametrize('name', sorted(PATH_LAYERS))
+def test_removed_fused_is_refused_naming_path(name):
+    make = PATH_LAYERS[name]
+    for value in (False, True):
+        with pytest.raises(TypeError, match="path="):
+            make(fused=value)
+    layer = make(path='message')
+    assert layer.path == 'message'
+    with pytest.raises(TypeError, match="path="):
+        layer.fused = True
+    assert layer.path == 'message'
+
+
+@pytest.mark.parametrize('make', [
+    lambda **kw: R.FullyConnectedConv.from_module(torch.nn.Linear(4, 3),
+                                                  **kw),
+    lambda **kw: R.LatticeConv.from_module(torch.nn.Conv2d(3, 4, 3), **kw),
+], ids=['FullyConnectedConv', 'LatticeConv'])
+def test_from_module_refuses_fused_naming_path(make):
+    with pytest.raises(TypeError, match="path="):
+        make(fused=False)
+    assert make(path='message').path == 'message'

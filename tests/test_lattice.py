@@ -100,18 +100,18 @@ def random_typed_graph(num_src, num_dst, num_edges, num_types, seed=0):
 
 
 @pytest.mark.parametrize('groups', [1, 2])
-def test_fused_equals_reference_path(groups):
+def test_sparse_equals_reference_path(groups):
     # Any typed bipartite graph (repeated edges, missing types, isolated
-    # targets): the fused path and message() agree, forward and backward.
+    # targets): the sparse path and message() agree, forward and backward.
     edge_index, edge_type = random_typed_graph(9, 6, 40, 5)
     edge_type[edge_type == 3] = 4  # type 3 unused
-    fused = LatticeConv(4, 6, (5, ), groups=groups).double()
-    slow = LatticeConv(4, 6, (5, ), groups=groups, fused=False).double()
-    slow.load_state_dict(fused.state_dict())
+    sparse = LatticeConv(4, 6, (5, ), groups=groups).double()
+    slow = LatticeConv(4, 6, (5, ), groups=groups, path='message').double()
+    slow.load_state_dict(sparse.state_dict())
     x = torch.randn(9, 4, dtype=torch.double)
-    params = [(lambda: fused.weight.grad, lambda: slow.weight.grad),
-              (lambda: fused.bias.grad, lambda: slow.bias.grad)]
-    assert_twin(lambda x: fused(x, edge_index, edge_type, size=(9, 6)),
+    params = [(lambda: sparse.weight.grad, lambda: slow.weight.grad),
+              (lambda: sparse.bias.grad, lambda: slow.bias.grad)]
+    assert_twin(lambda x: sparse(x, edge_index, edge_type, size=(9, 6)),
                 lambda x: slow(x, edge_index, edge_type, size=(9, 6)), [x],
                 params=params)
 
@@ -202,9 +202,9 @@ def test_edge_order_invariant():
         lambda ei, et: layer(x, ei, et, size=(50, 18)), edge_index, edge_type)
 
 
-@pytest.mark.parametrize('fused', [True, False])
-def test_empty_and_isolated(fused):
-    layer = LatticeConv(3, 4, 3, fused=fused)
+@pytest.mark.parametrize('path', ['auto', 'message'])
+def test_empty_and_isolated(path):
+    layer = LatticeConv(3, 4, 3, path=path)
     # 0 nodes, 0 edges
     out = layer(torch.randn(0, 3), empty_graph(), torch.empty(0).long())
     assert out.shape == (0, 4)
@@ -212,7 +212,7 @@ def test_empty_and_isolated(fused):
     x = torch.randn(5, 3)
     out = layer(x, empty_graph(), torch.empty(0).long())
     assert_close(out, layer.bias.expand(5, 4))
-    layer = LatticeConv(3, 4, 3, bias=False, fused=fused)
+    layer = LatticeConv(3, 4, 3, bias=False, path=path)
     out = layer(x, empty_graph(), torch.empty(0).long(), size=(5, 2))
     assert torch.equal(out, torch.zeros(2, 4))
     out.sum().backward()
@@ -427,8 +427,6 @@ def test_last_path_and_reasons():
     with pytest.raises(ValueError, match="path='auto'"):
         LatticeConv(3, 4, 3, path='dense')(torch.randn(5, 3), empty_graph(),
                                            torch.empty(0).long())
-    assert LatticeConv(3, 4, 3, fused=False).path == 'message'
-    assert not LatticeConv(3, 4, 3, path='message').fused
     with pytest.raises(ValueError, match="'edge_type' is needed"):
         layer(x, edge_index)
     with pytest.raises(ValueError, match='Unknown path'):

@@ -9,12 +9,12 @@ from .helpers import device  # noqa: F401 (fixture: every available device)
 
 
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
-@pytest.mark.parametrize('fused', [True, False])
+@pytest.mark.parametrize('path', ['auto', 'message'])
 @pytest.mark.parametrize('bias', [True, False])
 @pytest.mark.parametrize('batch_shape', [(5, ), (2, 3), ()])
-def test_twin_linear(dtype, fused, bias, batch_shape, device):
+def test_twin_linear(dtype, path, bias, batch_shape, device):
     linear = torch.nn.Linear(7, 4, bias=bias).to(device, dtype)
-    layer = FullyConnectedConv.from_module(linear, fused=fused)
+    layer = FullyConnectedConv.from_module(linear, path=path)
     params = [(lambda: layer.weight.grad,
                lambda: linear.weight.grad.reshape(-1))]
     if bias:
@@ -24,8 +24,8 @@ def test_twin_linear(dtype, fused, bias, batch_shape, device):
 
 
 def test_message_is_edge_weight_times_source():
-    # The unfused path really sends w_ji * x_j along every edge.
-    layer = FullyConnectedConv(3, 2, bias=False, fused=False)
+    # The message path really sends w_ji * x_j along every edge.
+    layer = FullyConnectedConv(3, 2, bias=False, path='message')
     x = torch.randn(4, 3)
     seen = {}
     layer.register_message_forward_hook(
@@ -44,12 +44,12 @@ def sparse_reference(edge_index, weight, bias, x, out_features):
     return x @ dense.t() + (0 if bias is None else bias)
 
 
-@pytest.mark.parametrize('fused', [True, False])
-def test_sparse_connectivity(fused):
+@pytest.mark.parametrize('path', ['auto', 'message'])
+def test_sparse_connectivity(path):
     # Output unit 2 has no incoming edge (bias only, no NaN); (0 -> 1) twice.
     edge_index = torch.tensor([[0, 3, 1, 0, 0], [0, 0, 1, 1, 1]])
     layer = FullyConnectedConv(4, 3, edge_index=edge_index,
-                               fused=fused).double()
+                               path=path).double()
     assert repr(layer) == 'FullyConnectedConv(4, 3, num_edges=5)'
     x = torch.randn(6, 4, dtype=torch.double)
     out = layer(x)
@@ -58,16 +58,16 @@ def test_sparse_connectivity(fused):
     assert_close(out[:, 2], layer.bias[2].expand(6))
 
 
-def test_fused_equals_message_path_with_grads():
+def test_dense_equals_message_path_with_grads():
     torch.manual_seed(1)
     edge_index = bipartite_graph(5, 3)[:, torch.randperm(15)[:9]]
-    fused = FullyConnectedConv(5, 3, edge_index=edge_index).double()
+    dense = FullyConnectedConv(5, 3, edge_index=edge_index).double()
     slow = FullyConnectedConv(5, 3, edge_index=edge_index,
-                              fused=False).double()
-    slow.load_state_dict(fused.state_dict())
-    params = [(lambda: fused.weight.grad, lambda: slow.weight.grad),
-              (lambda: fused.bias.grad, lambda: slow.bias.grad)]
-    assert_twin(fused, slow, [torch.randn(4, 5, dtype=torch.double)],
+                              path='message').double()
+    slow.load_state_dict(dense.state_dict())
+    params = [(lambda: dense.weight.grad, lambda: slow.weight.grad),
+              (lambda: dense.bias.grad, lambda: slow.bias.grad)]
+    assert_twin(dense, slow, [torch.randn(4, 5, dtype=torch.double)],
                 params=params)
 
 

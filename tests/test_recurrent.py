@@ -412,3 +412,15 @@ def test_dense_path_backward_in_eval_mode_under_cudnn_rule(
     layer.train()
     layer(x, edge_index)
     assert rule.calls[-1] == (0.5, True)
+
+
+def test_packings_kept_in_the_shared_bounded_cache():
+    # Chains of unequal lengths run as a packed sequence; its index plan is
+    # kept in a BoundedCache, so clear_cache() forgets it with the rest.
+    from pyg_relational import _cache
+    from pyg_relational.nn import _recurrent_kernels as kernels
+    layer = RecurrentConv(3, 4)
+    layer(torch.randn(5, 3), chain_graph([2, 3]))
+    assert layer.last_path == 'dense'
+    assert ((2, 3), False, 'cpu') in kernels._PACKINGS
+    assert kernels._PACKINGS in set(_cache._CACHES)

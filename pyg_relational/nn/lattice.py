@@ -12,11 +12,11 @@ from torch_geometric.typing import PairTensor
 
 from .._checks import (check_edge_index, check_edge_vector, check_features,
                        check_int)
+from .._cache import same_state, tensor_cache, tensor_state
 from ..graphs import grid_graph
-from ..structure import (GraphStructure, Grid, _known, register,
-                         same_state, tensor_cache, tensor_state)
+from ..structure import GraphStructure, Grid, _known, register
 from .._torch import autocast_on, compiling
-from ._paths import GraphInput, check_path, choose_path, fused_alias
+from ._paths import GraphInput, PathLayer
 from .typed import (_group_mm_tn, _plan, _TypedAggregate, gather_typed,
                     typed_transform)
 
@@ -25,7 +25,7 @@ __all__ = ['LatticeConv']
 _IntOrTuple = Union[int, Sequence[int]]
 
 
-class LatticeConv(MessagePassing):
+class LatticeConv(PathLayer, MessagePassing):
     r"""The convolution operator as message passing on a grid graph
     (LeCun et al., `"Gradient-Based Learning Applied to Document
     Recognition" <http://yann.lecun.com/exdb/publis/pdf/lecun-01a.pdf>`_):
@@ -92,8 +92,8 @@ class LatticeConv(MessagePassing):
         path (str, optional): ``'auto'``, ``'dense'``, ``'sparse'`` or
             ``'message'`` (see above); a forced path that cannot run raises
             a :class:`ValueError`. (default: :obj:`'auto'`)
-        fused (bool, optional): the former switch, kept as an alias:
-            :obj:`False` is ``path='message'``, :obj:`True` ``'auto'``.
+        fused (bool, optional): removed; passing it raises a
+            :class:`TypeError` naming its replacement ``path``.
             (default: :obj:`None`)
 
     Shapes:
@@ -122,8 +122,6 @@ class LatticeConv(MessagePassing):
         >>> layer.last_path
         'dense'
     """
-    fused = fused_alias  # the former switch
-
     def __init__(self, in_channels: int, out_channels: int,
                  kernel_size: _IntOrTuple,
                  stride: _IntOrTuple = 1,
@@ -153,11 +151,7 @@ class LatticeConv(MessagePassing):
         self.stride = stride
         self.padding = padding
         self.dilation = dilation
-        self.path = check_path(path)
-        if fused is not None:  # the old switch: fused=False is 'message'
-            self.fused = fused
-        self.last_path: Optional[str] = None
-        self.why_not_faster = None
+        self.init_paths(path, fused)
         # W_t = weight[t]: [T, C_in / groups, C_out]; group g uses columns
         # g * C_out / groups ... (g + 1) * C_out / groups.
         self.weight = Parameter(
@@ -243,8 +237,7 @@ class LatticeConv(MessagePassing):
             sparse_why = 'torch.compile traces (its plan is data-dependent)'
         elif autocast_on(x.device):
             sparse_why = 'autocast is on (the typed sum has no autocast rule)'
-        path = choose_path(self, self.path, {'dense': dense_why,
-                                             'sparse': sparse_why})
+        path = self.choose_path({'dense': dense_why, 'sparse': sparse_why})
         if path == 'dense':
             return self._dense(x, grid)
         edge_index = graph.edge_index
@@ -359,7 +352,7 @@ class LatticeConv(MessagePassing):
                     fused: Optional[bool] = None) -> 'LatticeConv':
         r"""The graph twin of a :class:`torch.nn.Conv1d` or
         :class:`torch.nn.Conv2d` (zero padding only), with its weights
-        copied; ``path`` / ``fused`` as in the constructor."""
+        copied; ``path`` / ``fused`` (removed) as in the constructor."""
         if not isinstance(module, (torch.nn.Conv1d, torch.nn.Conv2d)):
             raise ValueError(f"LatticeConv.from_module expects an nn.Conv1d "
                              f"or nn.Conv2d (got {type(module).__name__})")
@@ -410,8 +403,9 @@ def _grid_types(edge_type: Optional[Tensor], grid: Grid) -> bool:
 
 def _typed_plan(edge_index: Tensor, edge_type: Tensor, num_types: int):
     """The edges grouped by type (per type: sources and targets), cached
-    with the graph's other patterns while neither tensor is freed or
-    modified in place."""
+    with the graph's other patterns (``tensor_cache``) while neither
+    tensor is freed or modified (the one validity rule of
+    :mod:`pyg_relational._cache`)."""
     cache = tensor_cache(edge_index)
     key = ('typed-plan', num_types)
     entry = cache.get(key)

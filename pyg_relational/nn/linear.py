@@ -12,12 +12,12 @@ from .._checks import (check_edge_index, check_features, check_int,
                        plain_tensor)
 from ..graphs import bipartite_graph
 from .._torch import compiling
-from ._paths import GraphInput, check_path, choose_path
+from ._paths import GraphInput, PathLayer
 
 __all__ = ['FullyConnectedConv']
 
 
-class FullyConnectedConv(MessagePassing):
+class FullyConnectedConv(PathLayer, MessagePassing):
     r"""The fully-connected (linear) layer as message passing (Rosenblatt,
     `"The Perceptron" <https://doi.org/10.1037/h0042519>`_; the first row of
     the relational inductive-bias table of Battaglia et al., `"Relational
@@ -66,8 +66,8 @@ class FullyConnectedConv(MessagePassing):
             learned). (default: :obj:`None`: all pairs)
         path (str, optional): ``'auto'``, ``'dense'`` or ``'message'``.
             (default: :obj:`'auto'`)
-        fused (bool, optional): the former name of the path choice:
-            ``False`` is ``path='message'``, ``True`` ``path='auto'``.
+        fused (bool, optional): removed; passing it raises a
+            :class:`TypeError` naming its replacement ``path``.
             (default: :obj:`None`)
 
     Shapes:
@@ -93,8 +93,7 @@ class FullyConnectedConv(MessagePassing):
                  fused: Optional[bool] = None, path: str = 'auto'):
         super().__init__(aggr='add')
         self.out_features = check_int(out_features, 'out_features', 1)
-        self.path = check_path(path) if fused is None else (
-            'auto' if fused else 'message')
+        self.init_paths(path, fused)
         self.complete = edge_index is None
         if in_features == -1 and not self.complete:
             raise ValueError("in_features=-1 (lazy) needs the complete "
@@ -163,7 +162,7 @@ class FullyConnectedConv(MessagePassing):
             dense_why = ("'x' holds NaN or inf and the connectivity is not "
                          "complete: the dense product would spread them "
                          "beyond the unit's edges (0 * NaN)")
-        if choose_path(self, self.path, {'dense': dense_why}) == 'dense':
+        if self.choose_path({'dense': dense_why}) == 'dense':
             out = self.message_and_aggregate(self.edge_index, h, self.weight)
         else:
             out = self.propagate(self.edge_index, x=h,
@@ -202,7 +201,7 @@ class FullyConnectedConv(MessagePassing):
                     fused: Optional[bool] = None,
                     path: str = 'auto') -> 'FullyConnectedConv':
         r"""The graph twin of a :class:`torch.nn.Linear`, weights copied
-        (``path`` / ``fused`` as in the constructor)."""
+        (``path`` / ``fused`` (removed) as in the constructor)."""
         if not isinstance(module, torch.nn.Linear):
             raise ValueError(f"FullyConnectedConv.from_module expects an "
                              f"nn.Linear (got {type(module).__name__})")

@@ -18,7 +18,7 @@ from .graph_network import (EdgeBlock, NodeBlock, _aggr_width,
                             _split_pair, mlp)
 from ._csr import EdgePattern, EdgeSum, dtype_reason
 from .._torch import compiling
-from ._paths import GraphInput, choose_path
+from ._paths import GraphInput, PathLayer
 
 __all__ = ['MPNNConv', 'GatedGraphConv']
 
@@ -321,7 +321,7 @@ class MPNNConv(MessagePassing):
                 f'message={self.message!r}{aggr})')
 
 
-class GatedGraphConv(MessagePassing):
+class GatedGraphConv(PathLayer, MessagePassing):
     r"""The gated graph convolution operator from the `"Gated Graph Sequence
     Neural Networks" <https://arxiv.org/abs/1511.05493>`_ paper, a drop-in
     for :class:`torch_geometric.nn.GatedGraphConv` (same signature,
@@ -349,6 +349,9 @@ class GatedGraphConv(MessagePassing):
         bias (bool, optional): GRU biases. (default: :obj:`True`)
         path (str, optional): ``'auto'``, ``'sparse'`` or ``'message'``.
             (default: :obj:`'auto'`)
+        fused (bool, optional): removed; passing it raises a
+            :class:`TypeError` naming its replacement ``path``.
+            (default: :obj:`None`)
         **kwargs: further ``MessagePassing`` options.
 
     Shapes:
@@ -368,13 +371,12 @@ class GatedGraphConv(MessagePassing):
     """
     def __init__(self, out_channels: int, num_layers: int,
                  aggr: str = 'add', bias: bool = True, path: str = 'auto',
-                 **kwargs):
+                 fused: Optional[bool] = None, **kwargs):
         super().__init__(aggr=aggr, **kwargs)
         self.out_channels = check_int(out_channels, 'out_channels', 1)
         self.num_layers = check_int(num_layers, 'num_layers', 1)
-        self.path = check_choice(path, ('auto', 'sparse', 'message'), 'path')
-        self.last_path: Optional[str] = None
-        self.why_not_faster = None
+        self.init_paths(check_choice(path, ('auto', 'sparse', 'message'),
+                                     'path'), fused)
         self.weight = Parameter(torch.empty(num_layers, out_channels,
                                             out_channels))
         self.rnn = GRUCell(out_channels, out_channels, bias=bias)
@@ -424,8 +426,7 @@ class GatedGraphConv(MessagePassing):
             pattern = EdgePattern.build(plain_tensor(edge_index), N, N)
             why = 'the graph has no edge (no CSR form)' if pattern is None \
                 else None
-        path = choose_path(self, self.path, {'sparse': why},
-                           order=('sparse', 'message'))
+        path = self.choose_path({'sparse': why}, order=('sparse', 'message'))
         if path == 'sparse':  # weights in CSR order, [E, 1]
             w = x.new_ones(edge_index.size(1)) if edge_weight is None \
                 else edge_weight.to(x.dtype)
