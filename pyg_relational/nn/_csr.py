@@ -231,6 +231,17 @@ def _run(ctx, name: str, product: str, pattern: EdgePattern, x: Tensor,
         return _per_head(pattern, product, x, y)
 
 
+def _backward(ctx, grad: Tensor, grad_x, grad_y):
+    """The backward of the three Functions: the gradients of the inputs
+    that need one, each a product of the same family (differentiable
+    again), ``grad_x(pattern, x, y, grad)``."""
+    x, y = ctx.saved_tensors
+    grad = grad.to(x.dtype)  # autocast: the float32 of forward
+    return (None, ) + tuple(
+        rule(ctx.pattern, x, y, grad) if ctx.needs_input_grad[i] else None
+        for i, rule in ((1, grad_x), (2, grad_y)))
+
+
 def _per_head(pattern: EdgePattern, product: str, w_or_a: Tensor,
               b: Tensor) -> Tensor:
     r"""Run ``pattern.<product>`` on ``H`` heads: inputs ``[E, H]`` or
@@ -259,69 +270,47 @@ def _per_head(pattern: EdgePattern, product: str, w_or_a: Tensor,
     return torch.stack(outs, dim=1)  # [E, H] or [N, H, C]
 
 
-class EdgeDot(torch.autograd.Function):
+def _product(name: str, product: str, doc: str, grad_x, grad_y):
+    """One of the three products as a :class:`torch.autograd.Function`:
+    ``apply(pattern, x, y)`` runs ``pattern.<product>`` (:func:`_run`), its
+    backward :func:`_backward` with the two gradient rules."""
+    def forward(ctx, pattern: EdgePattern, x: Tensor, y: Tensor):
+        return _run(ctx, name, product, pattern, x, y)
+
+    def backward(ctx, grad: Tensor):
+        return _backward(ctx, grad, grad_x, grad_y)
+
+    return type(name, (torch.autograd.Function, ),
+                dict(__doc__=doc, __module__=__name__,
+                     forward=staticmethod(forward),
+                     backward=staticmethod(backward)))
+
+
+EdgeDot = _product(
+    'EdgeDot', 'sddmm',
     r""":math:`a_i^\top b_j` for every edge :math:`j \to i` (CSR order)
     without gathering ``[E, C]`` rows: a sampled dense-dense product
     (SDDMM). ``a [N_dst, C]``, ``b [N_src, C]`` -> ``[E]``, or per head
     ``[N_dst, H, C]``, ``[N_src, H, C]`` -> ``[E, H]``. Backward:
-    :class:`EdgeSum` and :class:`EdgeSumT` (differentiable again)."""
+    :class:`EdgeSum` and :class:`EdgeSumT` (differentiable again).""",
+    lambda p, a, b, g: EdgeSum.apply(p, g, b),
+    lambda p, a, b, g: EdgeSumT.apply(p, g, a))
 
-    @staticmethod
-    def forward(ctx, pattern: EdgePattern, a: Tensor, b: Tensor):
-        return _run(ctx, 'EdgeDot', 'sddmm', pattern, a, b)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        a, b = ctx.saved_tensors
-        pattern = ctx.pattern
-        grad = grad.to(a.dtype)  # autocast: the float32 of forward
-        grad_a = EdgeSum.apply(pattern, grad, b) \
-            if ctx.needs_input_grad[1] else None
-        grad_b = EdgeSumT.apply(pattern, grad, a) \
-            if ctx.needs_input_grad[2] else None
-        return None, grad_a, grad_b
-
-
-class EdgeSum(torch.autograd.Function):
+EdgeSum = _product(
+    'EdgeSum', 'spmm',
     r""":math:`\sum_{j \to i} w_{ji} v_j` (``w`` in CSR order) as one
     sparse-dense product (SpMM) instead of ``[E, C]`` messages: ``w [E]``,
     ``v [N_src, C]`` -> ``[N_dst, C]``, or per head ``[E, H]``,
     ``[N_src, H, C]`` -> ``[N_dst, H, C]``. Backward: :class:`EdgeDot` and
-    :class:`EdgeSumT`."""
+    :class:`EdgeSumT`.""",
+    lambda p, w, v, g: EdgeDot.apply(p, g, v),
+    lambda p, w, v, g: EdgeSumT.apply(p, w, g))
 
-    @staticmethod
-    def forward(ctx, pattern: EdgePattern, w: Tensor, v: Tensor):
-        return _run(ctx, 'EdgeSum', 'spmm', pattern, w, v)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        w, v = ctx.saved_tensors
-        pattern = ctx.pattern
-        grad = grad.to(w.dtype)  # autocast: the float32 of forward
-        grad_w = EdgeDot.apply(pattern, grad, v) \
-            if ctx.needs_input_grad[1] else None
-        grad_v = EdgeSumT.apply(pattern, w, grad) \
-            if ctx.needs_input_grad[2] else None
-        return None, grad_w, grad_v
-
-
-class EdgeSumT(torch.autograd.Function):
+EdgeSumT = _product(
+    'EdgeSumT', 'spmm_t',
     r""":math:`\sum_{i: j \to i} w_{ji} u_i` per *source* (``w`` in CSR
     order), the transposed SpMM: ``w [E]``, ``u [N_dst, C]`` ->
     ``[N_src, C]``, or per head ``[E, H]``, ``[N_dst, H, C]`` ->
-    ``[N_src, H, C]``. Backward: :class:`EdgeDot` and :class:`EdgeSum`."""
-
-    @staticmethod
-    def forward(ctx, pattern: EdgePattern, w: Tensor, u: Tensor):
-        return _run(ctx, 'EdgeSumT', 'spmm_t', pattern, w, u)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        w, u = ctx.saved_tensors
-        pattern = ctx.pattern
-        grad = grad.to(w.dtype)  # autocast: the float32 of forward
-        grad_w = EdgeDot.apply(pattern, u, grad) \
-            if ctx.needs_input_grad[1] else None
-        grad_u = EdgeSum.apply(pattern, w, grad) \
-            if ctx.needs_input_grad[2] else None
-        return None, grad_w, grad_u
+    ``[N_src, H, C]``. Backward: :class:`EdgeDot` and :class:`EdgeSum`.""",
+    lambda p, w, u, g: EdgeDot.apply(p, u, g),
+    lambda p, w, u, g: EdgeSum.apply(p, w, g))

@@ -58,14 +58,16 @@ class _GATv2Score(_Score):
 
 def _message_passing_kwargs(kwargs: dict, name: str):
     """PyG's ``**kwargs`` go to ``MessagePassing``; GAT sums its messages
-    over the node dimension 0, so only those values are accepted."""
+    over the node dimension 0, so only those values are accepted (the
+    removed ``fused`` is left for :func:`attention_options` to refuse)."""
     for key, want in (('aggr', 'add'), ('node_dim', 0),
                       ('flow', 'source_to_target')):
         if key in kwargs and kwargs.pop(key) != want:
             raise ValueError(f"{name} supports {key}={want!r} only")
-    if kwargs:
+    unknown = sorted(set(kwargs) - {'fused'})
+    if unknown:
         raise TypeError(f"{name}() got unexpected keyword arguments "
-                        f"{sorted(kwargs)}")
+                        f"{unknown}")
 
 
 class _DropIn(AttentionConv):
@@ -238,7 +240,7 @@ class GATConv(_DropIn):
         in_src, in_dst = attention_options(
             self, in_channels, out_channels, heads, 'gat', concat,
             negative_slope, dropout, add_self_loops, edge_dim, fill_value,
-            residual, path)
+            residual, path, kwargs.pop('fused', None))
         H, C = self.heads, self.out_channels
         # PyG's parameters, names and order of drawing
         self.lin = self.lin_src = self.lin_dst = None
@@ -371,7 +373,7 @@ class GATv2Conv(_DropIn):
         in_src, in_dst = attention_options(
             self, in_channels, out_channels, heads, 'gatv2', concat,
             negative_slope, dropout, add_self_loops, edge_dim, fill_value,
-            residual, path)
+            residual, path, kwargs.pop('fused', None))
         self.share_weights = share_weights
         H, C = self.heads, self.out_channels
         # PyG's parameters, names and order of drawing

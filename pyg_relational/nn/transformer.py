@@ -25,7 +25,7 @@ from .._checks import check_choice, check_dtypes, check_features, check_int
 from ..graphs import relative_position
 from ..structure import GraphStructure
 from ._inputs import attention_nodes
-from ._paths import GraphInput, check_path
+from ._paths import GraphInput, PathLayer, check_path
 from .attention import AttentionConv
 
 __all__ = [
@@ -85,6 +85,8 @@ class MultiheadAttentionConv(AttentionConv):
         path (str, optional): ``'auto'``, ``'dense'``, ``'sparse'`` or
             ``'message'`` (see :class:`AttentionConv`).
             (default: :obj:`'auto'`)
+        fused: removed; passing it raises a :class:`TypeError` naming
+            ``path``.
 
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, H d)` or
@@ -110,7 +112,7 @@ class MultiheadAttentionConv(AttentionConv):
 
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.,
                  bias: bool = True, relative_clip: Optional[int] = None,
-                 path: str = 'auto'):
+                 path: str = 'auto', fused: Optional[bool] = None):
         embed_dim = check_int(embed_dim, 'embed_dim', 1)
         num_heads = check_int(num_heads, 'num_heads', 1)
         if embed_dim % num_heads:
@@ -123,7 +125,7 @@ class MultiheadAttentionConv(AttentionConv):
         super().__init__(embed_dim, embed_dim // num_heads, heads=num_heads,
                          score='scaled_dot', concat=True, dropout=dropout,
                          bias=False, qkv_bias=bias, num_edge_types=num_types,
-                         path=path)
+                         path=path, fused=fused)
         self.embed_dim = embed_dim
         self.num_heads = num_heads
         self.relative_clip = relative_clip
@@ -291,6 +293,8 @@ class _TransformerLayer(torch.nn.Module):
         self.dropout = torch.nn.Dropout(dropout)
 
     # -- execution paths: those of the attention sublayers ---------------
+    fused = PathLayer.fused  # removed: setting it raises, naming path=
+
     def _attentions(self):
         return [m for m in (getattr(self, 'self_attn', None),
                             getattr(self, 'multihead_attn', None))
@@ -417,6 +421,7 @@ class TransformerEncoderLayer(_TransformerLayer):
             (:class:`AttentionConv`); ``layer.last_path`` /
             ``layer.why_not_faster`` report the sublayers'.
             (default: :obj:`'auto'`)
+        fused: removed (a :class:`TypeError` naming ``path``).
 
     Shapes:
         - **input:** :math:`(|\mathcal{V}|, d)`, edge indices
@@ -433,11 +438,11 @@ class TransformerEncoderLayer(_TransformerLayer):
                  activation: Union[str, Callable] = 'relu',
                  layer_norm_eps: float = 1e-5, norm_first: bool = False,
                  bias: bool = True, relative_clip: Optional[int] = None,
-                 path: str = 'auto'):
+                 path: str = 'auto', fused: Optional[bool] = None):
         super().__init__(d_model, nhead, dim_feedforward, dropout, activation,
                          layer_norm_eps, norm_first, bias, num_norms=2)
         self.self_attn = MultiheadAttentionConv(d_model, nhead, dropout, bias,
-                                                relative_clip, path)
+                                                relative_clip, path, fused)
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -517,6 +522,7 @@ class TransformerDecoderLayer(_TransformerLayer):
         path (str, optional): execution path of both attentions
             (:class:`AttentionConv`); ``layer.last_path`` /
             ``layer.why_not_faster`` report theirs. (default: :obj:`'auto'`)
+        fused: removed (a :class:`TypeError` naming ``path``).
 
     Shapes:
         - **input:** :math:`(|\mathcal{V}_t|, d)`, memory
@@ -537,11 +543,11 @@ class TransformerDecoderLayer(_TransformerLayer):
                  activation: Union[str, Callable] = 'relu',
                  layer_norm_eps: float = 1e-5, norm_first: bool = False,
                  bias: bool = True, relative_clip: Optional[int] = None,
-                 path: str = 'auto'):
+                 path: str = 'auto', fused: Optional[bool] = None):
         super().__init__(d_model, nhead, dim_feedforward, dropout, activation,
                          layer_norm_eps, norm_first, bias, num_norms=3)
         self.self_attn = MultiheadAttentionConv(d_model, nhead, dropout, bias,
-                                                relative_clip, path)
+                                                relative_clip, path, fused)
         self.multihead_attn = MultiheadAttentionConv(d_model, nhead, dropout,
                                                      bias, path=path)
         self.reset_parameters()
