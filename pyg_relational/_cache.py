@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from ._checks import plain_tensor
+from ._torch import compiling
 
 __all__ = ['BoundedCache', 'tensor_cache', 'clear_cache', 'silent',
            'is_silent']
@@ -57,7 +58,11 @@ class BoundedCache:
             valid: Optional[Callable[[object], bool]] = None):
         """The value kept for ``key``, or ``build()`` (called once, under
         the lock) kept and returned; a kept value for which ``valid`` is
-        false is built again."""
+        false is built again. While :func:`torch.compile` traces, ``build()``
+        is called and nothing is kept (a lock cannot be traced; the value
+        becomes part of the compiled graph)."""
+        if compiling():
+            return build()
         with _LOCK:
             if key in self._entries:
                 value = self._entries[key]
