@@ -25,8 +25,7 @@ from typing import Callable, Hashable, Iterator, Optional
 import torch
 from torch import Tensor
 
-from ._checks import plain_tensor
-from ._torch import compiling
+from ._torch import compiling, plain_tensor
 
 __all__ = ['BoundedCache', 'tensor_cache', 'clear_cache', 'silent',
            'is_silent']

@@ -9,18 +9,10 @@ from typing import Iterable, Optional, Sequence, Union
 import torch
 from torch import Tensor
 
+from ._cache import tensor_cache
 from ._torch import autocast_on, compiling
 
 SizeLike = Union[int, Sequence[int], Tensor]
-
-
-def plain_tensor(t):
-    """``t`` as a plain :class:`torch.Tensor` (PyG's ``EdgeIndex`` keeps its
-    subclass through ``as_subclass``; its ``as_tensor()`` does not)."""
-    if type(t) is torch.Tensor:
-        return t
-    as_tensor = getattr(t, 'as_tensor', None)
-    return as_tensor() if callable(as_tensor) else t.as_subclass(torch.Tensor)
 
 
 def check_size_or_lazy(value, name: str) -> int:
@@ -106,9 +98,8 @@ def _cached_range(tensor: Tensor, key: str, compute):
     """``compute(tensor)`` (a tuple of ints, one host sync), remembered per
     tensor under the package's one validity rule (identity, in-place
     version, and the values of small CPU tensors: see
-    :func:`pyg_relational.structure.tensor_cache`), so a graph reused
+    :func:`pyg_relational._cache.tensor_cache`), so a graph reused
     batch after batch is read once, not once per layer and call."""
-    from .structure import tensor_cache  # (structure imports this module)
     cache = tensor_cache(tensor)
     out = cache.get(key)
     if out is None:
@@ -193,6 +184,15 @@ def check_features(x: Tensor, channels: int, name: str = 'x',
         raise ValueError(f"'{name}' must have {channels} features in "
                          f"dimension {dim} (got shape {tuple(x.shape)})")
     return x
+
+
+def check_node_features(x: Tensor, channels: int, hint: str) -> Tensor:
+    """Check that ``x`` is node features ``[N, channels]``; ``hint`` says
+    how to turn other layouts into nodes."""
+    if isinstance(x, Tensor) and x.dim() != 2:
+        raise ValueError(f"'x' must be node features [N, {channels}] (got "
+                         f"shape {tuple(x.shape)}); {hint}")
+    return check_features(x, channels)
 
 
 def check_optional_features(x: Optional[Tensor], channels: int, name: str,

@@ -53,3 +53,12 @@ def rnn_kernel(name: str) -> Optional[Callable]:
     ``nn.LSTM`` calls), or None when this torch has none: the layer then
     states it and takes its message path."""
     return getattr(getattr(torch, '_VF', None), name, None)
+
+
+def plain_tensor(t):
+    """``t`` as a plain :class:`torch.Tensor` (PyG's ``EdgeIndex`` keeps its
+    subclass through ``as_subclass``; its ``as_tensor()`` does not)."""
+    if type(t) is torch.Tensor:
+        return t
+    as_tensor = getattr(t, 'as_tensor', None)
+    return as_tensor() if callable(as_tensor) else t.as_subclass(torch.Tensor)

@@ -10,12 +10,6 @@ import pytest
 
 import pyg_relational
 
-# Imports known to close a cycle, to be removed (not to be added to): the
-# per-tensor range cache of _checks reads structure.tensor_cache, and
-# structure / _cache read _checks.plain_tensor. Fix: move plain_tensor to
-# _torch and import _cache.tensor_cache at the top of _checks.
-KNOWN = {('pyg_relational._checks', 'pyg_relational.structure')}
-
 PACKAGE = 'pyg_relational'
 ROOT = osp.dirname(pyg_relational.__file__)
 
@@ -99,21 +93,12 @@ def _cycle(graph: Dict[str, List[Edge]]) -> Optional[List[Tuple[str, Edge]]]:
 
 def test_no_import_cycle():
     modules = _modules()
-    graph = {m: [e for e in _imports(m, p, modules) if (m, e[0]) not in KNOWN]
-             for m, p in modules.items()}
+    graph = {m: _imports(m, p, modules) for m, p in modules.items()}
     cycle = _cycle(graph)
     if cycle is not None:
         pytest.fail('import cycle:\n' + '\n'.join(
             f'  {module} -> {target}  ({where})'
             for module, (target, where) in cycle), pytrace=False)
-
-
-def test_known_cycles_still_exist():
-    """Remove an entry of KNOWN once its import is gone."""
-    modules = _modules()
-    found = {(m, e[0]) for m, p in modules.items()
-             for e in _imports(m, p, modules)}
-    assert KNOWN <= found, f'fixed, remove from KNOWN: {KNOWN - found}'
 
 
 def test_a_cycle_is_reported():

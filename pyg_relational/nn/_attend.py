@@ -21,8 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.utils import degree, softmax
 
-from .._checks import plain_tensor
-from .._torch import compiling
+from .._torch import compiling, plain_tensor
 from ._csr import EdgeDot, EdgePattern, EdgeSum, dtype_reason
 from ._dense import block_attention, dense_reason
 from ._paths import GraphInput, choose_path

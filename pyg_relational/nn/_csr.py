@@ -36,8 +36,7 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
-from .._checks import plain_tensor
-from .._torch import autocast_on
+from .._torch import autocast_on, plain_tensor
 from ..structure import tensor_cache
 
 __all__ = ['EdgePattern', 'EdgeDot', 'EdgeSum', 'EdgeSumT', 'CSR_DTYPES',

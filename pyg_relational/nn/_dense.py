@@ -54,6 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .._cache import BoundedCache
 from .._torch import compiling, flash_chosen
 from ..structure import BipartiteBlocks, CompleteBlocks, GraphStructure
 
@@ -203,8 +204,6 @@ def _kept_nodes(sizes, other, device) -> Tensor:
     return torch.cat(ids) if ids else torch.zeros(0, dtype=torch.long,
                                                   device=device)
 
-
-from .._cache import BoundedCache  # noqa: E402 (top import: after #21)
 
 _LAYOUTS = BoundedCache('dense layouts', maxsize=64)
 

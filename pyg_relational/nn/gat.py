@@ -76,6 +76,7 @@ class _DropIn(AttentionConv):
     raises for edge features with self-loops on a ``SparseTensor``, and
     :meth:`from_module`."""
     pyg_name = ''
+    score_class = _Score  # the score on the layer's own parameters
     # PyG compiles propagate per class and keeps the class's previous one as
     # the explain-aware fall-back (_orig_propagate); inherited, that would
     # be AttentionConv's compiled one, which ignores explain masks.
@@ -110,6 +111,19 @@ class _DropIn(AttentionConv):
         return super().forward(
             x, edge_index, edge_attr, size=size,
             return_attention_weights=bool(return_attention_weights))
+
+    def _start(self, score: str, kwargs: dict, *options):
+        """``MessagePassing`` set up (PyG's ``**kwargs`` checked) and the
+        options stored (:func:`attention_options`); ``(in_src, in_dst)``."""
+        _message_passing_kwargs(kwargs, self.pyg_name)
+        MessagePassing.__init__(self, aggr='add', node_dim=0)
+        in_channels, out_channels, heads, *rest = options
+        return attention_options(self, in_channels, out_channels, heads,
+                                 score, *rest, kwargs.pop('fused', None))
+
+    @property
+    def score(self) -> _Score:
+        return self.score_class(self)
 
     def _finish(self, in_dst: int, residual: bool, bias: bool):
         """PyG's residual map and output bias (last, in PyG's order), the
@@ -224,6 +238,7 @@ class GATConv(_DropIn):
         'sparse'
     """
     pyg_name = 'GATConv'
+    score_class = _GATScore
     _options_of = ('in_channels', 'out_channels', 'heads', 'concat',
                    'negative_slope', 'dropout', 'add_self_loops', 'edge_dim',
                    'fill_value')
@@ -235,12 +250,10 @@ class GATConv(_DropIn):
                  fill_value: Union[float, Tensor, str] = 'mean',
                  bias: bool = True, residual: bool = False,
                  path: str = 'auto', **kwargs):
-        _message_passing_kwargs(kwargs, 'GATConv')
-        MessagePassing.__init__(self, aggr='add', node_dim=0)
-        in_src, in_dst = attention_options(
-            self, in_channels, out_channels, heads, 'gat', concat,
+        in_src, in_dst = self._start(
+            'gat', kwargs, in_channels, out_channels, heads, concat,
             negative_slope, dropout, add_self_loops, edge_dim, fill_value,
-            residual, path, kwargs.pop('fused', None))
+            residual, path)
         H, C = self.heads, self.out_channels
         # PyG's parameters, names and order of drawing
         self.lin = self.lin_src = self.lin_dst = None
@@ -262,10 +275,6 @@ class GATConv(_DropIn):
             self.lin_edge = None
             self.register_parameter('att_edge', None)
         self._finish(in_dst, residual, bias)
-
-    @property
-    def score(self) -> _GATScore:
-        return _GATScore(self)
 
     def reset_parameters(self):
         MessagePassing.reset_parameters(self)
@@ -320,31 +329,13 @@ class GATv2Conv(_DropIn):
         with values other than one is refused (PyG ignores them).
 
     Args:
-        in_channels (int or (int, int)): input size, or ``(source size,
-            target size)``.
-        out_channels (int): channels :math:`C` per head.
-        heads (int, optional): number of heads. (default: :obj:`1`)
-        concat (bool, optional): concatenate the heads (else average).
-            (default: :obj:`True`)
-        negative_slope (float, optional): LeakyReLU slope.
-            (default: :obj:`0.2`)
-        dropout (float, optional): dropout on :math:`\alpha` in training.
-            (default: :obj:`0.`)
-        add_self_loops (bool, optional): replace self-loops by one per node.
-            (default: :obj:`True`)
-        edge_dim (int, optional): edge-feature size. (default: :obj:`None`)
-        fill_value (float or Tensor or str, optional): edge features of the
-            added self-loops. (default: :obj:`'mean'`)
+        in_channels, out_channels, heads, concat, negative_slope, dropout,
+            add_self_loops, edge_dim, fill_value, residual, path, **kwargs:
+            as :class:`GATConv`.
         bias (bool, optional): biases of ``lin_l``/``lin_r`` and the output
             bias. (default: :obj:`True`)
         share_weights (bool, optional): one map for sources and targets.
             (default: :obj:`False`)
-        residual (bool, optional): add :math:`\mathbf{\Theta}_r
-            \mathbf{x}_i`. (default: :obj:`False`)
-        path (str, optional): ``'auto'``, ``'sparse'`` or ``'message'``.
-            (default: :obj:`'auto'`)
-        **kwargs: PyG's ``MessagePassing`` options (``aggr='add'``,
-            ``node_dim=0``, ``flow='source_to_target'`` only).
 
     Shapes:
         - **input:** as :class:`GATConv`
@@ -359,21 +350,30 @@ class GATv2Conv(_DropIn):
         torch.Size([3, 8])
     """
     pyg_name = 'GATv2Conv'
+    score_class = _GATv2Score
     _options_of = GATConv._options_of + ('share_weights', )
 
-    def __init__(self, in_channels: Union[int, Tuple[int, int]],
-                 out_channels: int, heads: int = 1, concat: bool = True,
-                 negative_slope: float = 0.2, dropout: float = 0.0,
-                 add_self_loops: bool = True, edge_dim: Optional[int] = None,
-                 fill_value: Union[float, Tensor, str] = 'mean',
-                 bias: bool = True, share_weights: bool = False,
-                 residual: bool = False, path: str = 'auto', **kwargs):
-        _message_passing_kwargs(kwargs, 'GATv2Conv')
-        MessagePassing.__init__(self, aggr='add', node_dim=0)
-        in_src, in_dst = attention_options(
-            self, in_channels, out_channels, heads, 'gatv2', concat,
+    def __init__(
+        self,
+        in_channels: Union[int, Tuple[int, int]],
+        out_channels: int,
+        heads: int = 1,
+        concat: bool = True,
+        negative_slope: float = 0.2,
+        dropout: float = 0.0,
+        add_self_loops: bool = True,
+        edge_dim: Optional[int] = None,
+        fill_value: Union[float, Tensor, str] = 'mean',
+        bias: bool = True,
+        share_weights: bool = False,
+        residual: bool = False,
+        path: str = 'auto',
+        **kwargs,
+    ):
+        in_src, in_dst = self._start(
+            'gatv2', kwargs, in_channels, out_channels, heads, concat,
             negative_slope, dropout, add_self_loops, edge_dim, fill_value,
-            residual, path, kwargs.pop('fused', None))
+            residual, path)
         self.share_weights = share_weights
         H, C = self.heads, self.out_channels
         # PyG's parameters, names and order of drawing
@@ -387,10 +387,6 @@ class GATv2Conv(_DropIn):
             if edge_dim is not None else None
         self.register_parameter('att_edge', None)  # inside the LeakyReLU
         self._finish(in_dst, residual, bias)
-
-    @property
-    def score(self) -> _GATv2Score:
-        return _GATv2Score(self)
 
     def reset_parameters(self):
         MessagePassing.reset_parameters(self)

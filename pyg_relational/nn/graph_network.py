@@ -417,6 +417,26 @@ def _used(names, flags) -> List[str]:
 # --------------------------------------------------------------------------
 # Edge block.
 # --------------------------------------------------------------------------
+def _use_inputs(block, **use: bool):
+    """Store a block's ``use_*`` switches (at least one on) and its
+    ``part_channels``, the widths ``from_sizes`` built each part for (None:
+    unknown)."""
+    if not any(use.values()):
+        raise ValueError(f"{type(block).__name__} needs at least one input; "
+                         f"set one of {', '.join(use)} to True")
+    for name, on in use.items():
+        setattr(block, name, on)
+    block.part_channels: Optional[Dict[str, int]] = None
+
+
+def _built_for(block, edge_channels: int, node_channels: int,
+               global_channels: int):
+    """``block`` with the widths its parts were built for."""
+    block.part_channels = {'edges': edge_channels, 'nodes': node_channels,
+                           'globals': global_channels}
+    return block
+
+
 class EdgeBlock(MessagePassing):
     r"""The edge update of the Graph Network block from the `"Relational
     inductive biases, deep learning, and graph networks"
@@ -473,8 +493,7 @@ class EdgeBlock(MessagePassing):
         - **output:** edge features :math:`(|\mathcal{E}|, F_e')`
 
     Example:
-        >>> block = EdgeBlock.from_sizes(edge_channels=2, node_channels=3,
-        ...                              global_channels=0, out_channels=4)
+        >>> block = EdgeBlock.from_sizes(2, 3, 0, out_channels=4)  # no globals
         >>> block
         EdgeBlock(inputs=[edges, senders, receivers])
         >>> edge_index = torch.tensor([[0, 1, 2], [1, 2, 0]])
@@ -486,19 +505,12 @@ class EdgeBlock(MessagePassing):
                  use_receiver_nodes: bool = True, use_globals: bool = True,
                  node_first: bool = False):
         super().__init__(aggr=None)
-        if not any((use_edges, use_sender_nodes, use_receiver_nodes,
-                    use_globals)):
-            raise ValueError("EdgeBlock needs at least one input; set one of "
-                             "use_edges, use_sender_nodes, "
-                             "use_receiver_nodes, use_globals to True")
+        _use_inputs(self, use_edges=use_edges,
+                    use_sender_nodes=use_sender_nodes,
+                    use_receiver_nodes=use_receiver_nodes,
+                    use_globals=use_globals)
         self.edge_model = edge_model
-        self.use_edges = use_edges
-        self.use_sender_nodes = use_sender_nodes
-        self.use_receiver_nodes = use_receiver_nodes
-        self.use_globals = use_globals
         self.node_first = node_first
-        #: widths ``from_sizes`` built each part for (None: unknown)
-        self.part_channels: Optional[Dict[str, int]] = None
         self.reset_parameters()
 
     @classmethod
@@ -704,18 +716,10 @@ class NodeBlock(MessagePassing):
                  use_received_edges: bool = True, use_nodes: bool = True,
                  use_globals: bool = True, use_sent_edges: bool = False):
         super().__init__(aggr=aggr)
-        if not any((use_received_edges, use_sent_edges, use_nodes,
-                    use_globals)):
-            raise ValueError("NodeBlock needs at least one input; set one of "
-                             "use_received_edges, use_sent_edges, use_nodes, "
-                             "use_globals to True")
+        _use_inputs(self, use_received_edges=use_received_edges,
+                    use_sent_edges=use_sent_edges, use_nodes=use_nodes,
+                    use_globals=use_globals)
         self.node_model = node_model
-        self.use_received_edges = use_received_edges
-        self.use_sent_edges = use_sent_edges
-        self.use_nodes = use_nodes
-        self.use_globals = use_globals
-        #: widths ``from_sizes`` built each part for (None: unknown)
-        self.part_channels: Optional[Dict[str, int]] = None
         self.reset_parameters()
 
     @classmethod
@@ -737,10 +741,8 @@ class NodeBlock(MessagePassing):
                         num_layers), aggr, edge_channels != 0,
                     node_channels != 0, global_channels != 0,
                     use_sent_edges=use_sent_edges)
-        block.part_channels = {'edges': edge_channels,
-                               'nodes': node_channels,
-                               'globals': global_channels}
-        return block
+        return _built_for(block, edge_channels, node_channels,
+                          global_channels)
 
     def reset_parameters(self):
         super().reset_parameters()
@@ -904,19 +906,13 @@ class GlobalBlock(Module):
                  use_edges: bool = True, use_nodes: bool = True,
                  use_globals: bool = True):
         super().__init__()
-        if not any((use_edges, use_nodes, use_globals)):
-            raise ValueError("GlobalBlock needs at least one input; set one "
-                             "of use_edges, use_nodes, use_globals to True")
+        _use_inputs(self, use_edges=use_edges, use_nodes=use_nodes,
+                    use_globals=use_globals)
         self.global_model = global_model
         self.edge_aggr = edge_aggr
         self.node_aggr = node_aggr
         self.edge_aggr_module = aggregation_resolver(edge_aggr)
         self.node_aggr_module = aggregation_resolver(node_aggr)
-        self.use_edges = use_edges
-        self.use_nodes = use_nodes
-        self.use_globals = use_globals
-        #: widths ``from_sizes`` built each part for (None: unknown)
-        self.part_channels: Optional[Dict[str, int]] = None
         self.reset_parameters()
 
     @classmethod
@@ -932,10 +928,8 @@ class GlobalBlock(Module):
         block = cls(mlp(_lazy_sum(sizes), out_channels, hidden_channels,
                         num_layers), edge_aggr, node_aggr,
                     *(s != 0 for s in sizes))
-        block.part_channels = {'edges': edge_channels,
-                               'nodes': node_channels,
-                               'globals': global_channels}
-        return block
+        return _built_for(block, edge_channels, node_channels,
+                          global_channels)
 
     def reset_parameters(self):
         _reset(self.global_model)

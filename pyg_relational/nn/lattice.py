@@ -10,7 +10,7 @@ from torch.nn import Parameter
 from torch_geometric.nn import MessagePassing
 from torch_geometric.typing import PairTensor
 
-from .._checks import (check_edge_index, check_edge_vector, check_features,
+from .._checks import (check_edge_index, check_edge_vector, check_node_features,
                        check_int)
 from .._cache import same_state, tensor_cache, tensor_state
 from ..graphs import grid_graph
@@ -92,9 +92,7 @@ class LatticeConv(PathLayer, MessagePassing):
         path (str, optional): ``'auto'``, ``'dense'``, ``'sparse'`` or
             ``'message'`` (see above); a forced path that cannot run raises
             a :class:`ValueError`. (default: :obj:`'auto'`)
-        fused (bool, optional): removed; passing it raises a
-            :class:`TypeError` naming its replacement ``path``.
-            (default: :obj:`None`)
+        fused: removed (a :class:`TypeError` naming ``path``).
 
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}_s|, C_{in})` (or a
@@ -200,12 +198,8 @@ class LatticeConv(PathLayer, MessagePassing):
         use other types) and ``size`` follows from the grid."""
         if isinstance(x, (tuple, list)):
             x = x[0]
-        if isinstance(x, Tensor) and x.dim() != 2:
-            raise ValueError(f"'x' must be node features [N, "
-                             f"{self.in_channels}] (got shape "
-                             f"{tuple(x.shape)}); turn images into nodes with "
-                             f"image_to_nodes(x)")
-        check_features(x, self.in_channels)
+        check_node_features(x, self.in_channels, 'turn images into nodes '
+                            'with image_to_nodes(x)')
         num_src = x.size(0)
         if size is not None and size[0] is not None and size[0] != num_src:
             raise ValueError(f"'size' says {size[0]} source nodes but 'x' "

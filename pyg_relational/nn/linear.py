@@ -8,10 +8,9 @@ from torch.nn import Parameter
 from torch.nn.parameter import UninitializedParameter
 from torch_geometric.nn import MessagePassing
 
-from .._checks import (check_edge_index, check_features, check_int,
-                       plain_tensor)
+from .._checks import check_edge_index, check_features, check_int
+from .._torch import compiling, plain_tensor
 from ..graphs import bipartite_graph
-from .._torch import compiling
 from ._paths import GraphInput, PathLayer
 
 __all__ = ['FullyConnectedConv']
@@ -66,9 +65,7 @@ class FullyConnectedConv(PathLayer, MessagePassing):
             learned). (default: :obj:`None`: all pairs)
         path (str, optional): ``'auto'``, ``'dense'`` or ``'message'``.
             (default: :obj:`'auto'`)
-        fused (bool, optional): removed; passing it raises a
-            :class:`TypeError` naming its replacement ``path``.
-            (default: :obj:`None`)
+        fused: removed (a :class:`TypeError` naming ``path``).
 
     Shapes:
         - **input:** :math:`(*, \mathrm{in})`, any leading batch dimensions
@@ -113,10 +110,7 @@ class FullyConnectedConv(PathLayer, MessagePassing):
         self.register_buffer('edge_index', edge_index)
         self.weight = UninitializedParameter() if edge_index is None else \
             Parameter(torch.empty(edge_index.size(1)))  # [E]
-        if bias:
-            self.bias = Parameter(torch.empty(out_features))
-        else:
-            self.register_parameter('bias', None)
+        self.bias = Parameter(torch.empty(out_features)) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self):

@@ -11,13 +11,12 @@ from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.inits import uniform
 
 from .._checks import (check_choice, check_edge_attr, check_edge_index,
-                       check_edge_weight,
-                       check_features, check_int, plain_tensor)
+                       check_edge_weight, check_features, check_int)
 from .graph_network import (EdgeBlock, NodeBlock, _aggr_width,
                             _features_device, _num_nodes, _refuse_sizes,
                             _split_pair, mlp)
 from ._csr import EdgePattern, EdgeSum, dtype_reason
-from .._torch import compiling
+from .._torch import compiling, plain_tensor
 from ._paths import GraphInput, PathLayer
 
 __all__ = ['MPNNConv', 'GatedGraphConv']
@@ -349,9 +348,7 @@ class GatedGraphConv(PathLayer, MessagePassing):
         bias (bool, optional): GRU biases. (default: :obj:`True`)
         path (str, optional): ``'auto'``, ``'sparse'`` or ``'message'``.
             (default: :obj:`'auto'`)
-        fused (bool, optional): removed; passing it raises a
-            :class:`TypeError` naming its replacement ``path``.
-            (default: :obj:`None`)
+        fused: removed (a :class:`TypeError` naming ``path``).
         **kwargs: further ``MessagePassing`` options.
 
     Shapes:

@@ -469,6 +469,16 @@ class NRIEncoder(torch.nn.Module):
 # --------------------------------------------------------------------------
 # Decoders.
 # --------------------------------------------------------------------------
+def _decoder_input(decoder, x: Tensor, edge_index: Tensor, z: Tensor,
+                   pred_steps: int) -> Tensor:
+    """A decoder's inputs checked; the edge-type weights ``z`` in the dtype
+    of ``x`` (weights of any real dtype, e.g. float64 or one-hot)."""
+    _check_decoder_input(x, edge_index, z, decoder.in_channels,
+                         decoder.num_edge_types, pred_steps)
+    _check_dtype(x, decoder)
+    return z.to(x.dtype)
+
+
 def _check_decoder_input(x: Tensor, edge_index: Tensor, z: Tensor,
                          in_channels: int, num_types: int, pred_steps: int):
     if not isinstance(x, Tensor) or x.dim() != 3:
@@ -570,10 +580,7 @@ class NRIDecoder(_TypedEdgeMessages):
     def forward(self, x: Tensor, edge_index: Tensor, z: Tensor,
                 pred_steps: int = 1) -> Tensor:
         """Predict frames ``1..T-1`` of ``x`` ``[N, T, F]``."""
-        _check_decoder_input(x, edge_index, z, self.in_channels,
-                             self.num_edge_types, pred_steps)
-        _check_dtype(x, self)
-        z = z.to(x.dtype)  # weights of any real dtype (e.g. float64, one-hot)
+        z = _decoder_input(self, x, edge_index, z, pred_steps)
         N, T, Fdim = x.shape
         starts = x[:, 0::pred_steps]  # [N, S, F]
         S = starts.size(1)
@@ -686,10 +693,7 @@ class NRIRNNDecoder(_TypedEdgeMessages):
     def forward(self, x: Tensor, edge_index: Tensor, z: Tensor,
                 pred_steps: int = 1) -> Tensor:
         """Predict frames ``1..T-1`` of ``x`` ``[N, T, F]``."""
-        _check_decoder_input(x, edge_index, z, self.in_channels,
-                             self.num_edge_types, pred_steps)
-        _check_dtype(x, self)
-        z = z.to(x.dtype)  # weights of any real dtype (e.g. float64, one-hot)
+        z = _decoder_input(self, x, edge_index, z, pred_steps)
         hidden = x.new_zeros(x.size(0), self.hidden_channels)
         preds = []
         for t in range(x.size(1) - 1):

@@ -7,7 +7,8 @@ from torch import Tensor
 from torch.nn import Parameter
 from torch_geometric.nn import MessagePassing
 
-from .._checks import check_choice, check_edge_index, check_features, check_int
+from .._checks import check_choice, check_edge_index, check_int, \
+    check_node_features
 from .._torch import rnn_kernel
 from ..structure import Chains
 from ._paths import GraphInput, PathLayer
@@ -103,9 +104,7 @@ class RecurrentConv(PathLayer, MessagePassing):
         path (str, optional): ``'auto'``, ``'dense'`` or ``'message'``
             (see above); a forced path that cannot run raises a
             :class:`ValueError`. (default: :obj:`'auto'`)
-        fused (bool, optional): removed; passing it raises a
-            :class:`TypeError` naming its replacement ``path``.
-            (default: :obj:`None`)
+        fused: removed (a :class:`TypeError` naming ``path``).
 
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, F)`, edge indices
@@ -205,12 +204,8 @@ class RecurrentConv(PathLayer, MessagePassing):
                 h_0: Optional[Union[State, Tuple[State, State]]] = None,
                 ) -> Tuple[Tensor, Union[State, Tuple[State, State]]]:
         r"""Returns ``(out, h_n)`` (``(out, (h_n, c_n))`` for LSTM)."""
-        if isinstance(x, Tensor) and x.dim() != 2:
-            raise ValueError(f"'x' must be node features [N, "
-                             f"{self.input_size}] (got shape "
-                             f"{tuple(x.shape)}); turn a batch of sequences "
-                             f"into nodes with sequence_to_nodes(x, lengths)")
-        check_features(x, self.input_size)
+        check_node_features(x, self.input_size, 'turn a batch of sequences '
+                            'into nodes with sequence_to_nodes(x, lengths)')
         num_nodes = x.size(0)
         graph = GraphInput(edge_index, num_nodes, num_nodes, device=x.device)
         graph.refuse_values('RecurrentConv')

@@ -271,12 +271,19 @@ def _activation_of(module) -> Union[str, Callable]:
 
 
 class _TransformerLayer(torch.nn.Module):
-    """Feed-forward block, norms and residual wiring shared by the encoder
-    and decoder layers (``num_norms`` = number of sublayers)."""
-    def __init__(self, d_model: int, nhead: int, dim_feedforward: int,
-                 dropout: float, activation, layer_norm_eps: float,
-                 norm_first: bool, bias: bool, num_norms: int):
+    """The encoder and decoder layers: self-attention, the decoder's
+    cross-attention (``cross_attention``), feed-forward block, norms and
+    residual wiring (one norm per sublayer)."""
+    cross_attention = False
+
+    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048,
+                 dropout: float = 0.1,
+                 activation: Union[str, Callable] = 'relu',
+                 layer_norm_eps: float = 1e-5, norm_first: bool = False,
+                 bias: bool = True, relative_clip: Optional[int] = None,
+                 path: str = 'auto', fused: Optional[bool] = None):
         super().__init__()
+        num_norms = 3 if self.cross_attention else 2
         self.d_model = check_int(d_model, 'd_model', 1)
         self.nhead = check_int(nhead, 'nhead', 1)
         self.dim_feedforward = check_int(dim_feedforward, 'dim_feedforward',
@@ -291,6 +298,12 @@ class _TransformerLayer(torch.nn.Module):
             for _ in range(num_norms)
         ])
         self.dropout = torch.nn.Dropout(dropout)
+        self.self_attn = MultiheadAttentionConv(d_model, nhead, dropout, bias,
+                                                relative_clip, path, fused)
+        if self.cross_attention:
+            self.multihead_attn = MultiheadAttentionConv(
+                d_model, nhead, dropout, bias, path=path)
+        self.reset_parameters()
 
     # -- execution paths: those of the attention sublayers ---------------
     fused = PathLayer.fused  # removed: setting it raises, naming path=
@@ -367,7 +380,8 @@ class _TransformerLayer(torch.nn.Module):
         return layer
 
     def reset_parameters(self):
-        for m in (self.linear1, self.linear2, *self.norms):
+        for m in (self.linear1, self.linear2, *self.norms,
+                  *self._attentions()):
             m.reset_parameters()
 
 
@@ -433,22 +447,6 @@ class TransformerEncoderLayer(_TransformerLayer):
         >>> layer(torch.randn(5, 8), complete_graph(5)).shape
         torch.Size([5, 8])
     """
-    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048,
-                 dropout: float = 0.1,
-                 activation: Union[str, Callable] = 'relu',
-                 layer_norm_eps: float = 1e-5, norm_first: bool = False,
-                 bias: bool = True, relative_clip: Optional[int] = None,
-                 path: str = 'auto', fused: Optional[bool] = None):
-        super().__init__(d_model, nhead, dim_feedforward, dropout, activation,
-                         layer_norm_eps, norm_first, bias, num_norms=2)
-        self.self_attn = MultiheadAttentionConv(d_model, nhead, dropout, bias,
-                                                relative_clip, path, fused)
-        self.reset_parameters()
-
-    def reset_parameters(self):
-        super().reset_parameters()
-        self.self_attn.reset_parameters()
-
     def forward(self, x: Tensor, edge_index: Tensor,
                 edge_type: Optional[Tensor] = None,
                 position: Optional[Tensor] = None) -> Tensor:
@@ -505,20 +503,10 @@ class TransformerDecoderLayer(_TransformerLayer):
         only.
 
     Args:
-        d_model (int): model size.
-        nhead (int): number of heads.
-        dim_feedforward (int, optional): FFN hidden size.
-            (default: :obj:`2048`)
-        dropout (float, optional): dropout. (default: :obj:`0.1`)
-        activation (str or callable, optional): ``'relu'``, ``'gelu'`` or a
-            function. (default: :obj:`'relu'`)
-        layer_norm_eps (float, optional): LayerNorm eps.
-            (default: :obj:`1e-5`)
-        norm_first (bool, optional): pre-norm. (default: :obj:`False`)
-        bias (bool, optional): biases in linear maps and norms.
-            (default: :obj:`True`)
-        relative_clip (int, optional): relative positions in the
-            self-attention. (default: :obj:`None`)
+        d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps,
+            norm_first, bias, relative_clip: as
+            :class:`TransformerEncoderLayer` (``relative_clip`` in the
+            self-attention).
         path (str, optional): execution path of both attentions
             (:class:`AttentionConv`); ``layer.last_path`` /
             ``layer.why_not_faster`` report theirs. (default: :obj:`'auto'`)
@@ -538,24 +526,7 @@ class TransformerDecoderLayer(_TransformerLayer):
         ...       bipartite_graph(5, 3)).shape
         torch.Size([3, 8])
     """
-    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048,
-                 dropout: float = 0.1,
-                 activation: Union[str, Callable] = 'relu',
-                 layer_norm_eps: float = 1e-5, norm_first: bool = False,
-                 bias: bool = True, relative_clip: Optional[int] = None,
-                 path: str = 'auto', fused: Optional[bool] = None):
-        super().__init__(d_model, nhead, dim_feedforward, dropout, activation,
-                         layer_norm_eps, norm_first, bias, num_norms=3)
-        self.self_attn = MultiheadAttentionConv(d_model, nhead, dropout, bias,
-                                                relative_clip, path, fused)
-        self.multihead_attn = MultiheadAttentionConv(d_model, nhead, dropout,
-                                                     bias, path=path)
-        self.reset_parameters()
-
-    def reset_parameters(self):
-        super().reset_parameters()
-        self.self_attn.reset_parameters()
-        self.multihead_attn.reset_parameters()
+    cross_attention = True
 
     def forward(self, x: Tensor, memory: Tensor, edge_index: Tensor,
                 memory_edge_index: Tensor, edge_type: Optional[Tensor] = None,
