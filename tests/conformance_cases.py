@@ -23,6 +23,7 @@ from torch_geometric import EdgeIndex
 
 from pyg_relational import graphs
 from pyg_relational.structure import structure_of
+from pyg_relational.nn import _dense
 from pyg_relational.nn import (AttentionConv, BahdanauAttention, EdgeBlock,
                                FullyConnectedConv, GatedGraphConv, GATConv,
                                GATv2Conv, GlobalBlock, GraphNetwork,
@@ -196,10 +197,18 @@ class Random(Kind):
 
 
 class Chain(Kind):
+    r"""Chains :math:`t-1 \to t` (``reverse=True``: :math:`t+1 \to t`, the
+    backward direction of a bidirectional RNN)."""
     name = 'chain'
 
+    def __init__(self, reverse: bool = False):
+        self.reverse = reverse
+        if reverse:
+            self.name = 'reversed-chain'
+
     def batch(self, sizes):
-        return _same_nodes(graphs.chain_graph(list(sizes)), sizes)
+        return _same_nodes(graphs.chain_graph(list(sizes),
+                                              reverse=self.reverse), sizes)
 
 
 class Bipartite(Kind):
@@ -208,6 +217,12 @@ class Bipartite(Kind):
     ``max(n - 1, 1)`` targets (none when ``n = 0``)."""
     name = 'bipartite'
 
+    def __init__(self, targets: Optional[Dict[Tuple[int, ...],
+                                              List[int]]] = None):
+        # targets per block for given source sizes (ragged in both: blocks
+        # without sources among blocks without targets)
+        self.targets = dict(targets or {})
+
     def _build(self, src_sizes, dst_sizes):
         edge_index = graphs.bipartite_graph(src_sizes, dst_sizes)
         return Graph(edge_index, _graph_of(src_sizes), _graph_of(dst_sizes),
@@ -215,6 +230,8 @@ class Bipartite(Kind):
                                                 dst_sizes=list(dst_sizes)))
 
     def batch(self, sizes):
+        if tuple(sizes) in self.targets:
+            return self._build(list(sizes), self.targets[tuple(sizes)])
         return self._build(list(sizes), [max(n - 1, 1) if n else 0
                                          for n in sizes])
 
@@ -277,16 +294,26 @@ class Grid(Kind):
 
 class Images(Kind):
     r"""A dense batch ``[B, C, H, W]`` (``NonLocalBlock`` builds the
-    complete graph of every image itself); one graph per image."""
+    complete graph of every image itself); one graph per image, of
+    ``shape`` (one-node graphs: 1-pixel images, unless ``pooled``: a
+    ``sub_sample`` block max-pools 2x2 windows and needs 2x2 pixels)."""
     name = 'images'
     ragged = False
 
+    def __init__(self, shape: Tuple[int, int] = (2, 2),
+                 pooled: bool = False):
+        self.shape = tuple(shape)
+        if shape != (2, 2):
+            self.name = f'images{shape[0]}x{shape[1]}'
+        if pooled:
+            self.one_node_sizes = None
+
     def batch(self, sizes):
-        side = {0: 2, 1: 1}.get(min(sizes), 2)
+        shape = (1, 1) if min(sizes) == 1 else self.shape
         count = 0 if sizes == [0] else len(sizes)
         # dim 0 of the input and of the output is the image
         return Graph(torch.empty(2, 0, dtype=torch.long), torch.arange(count),
-                     torch.arange(count), count, info=dict(side=side))
+                     torch.arange(count), count, info=dict(shape=shape))
 
 
 class Examples(Kind):
@@ -298,6 +325,46 @@ class Examples(Kind):
         rows = _graph_of(sizes)
         return Graph(torch.empty(2, 0, dtype=torch.long), rows, rows,
                      len(sizes))
+
+
+class TypedBipartite(Kind):
+    r"""Random typed edges from the sources of block :math:`b` to its
+    targets (``max(n - 1, 1)`` of them, none when ``n = 0``), drawn with
+    replacement (repeated edges, with the same or another type), type
+    ``missing`` never used, and targets that receive nothing: any typed
+    graph, not a grid."""
+    name = 'typed-bipartite'
+
+    def __init__(self, num_types: int, missing: int):
+        self.num_types, self.missing = num_types, missing
+
+    def _build(self, src_sizes, isolate):
+        gen = torch.Generator().manual_seed(sum(src_sizes) + 11)
+        dst_sizes = [max(n - 1, 1) if n else 0 for n in src_sizes]
+        edges, s0, d0 = [], 0, 0
+        for n, m in zip(src_sizes, dst_sizes):
+            if n and m:
+                count = 2 * n * m
+                dst = torch.randint(m, (count, ), generator=gen)
+                if isolate:  # the last target of the block gets nothing
+                    dst = dst % max(m - 1, 1) if m > 1 else dst[:0]
+                src = torch.randint(n, (dst.numel(), ), generator=gen)
+                edges.append(torch.stack([src + s0, dst + d0]))
+            s0, d0 = s0 + n, d0 + m
+        edge_index = torch.cat(edges, 1) if edges else \
+            torch.empty(2, 0, dtype=torch.long)
+        edge_type = torch.randint(self.num_types, (edge_index.size(1), ),
+                                  generator=gen)
+        edge_type[edge_type == self.missing] = (self.missing + 1) % \
+            self.num_types
+        return Graph(edge_index, _graph_of(src_sizes), _graph_of(dst_sizes),
+                     len(src_sizes), edge_type=edge_type)
+
+    def batch(self, sizes):
+        return self._build(list(sizes), False)
+
+    def isolated(self):
+        return self._build([3, 4, 2], True)
 
 
 # --------------------------------------------------------------------------
@@ -432,8 +499,7 @@ def _lattice(layer, g, inputs):
 
 
 def _images(g, gen):
-    side = g.info['side']
-    return {'x': _randn(gen, g.num_graphs, F_IN, side, side)}
+    return {'x': _randn(gen, g.num_graphs, F_IN, *g.info['shape'])}
 
 
 def _recurrent(layer, g, inputs):
@@ -489,6 +555,92 @@ def _graph_rows(g):
     return torch.arange(g.num_graphs, device=g.device)
 
 
+def _structure(call):
+    """The same call with the graph given as its structure (no edges)."""
+    def run(layer, g, inputs, **kwargs):
+        return call(layer, _graph_as(g, structure_of(g.edge_index)), inputs,
+                    **kwargs)
+    return run
+
+
+def _graph_as(g: Graph, graph) -> Graph:
+    """``g`` with ``graph`` (a structure) in place of its edge_index."""
+    out = Graph(g.edge_index, g.src_graph, g.dst_graph, g.num_graphs,
+                g.edge_type, dict(g.info))
+    out.edge_index = graph
+    return out
+
+
+def _small_blocks_fused(call):
+    """The call with the fused attention kernel (SDPA) also for one-head
+    blocks of fewer than ``_dense.SDPA_MIN_SOURCES`` sources (the small
+    blocks of the table otherwise take the two batched products)."""
+    def run(layer, g, inputs, **kwargs):
+        saved = _dense.SDPA_MIN_SOURCES
+        _dense.SDPA_MIN_SOURCES = 1
+        try:
+            return call(layer, g, inputs, **kwargs)
+        finally:
+            _dense.SDPA_MIN_SOURCES = saved
+    return run
+
+
+def _typed(num_types, call=_attend):
+    """``edge_type`` drawn at random per edge (the same for every path and
+    device: seeded by the number of edges, drawn on the CPU)."""
+    def run(layer, g, inputs, **kwargs):
+        num_edges = _num_edges(g)
+        gen = torch.Generator().manual_seed(num_edges)
+        edge_type = torch.randint(num_types, (num_edges, ), generator=gen)
+        return call(layer, g, inputs, edge_type=edge_type.to(g.device),
+                    **kwargs)
+    return run
+
+
+def _num_edges(g: Graph) -> int:
+    ei = g.edge_index
+    return ei.size(1) if isinstance(ei, Tensor) else ei.num_edges
+
+
+def _nonlocal_full(pairwise, **kwargs):
+    """The whole block: output projection W_z and BatchNorm with random
+    affine and running statistics (zero-initialised BN would hide W_z;
+    run in eval mode, as batch statistics mix the graphs of a batch)."""
+    def make():
+        block = NonLocalBlock(F_IN, 3, pairwise=pairwise, **kwargs)
+        with torch.no_grad():
+            block.bn.weight.uniform_(0.5, 1.5)
+            block.bn.bias.uniform_(-0.5, 0.5)
+            block.bn.running_mean.uniform_(-0.5, 0.5)
+            block.bn.running_var.uniform_(0.5, 1.5)
+        return block
+    return _seeded(make)
+
+
+def _rnn_inputs(states: int, lstm: bool):
+    """Node features and given initial states ``h_0`` (and ``c_0``)
+    ``[states, chains, 3]``, one per non-empty chain."""
+    def inputs(g, gen):
+        starts = sum(1 for n in g.info['sizes'] if n > 0)
+        out = {'x': _randn(gen, g.num_src, F_IN),
+               'h_0': _randn(gen, states, starts, 3)}
+        if lstm:
+            out['c_0'] = _randn(gen, states, starts, 3)
+        return out
+    return inputs
+
+
+def _rnn_with_state(layer, g, inputs):
+    h = inputs['h_0'] if 'c_0' not in inputs else (inputs['h_0'],
+                                                   inputs['c_0'])
+    return layer(inputs['x'], g.edge_index, h)
+
+
+def _conv(cls, **options):
+    """``LatticeConv.from_module`` of a seeded ``nn.Conv1d/2d``."""
+    return _seeded(lambda: LatticeConv.from_module(cls(F_IN, 6, **options)))
+
+
 ATTENTION_PATHS = ('dense', 'sparse', 'message')
 SPARSE_PATHS = ('sparse', 'message')
 MESSAGE = ('message', )
@@ -541,6 +693,44 @@ CASES: List[Case] = [
          lambda layer, g, inputs: layer(
              inputs['x'], g.edge_index, edge_type=graphs.relative_position(
                  g.edge_index, _positions(g), clip=2))),
+    # ---- the dense path on every block kind and score (issue 21) -------
+    # equal blocks: the [B, T] view, no padding
+    Case('attention-dot-equal-structure', _attention('dot'), Complete(),
+         ATTENTION_PATHS, 'dense', node_x,
+         _with_weights(_structure(_attend)), sizes=(4, 4, 4)),
+    # ragged causal blocks with an empty and a one-node block
+    Case('attention-general-causal-ragged', _attention('general'),
+         Complete(causal=True), ATTENTION_PATHS, 'dense', node_x,
+         _with_weights(_structure(_attend)), sizes=(5, 2, 0, 1, 3)),
+    # blocks without sources and blocks without targets, x_src and x_dst
+    # of different widths; no weights: the fused kernel
+    Case('attention-dot-bipartite-ragged',
+         _seeded(lambda: AttentionConv((F_IN, 3), 3, heads=2, score='dot')),
+         Bipartite({(2, 3, 0, 4): [3, 3, 2, 0]}), ATTENTION_PATHS, 'dense',
+         lambda g, gen: {'x_src': _randn(gen, g.num_src, F_IN),
+                         'x_dst': _randn(gen, g.num_dst, 3)}, call_graph,
+         sizes=(2, 3, 0, 4), poison='x_src'),
+    Case('attention-general-bipartite-structure',
+         _seeded(lambda: AttentionConv((F_IN, 3), 3, heads=2,
+                                       score='general')),
+         Bipartite(), ATTENTION_PATHS, 'dense',
+         lambda g, gen: {'x_src': _randn(gen, g.num_src, F_IN),
+                         'x_dst': _randn(gen, g.num_dst, 3)},
+         _with_weights(_structure(_attend)), sizes=(3, 3, 3),
+         poison='x_src'),
+    # relative positions (Shaw et al.) with random edge types
+    Case('attention-relative-causal-ragged',
+         _attention('scaled_dot', num_edge_types=3), Complete(causal=True),
+         ATTENTION_PATHS, 'dense', node_x, _with_weights(_typed(3)),
+         sizes=(5, 2, 0, 3)),
+    Case('attention-relative-bipartite-ragged',
+         _seeded(lambda: AttentionConv((F_IN, 3), 3, heads=2,
+                                       score='scaled_dot', num_edge_types=3)),
+         Bipartite({(2, 3, 0, 4): [3, 3, 2, 0]}), ATTENTION_PATHS, 'dense',
+         lambda g, gen: {'x_src': _randn(gen, g.num_src, F_IN),
+                         'x_dst': _randn(gen, g.num_dst, 3)},
+         _with_weights(_typed(3, _structure(_attend))), sizes=(2, 3, 0, 4),
+         poison='x_src'),
     # scores that are not dot products: sparse (gathered logits) and message
     Case('attention-gat-random', _attention('gat'), Random(), SPARSE_PATHS,
          'sparse', node_x, _with_weights(_attend)),
@@ -613,12 +803,58 @@ CASES: List[Case] = [
          node_x, call_graph),
     Case('nonlocal-dot-random', _nonlocal('dot'), Random(), SPARSE_PATHS,
          'sparse', node_x, call_graph),
-    Case('nonlocal-concat-random', _nonlocal('concat'), Random(), MESSAGE,
-         'message', node_x, call_graph),
+    Case('nonlocal-concat-random', _nonlocal('concat'), Random(),
+         SPARSE_PATHS, 'sparse', node_x, call_graph),
     Case('nonlocal-images',
          _seeded(lambda: NonLocalBlock(F_IN, 3, batch_norm=False)), Images(),
          ATTENTION_PATHS, 'dense', _images,
-         lambda layer, g, inputs: layer(inputs['x']), isolated=None),
+         lambda layer, g, inputs: layer(inputs['x']), isolated=None,
+         compile=True, compiled_path='dense'),
+    # the whole block (W_z, BatchNorm, residual) on every pairwise form and
+    # graph kind: multigraphs (unsorted, repeated edges), equal blocks (the
+    # only dense blocks of 'dot' / 'concat'), a structure, bipartite
+    # blocks, images, pooled images (sub_sample); the fused kernel forced
+    # on small one-head blocks
+    *[Case(f'nonlocal-{pairwise}-multigraph-full', _nonlocal_full(pairwise),
+           Random(repeats=True), SPARSE_PATHS, 'sparse', node_x,
+           _with_weights(_attend), isolated='finite', train=False)
+      for pairwise in NonLocalBlock.PAIRWISE],
+    *[Case(f'nonlocal-{pairwise}-equal-full', _nonlocal_full(pairwise),
+           Complete(), ATTENTION_PATHS, 'dense', node_x,
+           _with_weights(_attend), sizes=(3, 3, 3), isolated='finite',
+           train=False) for pairwise in ('dot', 'concat')],
+    Case('nonlocal-embedded_gaussian-structure-fused',
+         _nonlocal_full('embedded_gaussian'), Complete(), ATTENTION_PATHS,
+         'dense', node_x, _small_blocks_fused(_structure(call_graph)),
+         isolated='finite', train=False),
+    Case('nonlocal-gaussian-bipartite-full', _nonlocal_full('gaussian'),
+         Bipartite(), ATTENTION_PATHS, 'dense', pair_x,
+         _with_weights(_attend), poison='x_src', isolated='finite',
+         train=False),
+    Case('nonlocal-embedded_gaussian-bipartite-fused',
+         _nonlocal_full('embedded_gaussian'), Bipartite(), ATTENTION_PATHS,
+         'dense', pair_x, _small_blocks_fused(call_graph), poison='x_src',
+         isolated='finite', train=False),
+    Case('nonlocal-concat-bipartite-equal-full', _nonlocal_full('concat'),
+         Bipartite(), ATTENTION_PATHS, 'dense', pair_x,
+         _with_weights(_attend), sizes=(3, 3, 3), poison='x_src',
+         isolated='finite', train=False),
+    *[Case(f'nonlocal-images-{pairwise}-full', _nonlocal_full(pairwise),
+           Images(), ATTENTION_PATHS, 'dense', _images,
+           lambda layer, g, inputs: layer(inputs['x']), isolated=None,
+           train=False) for pairwise in ('gaussian', 'dot', 'concat')],
+    Case('nonlocal-images-embedded_gaussian-fused',
+         _nonlocal_full('embedded_gaussian'), Images((2, 3)),
+         ATTENTION_PATHS, 'dense', _images, _small_blocks_fused(
+             lambda layer, g, inputs: layer(inputs['x'])), isolated=None,
+         train=False),
+    *[Case(f'nonlocal-images-{pairwise}-sub_sample',
+           _nonlocal_full(pairwise, sub_sample=True),
+           Images((4, 5), pooled=True), ATTENTION_PATHS, 'dense', _images,
+           lambda layer, g, inputs: layer(inputs['x'],
+                                          return_attention_weights=True),
+           isolated=None, train=False)
+      for pairwise in ('embedded_gaussian', 'dot')],
     # ---- LatticeConv: grids are convolutions ---------------------------
     Case('lattice-grid2d-same',
          _seeded(lambda: LatticeConv(F_IN, 3, (3, 3), bias=False)),
@@ -641,6 +877,29 @@ CASES: List[Case] = [
     Case('lattice-typed-random',
          _seeded(lambda: LatticeConv(F_IN, 3, (3, 3), bias=False)),
          Random(num_types=9), SPARSE_PATHS, 'sparse', node_x, _lattice),
+    # even kernel with 'same' padding (uneven padding), anisotropic
+    # dilation, 1-d stride with dilation (from nn.Conv1d/2d)
+    Case('lattice-grid2d-same-even-kernel',
+         _conv(torch.nn.Conv2d, kernel_size=(2, 3), padding='same'),
+         Grid((4, 5), (2, 3), padding='same'), ATTENTION_PATHS, 'dense',
+         node_x, _lattice, sizes=(20, 20), isolated=None),
+    Case('lattice-grid2d-dilated',
+         _conv(torch.nn.Conv2d, kernel_size=(3, 2), padding=(2, 1),
+               dilation=(2, 1)),
+         Grid((5, 4), (3, 2), padding=(2, 1), dilation=(2, 1)),
+         ATTENTION_PATHS, 'dense', node_x, _lattice, sizes=(20, 20),
+         isolated=None),
+    Case('lattice-grid1d-stride-dilation',
+         _conv(torch.nn.Conv1d, kernel_size=3, stride=2, padding=1,
+               dilation=2),
+         Grid(9, 3, stride=2, padding=1, dilation=2), ATTENTION_PATHS,
+         'dense', node_x, _lattice, sizes=(9, 9), isolated=None),
+    # any typed bipartite graph: repeated edges, a type never used,
+    # isolated targets; grouped channels
+    Case('lattice-typed-bipartite-groups',
+         _seeded(lambda: LatticeConv(F_IN, 6, (5, ), groups=2)),
+         TypedBipartite(5, missing=3), SPARSE_PATHS, 'sparse', node_x,
+         _lattice, isolated='finite'),
     # ---- RecurrentConv: chains are RNNs --------------------------------
     Case('recurrent-gru-chain', _seeded(lambda: RecurrentConv(F_IN, 3)),
          Chain(), ('dense', 'message'), 'dense', node_x, _recurrent,
@@ -655,6 +914,43 @@ CASES: List[Case] = [
                                        bidirectional=True)),
          Chain(), ('dense', 'message'), 'dense', node_x, _recurrent,
          sizes=(3, 1, 4), isolated=None),
+    # given initial states; equal lengths (a [B, T, F] view) and packed
+    # (ragged, empty and one-node chains); chains in either direction;
+    # every cell, tanh and relu, bias or none, one to three layers
+    Case('recurrent-rnn-relu-nobias-h0-equal',
+         _seeded(lambda: RecurrentConv(F_IN, 3, num_layers=3, cell='rnn',
+                                       bias=False, nonlinearity='relu')),
+         Chain(), ('dense', 'message'), 'dense', _rnn_inputs(3, False),
+         _rnn_with_state, sizes=(4, 4, 4), isolated=None),
+    Case('recurrent-rnn-bidirectional-reversed-h0',
+         _seeded(lambda: RecurrentConv(F_IN, 3, num_layers=2, cell='rnn',
+                                       bidirectional=True)),
+         Chain(reverse=True), ('dense', 'message'), 'dense',
+         _rnn_inputs(4, False), _rnn_with_state, sizes=(5, 2, 0, 1, 3),
+         isolated=None),
+    Case('recurrent-gru-bidirectional-reversed-h0',
+         _seeded(lambda: RecurrentConv(F_IN, 3, num_layers=2, cell='gru',
+                                       bidirectional=True)),
+         Chain(reverse=True), ('dense', 'message'), 'dense',
+         _rnn_inputs(4, False), _rnn_with_state, sizes=(5, 2, 0, 1, 3),
+         isolated=None),
+    Case('recurrent-gru-nobias-h0-equal',
+         _seeded(lambda: RecurrentConv(F_IN, 3, num_layers=3, cell='gru',
+                                       bias=False)),
+         Chain(), ('dense', 'message'), 'dense', _rnn_inputs(3, False),
+         _rnn_with_state, sizes=(4, 4, 4), isolated=None),
+    Case('recurrent-lstm-bidirectional-h0-equal',
+         _seeded(lambda: RecurrentConv(F_IN, 3, num_layers=2, cell='lstm',
+                                       bidirectional=True)),
+         Chain(), ('dense', 'message'), 'dense', _rnn_inputs(4, True),
+         _rnn_with_state, sizes=(4, 4, 4), isolated=None),
+    Case('recurrent-lstm-nobias-reversed-h0-structure',
+         _seeded(lambda: RecurrentConv(F_IN, 3, num_layers=3, cell='lstm',
+                                       bias=False)),
+         Chain(reverse=True), ('dense', 'message'), 'dense',
+         _rnn_inputs(3, True), _structure(_rnn_with_state),
+         sizes=(5, 2, 0, 1, 3), isolated=None, compile=True,
+         compiled_path='dense'),
     Case('recurrent-rnn-dag',
          _seeded(lambda: RecurrentConv(F_IN, 3, cell='rnn')),
          Random(acyclic=True), MESSAGE, 'message', node_x, _recurrent,

@@ -5,10 +5,12 @@ to the same contract, against the *same* module switched to
 ``path='message'`` (the reference):
 
 * forward, backward (inputs and parameters) and second order equal the
-  message path (float64 1e-10, float32 1e-5); the message path itself
-  passes ``gradcheck`` / ``gradgradcheck``;
-* a NaN/inf in one graph of a batch poisons exactly what the message path
-  poisons and nothing in the other graphs;
+  message path (float64 1e-10, float32 1e-5), integer outputs (the
+  ``edge_index`` returned with attention weights) exactly; the message
+  path itself passes ``gradcheck`` / ``gradgradcheck``;
+* a NaN/inf at the first and last node of one graph of a batch poisons
+  exactly what the message path poisons and nothing in the other graphs,
+  forward and in the input gradients of the other graphs' rows;
 * empty graphs, graphs of one node, targets without incoming edges (zeros,
   never NaN);
 * bfloat16 / float16 / CPU bf16 autocast run and stay near float32;
@@ -25,7 +27,7 @@ A path joins the suite by being added to a case's ``paths``.
 """
 import functools
 import math
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import pytest
 import torch
@@ -112,11 +114,14 @@ def _declines_pass(test):
     return wrapper
 
 
-def _forward(case: Case, layer, g: Graph, inputs, path: str) -> List[Tensor]:
-    """Floating outputs of ``layer`` on ``path``. A forced path that
-    declines this input must do so with the chooser's ValueError naming the
-    path and the fall-back, and 'auto' must then run another path on the
-    same input; :class:`Declined` is raised after checking both."""
+def _forward(case: Case, layer, g: Graph, inputs, path: str,
+             integers: Optional[List[Tensor]] = None) -> List[Tensor]:
+    """Floating outputs of ``layer`` on ``path`` (the other outputs, e.g.
+    the ``edge_index`` returned with attention weights, are appended to
+    ``integers`` if given). A forced path that declines this input must do
+    so with the chooser's ValueError naming the path and the fall-back, and
+    'auto' must then run another path on the same input; :class:`Declined`
+    is raised after checking both."""
     _use_path(layer, case, path)
     try:
         out = case.call(layer, g, inputs)
@@ -130,6 +135,8 @@ def _forward(case: Case, layer, g: Graph, inputs, path: str) -> List[Tensor]:
             raise Declined(str(error)) from error
         raise
     _check_ran(layer, path)
+    if integers is not None:
+        integers.extend(o for o in _flatten(out) if not o.is_floating_point())
     return [o for o in _flatten(out) if o.is_floating_point()]
 
 
@@ -139,11 +146,12 @@ def _cotangents(outputs: Sequence[Tensor], seed: int) -> List[Tensor]:
         o.device, o.dtype) for o in outputs]
 
 
-def _derivatives(case: Case, layer, g: Graph, inputs, path: str):
+def _derivatives(case: Case, layer, g: Graph, inputs, path: str,
+                 integers: Optional[List[Tensor]] = None):
     """Outputs, first and second derivatives (of a random scalar of the
     first derivatives) with respect to the inputs and parameters."""
     leaves = _leaves(inputs)
-    outputs = _forward(case, layer, g, leaves, path)
+    outputs = _forward(case, layer, g, leaves, path, integers)
     wrt = [v for v in leaves.values() if v.requires_grad] + \
         [p for p in layer.parameters() if p.requires_grad]
     names = [k for k, v in leaves.items() if v.requires_grad] + \
@@ -174,10 +182,17 @@ def test_path_equals_message_path(case, path, dtype, device):
     g = case.kind.batch(list(case.sizes)).to(device)
     inputs = _inputs(case, g, dtype)
     layer = _layer(case, dtype, device)
-    out, first, second, names = _derivatives(case, layer, g, inputs, path)
+    ints, ref_ints = [], []
+    out, first, second, names = _derivatives(case, layer, g, inputs, path,
+                                             ints)
     ref_out, ref_first, ref_second, _ = _derivatives(case, layer, g, inputs,
-                                                     'message')
+                                                     'message', ref_ints)
     assert len(out) == len(ref_out)
+    assert len(ints) == len(ref_ints)
+    for k, (a, b) in enumerate(zip(ints, ref_ints)):  # e.g. the edge_index
+        assert a.shape == b.shape and torch.equal(a, b), \
+            f'{path}: integer output {k} differs from the message path\'s'
+        assert a.dtype == b.dtype, f'{path}: integer output {k}'
     for k, (a, b) in enumerate(zip(out, ref_out)):
         assert a.shape == b.shape, f'output {k}: {a.shape} vs {b.shape}'
         assert_close(a, b, dtype, f'{path}: output {k}')
@@ -213,35 +228,64 @@ def test_message_path_gradcheck(case, device):
 # --------------------------------------------------------------------------
 # NaN / inf stay in their graph.
 # --------------------------------------------------------------------------
+def _poisoned_run(case, layer, g, inputs, path, rows):
+    """Outputs, and the input gradients of the sum of the rows of the
+    clean graphs (``rows``) of the first output."""
+    leaves = _leaves(inputs)
+    out = _forward(case, layer, g, leaves, path)
+    wrt = [k for k, v in leaves.items() if v.requires_grad]
+    grads = {}
+    if out[0].requires_grad:
+        grads = dict(zip(wrt, torch.autograd.grad(
+            out[0][rows].sum(), [leaves[k] for k in wrt], allow_unused=True,
+            materialize_grads=True)))
+    return [o.detach() for o in out], grads
+
+
+def _same_nonfinite(a: Tensor, b: Tensor, what: str):
+    """``a`` is NaN / inf exactly where ``b`` is, and equal elsewhere."""
+    for test in ('isnan', 'isinf'):
+        mine, theirs = getattr(a, test)(), getattr(b, test)()
+        assert torch.equal(mine, theirs), (
+            f'{what}: {test} at {int(mine.sum())} entries, the message path '
+            f'at {int(theirs.sum())} ({int((mine & ~theirs).sum())} only '
+            f'here, {int((theirs & ~mine).sum())} only there)')
+    finite = torch.isfinite(b)
+    assert_close(a[finite], b[finite], torch.float64, what)
+
+
 @pytest.mark.parametrize('value', [math.nan, math.inf], ids=['nan', 'inf'])
 @pytest.mark.parametrize('case,path', _pairs(robust=True))
 @_declines_pass
 def test_nonfinite_stays_in_its_graph(case, path, value, device):
+    """A NaN / inf at the first and the last node of one graph: forward,
+    and backward from the other graphs' rows (whose input gradients stay
+    finite), poison what the message path poisons and nothing else."""
     g = case.kind.batch(list(case.sizes)).to(device)
     inputs = _inputs(case, g)
     nodes = g.src_graph if case.poison_nodes == 'src' else g.dst_graph
-    first = int((nodes == POISONED).nonzero()[0])
-    inputs[case.poison][first] = value  # one node of graph POISONED
+    poisoned = (nodes == POISONED).nonzero()[:, 0]
+    for node in {int(poisoned[0]), int(poisoned[-1])}:  # borders, ends
+        inputs[case.poison][node] = value
     layer = _layer(case, device=device)
-    out = _forward(case, layer, g, inputs, path)
     rows = case.rows_graph(g) != POISONED
+    out, grads = _poisoned_run(case, layer, g, inputs, path, rows)
     assert bool(torch.isfinite(out[0][rows]).all()), (
         f'{path}: a {value} in graph {POISONED} reached rows '
         f'{(~torch.isfinite(out[0][rows])).nonzero()[:, 0].unique().tolist()}'
         f' of other graphs')
+    if case.poison in grads:
+        clean = grads[case.poison][nodes != POISONED]
+        assert bool(torch.isfinite(clean).all()), (
+            f'{path}: a {value} in graph {POISONED} reached the gradient '
+            f'of {case.poison!r} in other graphs')
     if case.paths == ('message', ):
         return
-    ref = _forward(case, layer, g, inputs, 'message')
+    ref, ref_grads = _poisoned_run(case, layer, g, inputs, 'message', rows)
     for k, (a, b) in enumerate(zip(out, ref)):
-        for what in ('isnan', 'isinf'):
-            mine, theirs = getattr(a, what)(), getattr(b, what)()
-            assert torch.equal(mine, theirs), (
-                f'{path}: output {k}: {what} at {int(mine.sum())} entries, '
-                f'the message path at {int(theirs.sum())} ('
-                f'{int((mine & ~theirs).sum())} only here, '
-                f'{int((theirs & ~mine).sum())} only there)')
-        finite = torch.isfinite(b)
-        assert_close(a[finite], b[finite], torch.float64, f'output {k}')
+        _same_nonfinite(a, b, f'{path}: output {k}')
+    for name, a in grads.items():
+        _same_nonfinite(a, ref_grads[name], f'{path}: gradient of {name!r}')
 
 
 # --------------------------------------------------------------------------

@@ -1,11 +1,17 @@
 """The dense path of the dot-product attention layers (SDPA on complete,
-causal and bipartite blocks) against the message path: forward, backward,
-second order, attention weights, structure inputs, forced paths,
-torch.compile."""
+causal and bipartite blocks): path choice and its reasons, forced paths,
+structure and adjacency inputs, the block kernel's dropout, long sequences.
+
+That the dense path equals the message path (forward, backward, second
+order and attention weights on equal, ragged, causal and bipartite blocks,
+every dot-product score and relative positions, NaN isolation, bfloat16,
+empty and edgeless blocks, torch.compile of a structure) is the conformance
+suite's (tests/conformance_cases.py: the attention-*, mha-* and
+transformer-* cases)."""
 import pytest
 import torch
 
-from pyg_relational import bipartite_graph, complete_graph
+from pyg_relational import complete_graph
 from pyg_relational.nn import (AttentionConv, MultiheadAttentionConv,
                                TransformerDecoderLayer,
                                TransformerEncoderLayer)
@@ -13,143 +19,7 @@ from pyg_relational.nn._dense import block_attention
 from pyg_relational.structure import (BipartiteBlocks, Chains,
                                       CompleteBlocks, register)
 
-from .helpers import assert_close, dtypes
-
-STRUCTURES = {
-    'equal': CompleteBlocks((4, 4, 4)),
-    'ragged': CompleteBlocks((3, 0, 5, 1)),
-    'causal': CompleteBlocks((4, 4), causal=True),
-    'causal-ragged': CompleteBlocks((5, 2, 0, 3), causal=True),
-    'bipartite': BipartiteBlocks((3, 3), (2, 2)),
-    'bipartite-ragged': BipartiteBlocks((2, 3, 0, 4), (3, 3, 2, 0)),
-}
-
-
-def _layer(score, structure, dtype, **kwargs):
-    bipartite = isinstance(structure, BipartiteBlocks)
-    conv = AttentionConv((5, 4) if bipartite else 5, 3, heads=2,
-                         score=score, **kwargs).to(dtype)
-    if bipartite:
-        x = (torch.randn(structure.num_src_nodes, 5, dtype=dtype),
-             torch.randn(structure.num_dst_nodes, 4, dtype=dtype))
-    else:
-        x = (torch.randn(structure.num_src_nodes, 5, dtype=dtype), )
-    return conv, x
-
-
-def _derivatives(conv, x, graph, edge_type=None):
-    """Output, first-order gradients (of the inputs and ``lin_query``) and
-    second-order gradients of their squared norm."""
-    x = [t.detach().clone().requires_grad_() for t in x]
-    out = conv(x[0] if len(x) == 1 else tuple(x), graph,
-               edge_type=edge_type)
-    weight = conv.lin_query.weight
-    cotangent = torch.randn(out.shape, dtype=out.dtype,
-                            generator=torch.Generator().manual_seed(1))
-    first = torch.autograd.grad((out * cotangent).sum(), [*x, weight],
-                                create_graph=True)
-    second = torch.autograd.grad(sum((g**2).sum() for g in first),
-                                 [*x, weight], allow_unused=True)
-    return out, first, second
-
-
-@pytest.mark.parametrize('dtype', dtypes())
-@pytest.mark.parametrize('score', ['dot', 'scaled_dot', 'general',
-                                   'relative'])
-@pytest.mark.parametrize('name', list(STRUCTURES))
-def test_dense_equals_message(name, score, dtype):
-    structure = STRUCTURES[name]
-    edge_index = structure.edge_index()
-    edge_type = None
-    if score == 'relative':  # Shaw et al. terms, random types
-        conv, x = _layer('scaled_dot', structure, dtype, num_edge_types=3)
-        with torch.no_grad():
-            conv.rel_value.normal_()
-        edge_type = torch.randint(0, 3, (edge_index.size(1), ))
-    else:
-        conv, x = _layer(score, structure, dtype)
-    conv.path = 'message'
-    expected = _derivatives(conv, x, edge_index, edge_type)
-    conv.path = 'auto'
-    for graph in (structure, edge_index):  # the value and the tensor
-        actual = _derivatives(conv, x, graph, edge_type)
-        assert conv.last_path == 'dense'
-        for order, (a, b) in enumerate(zip(actual, expected)):
-            for u, v in zip((a, ) if torch.is_tensor(a) else a,
-                            (b, ) if torch.is_tensor(b) else b):
-                if v is None:
-                    assert u is None or not u.abs().any()
-                elif order == 2 and dtype == torch.float32:
-                    # float32 second order: rounding of values ~1e2
-                    tol = 1e-5 * max(float(v.abs().max()), 1.)
-                    torch.testing.assert_close(u, v, atol=tol, rtol=1e-5)
-                else:
-                    assert_close(u, v, dtype)
-
-
-@pytest.mark.parametrize('relative', [False, True])
-@pytest.mark.parametrize('name', list(STRUCTURES))
-def test_dense_attention_weights(name, relative):
-    structure = STRUCTURES[name]
-    types = 3 if relative else None
-    conv, x = _layer('scaled_dot', structure, torch.float64,
-                     num_edge_types=types)
-    x = x[0] if len(x) == 1 else x
-    edge_type = torch.randint(0, 3, (structure.num_edges, )) \
-        if relative else None
-    out, (edge_index, alpha) = conv(x, structure, edge_type=edge_type,
-                                    return_attention_weights=True)
-    assert conv.last_path == 'dense'
-    assert torch.equal(edge_index, structure.edge_index())
-    conv.path = 'message'
-    ref, (_, ref_alpha) = conv(x, edge_index, edge_type=edge_type,
-                               return_attention_weights=True)
-    assert_close(out, ref)
-    assert_close(alpha, ref_alpha)
-    assert alpha.shape == (structure.num_edges, 2)
-
-
-@pytest.mark.parametrize('name', ['equal', 'causal-ragged', 'bipartite'])
-def test_dense_bfloat16(name):
-    structure = STRUCTURES[name]
-    conv, x = _layer('scaled_dot', structure, torch.float32)
-    x = x[0] if len(x) == 1 else x
-    ref = conv(x, structure)
-    half = conv.to(torch.bfloat16)
-    xb = x.bfloat16() if torch.is_tensor(x) else tuple(t.bfloat16()
-                                                       for t in x)
-    out = half(xb, structure)
-    assert half.last_path == 'dense' and out.dtype == torch.bfloat16
-    torch.testing.assert_close(out.float(), ref, atol=0.05, rtol=0.05)
-    out.float().sum().backward()  # the kernel's backward in bfloat16
-
-
-def test_empty_and_edgeless_blocks():
-    conv = AttentionConv(5, 3, heads=2, score='scaled_dot')
-    assert conv(torch.randn(0, 5), CompleteBlocks(())).shape == (0, 6)
-    assert conv.last_path == 'dense'
-    # targets of a block without sources get the bias only (zeros here)
-    conv = AttentionConv((5, 4), 3, heads=2, score='dot', bias=False)
-    x = (torch.randn(2, 5, requires_grad=True), torch.randn(5, 4))
-    out = conv(x, BipartiteBlocks((0, 2), (3, 2)))
-    assert conv.last_path == 'dense'
-    assert torch.equal(out[:3], torch.zeros(3, 6))
-    out.sum().backward()
-    assert torch.isfinite(x[0].grad).all()
-
-
-def test_nan_stays_in_its_block():
-    """A NaN in one block of a batch reaches no other block (equal and
-    ragged blocks alike)."""
-    conv = AttentionConv(5, 3, heads=2, score='scaled_dot')
-    for structure in (CompleteBlocks((4, 4, 4)), CompleteBlocks((3, 5, 2)),
-                      CompleteBlocks((3, 5, 2), causal=True)):
-        x = torch.randn(structure.num_src_nodes, 5)
-        x[4] = float('nan')  # in the second block
-        out = conv(x, structure)
-        first, second = structure.sizes[0], sum(structure.sizes[:2])
-        assert torch.isfinite(out[:first]).all()
-        assert torch.isfinite(out[second:]).all()
+from .helpers import assert_close
 
 
 def test_block_attention_dropout_is_a_valid_dropout():
@@ -172,6 +42,13 @@ def test_path_choice_and_reasons():
     conv = AttentionConv(5, 3, heads=2, score='scaled_dot')
     conv(x, complete_graph([4, 3]))
     assert conv.last_path == 'dense' and conv.why_not_faster is None
+    # an empty batch, and a block without sources, are blocks too
+    conv(torch.randn(0, 5), CompleteBlocks(()))
+    assert conv.last_path == 'dense'
+    pair = AttentionConv((5, 4), 3, heads=2, score='dot')
+    pair((torch.randn(2, 5), torch.randn(5, 4)),
+         BipartiteBlocks((0, 2), (3, 2)))
+    assert pair.last_path == 'dense'
     random = torch.tensor([[0, 3, 5, 6], [1, 1, 2, 6]])
     conv(x, random)
     assert conv.last_path == 'sparse'
@@ -310,17 +187,6 @@ def test_long_sequence_never_builds_edges():
     assert conv.last_path == 'dense'
     assert max(largest) < T * T
     assert torch.isfinite(x.grad).all()
-
-
-def test_compile_default_path():
-    conv = AttentionConv(5, 3, heads=2, score='scaled_dot')
-    x = torch.randn(7, 5)
-    compiled = torch.compile(conv, backend='eager')
-    graph = CompleteBlocks((4, 3))  # traced: SDPA itself
-    assert_close(compiled(x, graph), conv(x, graph))
-    assert conv.last_path == 'dense'
-    # (an edge_index tensor takes the message path while compiling: its
-    # structure is not looked up; the conformance suite compiles that)
 
 
 def test_registered_graph_skips_edge_checks():

@@ -14,7 +14,7 @@ from pyg_relational.nn.typed import (_plan, _ShiftAggregate, _TypedAggregate,
                                      typed_transform)
 from pyg_relational.transforms import image_to_nodes, nodes_to_image
 
-from .helpers import (_flatten, assert_close, assert_edge_order_invariant,
+from .helpers import (assert_close, assert_edge_order_invariant,
                       assert_twin, empty_graph, graph_to)
 from .helpers import device  # noqa: F401 (fixture: every available device)
 
@@ -97,23 +97,6 @@ def random_typed_graph(num_src, num_dst, num_edges, num_types, seed=0):
         torch.randint(num_src, (num_edges, ), generator=gen),
         torch.randint(num_dst, (num_edges, ), generator=gen)])
     return edge_index, torch.randint(num_types, (num_edges, ), generator=gen)
-
-
-@pytest.mark.parametrize('groups', [1, 2])
-def test_sparse_equals_reference_path(groups):
-    # Any typed bipartite graph (repeated edges, missing types, isolated
-    # targets): the sparse path and message() agree, forward and backward.
-    edge_index, edge_type = random_typed_graph(9, 6, 40, 5)
-    edge_type[edge_type == 3] = 4  # type 3 unused
-    sparse = LatticeConv(4, 6, (5, ), groups=groups).double()
-    slow = LatticeConv(4, 6, (5, ), groups=groups, path='message').double()
-    slow.load_state_dict(sparse.state_dict())
-    x = torch.randn(9, 4, dtype=torch.double)
-    params = [(lambda: sparse.weight.grad, lambda: slow.weight.grad),
-              (lambda: sparse.bias.grad, lambda: slow.bias.grad)]
-    assert_twin(lambda x: sparse(x, edge_index, edge_type, size=(9, 6)),
-                lambda x: slow(x, edge_index, edge_type, size=(9, 6)), [x],
-                params=params)
 
 
 def test_sparse_plan_cached_per_graph():
@@ -258,129 +241,15 @@ def test_bad_input():
 
 
 # --------------------------------------------------------------------------
-# Execution paths: every path gives the message path's numbers.
+# Execution paths: that every path gives the message path's numbers
+# (forward, backward, second order, NaN isolation, bfloat16, empty batches,
+# one-pixel images, torch.compile of a Grid) is the conformance suite's
+# (tests/conformance_cases.py: the lattice-* cases). Here: one-pixel
+# images against their formula, graph forms, path choice.
 # --------------------------------------------------------------------------
-def derivatives(fn, inputs, params):
-    """``fn(*inputs)``, its first derivatives with respect to ``inputs`` and
-    ``params`` (with ``create_graph``) and the derivatives of a function of
-    those: the tensors every path must agree on."""
-    leaves = list(inputs) + list(params)
-    outs = _flatten(fn(*inputs))
-    gen = torch.Generator().manual_seed(0)
-    loss = sum((o * torch.randn(o.shape, generator=gen, dtype=o.dtype)).sum()
-               for o in outs)
-    first = torch.autograd.grad(loss, leaves, create_graph=True,
-                                allow_unused=True)
-    first = [g if g is not None else torch.zeros_like(p)
-             for g, p in zip(first, leaves)]
-    second = torch.autograd.grad(sum((g.tanh() * g).sum() for g in first),
-                                 leaves, allow_unused=True)
-    second = [g if g is not None else torch.zeros_like(p)
-              for g, p in zip(second, leaves)]
-    return [o.detach() for o in outs] + [g.detach() for g in first] + second
-
-
-def assert_paths_agree(make_layer, call, inputs, dtype, paths=PATHS):
-    """``call(layer, *inputs)`` on a fresh layer per path: the path ran and
-    equals the message path, outputs, gradients and second order."""
-    results = {}
-    for path in paths:
-        layer = make_layer(path)
-        leaves = [t.detach().clone().requires_grad_() for t in inputs]
-        results[path] = derivatives(lambda *xs: call(layer, *xs), leaves,
-                                    list(layer.parameters()))
-        assert layer.last_path == path
-    for path in paths:
-        for k, (a, b) in enumerate(zip(results[path], results['message'])):
-            assert_close(a, b, dtype, f'{path} path, tensor {k}')
-
-
-GRIDS = {  # name: (conv options, spatial size)
-    '2d-same-even-kernel': (dict(kernel_size=(2, 3), padding='same'),
-                            (4, 5)),
-    '2d-stride-2-groups': (dict(kernel_size=3, stride=2, padding=1,
-                                groups=2), (5, 6)),
-    '2d-dilated': (dict(kernel_size=(3, 2), padding=(2, 1),
-                        dilation=(2, 1)), (5, 4)),
-    '1d-stride-dilation': (dict(kernel_size=3, stride=2, padding=1,
-                                dilation=2), (9, )),
-}
-
-
-@pytest.mark.parametrize('name', list(GRIDS))
-@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
-def test_paths_equal_message_path(name, dtype):
-    options, spatial = GRIDS[name]
-    conv_cls = torch.nn.Conv1d if len(spatial) == 1 else torch.nn.Conv2d
-
-    def make(path):
-        torch.manual_seed(0)
-        conv = conv_cls(4, 6, **options).to(dtype)
-        return LatticeConv.from_module(conv, path=path)
-
-    edge_index, edge_type, out_size = make('auto').grid_graph(
-        spatial if len(spatial) > 1 else spatial[0], 2)
-    num_in = 2 * int(torch.tensor(spatial).prod())
-    num_out = edge_index[1].max().item() + 1
-    x = torch.randn(num_in, 4, dtype=dtype)
-    assert_paths_agree(
-        make, lambda layer, x: layer(x, edge_index, edge_type,
-                                     size=(num_in, num_out)), [x], dtype)
-
-
-@pytest.mark.parametrize('path', PATHS)
-@pytest.mark.parametrize('stride,padding,groups', [(1, 'same', 1),
-                                                   (2, 1, 2)])
-def test_nan_stays_in_its_image(path, stride, padding, groups):
-    # A NaN pixel in image 1 poisons exactly the outputs nn.Conv2d poisons
-    # (with groups: only its group's channels), none of images 0 and 2, nor
-    # their gradients.
-    conv = torch.nn.Conv2d(4, 6, 3, stride=stride, padding=padding,
-                           groups=groups).double()
-    layer = LatticeConv.from_module(conv, path=path)
-    image = torch.randn(3, 4, 6, 7, dtype=torch.double)
-    image[1, 0, 2, 0] = float('nan')  # a border pixel: shifts wrap there
-    image[1, 1, 5, 6] = float('inf')
-    image.requires_grad_()
-    edge_index, edge_type, out_size = layer.grid_graph((6, 7), 3)
-    x = image_to_nodes(image.detach()).requires_grad_()
-    out = nodes_to_image(layer(x, edge_index, edge_type,
-                               size=(x.size(0), 3 * out_size[0] *
-                                     out_size[1])), 3, *out_size)
-    expected = conv(image)
-    assert layer.last_path == path
-    assert torch.equal(out.isnan(), expected.isnan())
-    assert expected[1].isnan().any() and out[[0, 2]].isfinite().all()
-    out[[0, 2]].sum().backward()
-    expected[[0, 2]].sum().backward()
-    assert_close(x.grad, image_to_nodes(image.grad))
-    assert_close(layer.bias.grad, conv.bias.grad)
-    # (the shared weight's gradient sums NaN * 0 over image 1, in nn.Conv2d
-    # too; which of its entries turn NaN depends on the kernel)
-
-
-@pytest.mark.parametrize('path', PATHS)
-def test_bfloat16(path):
-    conv = torch.nn.Conv2d(4, 6, 3, padding=1)
-    image = torch.randn(2, 4, 5, 5)
-    layer = LatticeConv.from_module(conv.to(torch.bfloat16), path=path)
-    edge_index, edge_type, _ = layer.grid_graph((5, 5), 2)
-    out = layer(image_to_nodes(image).bfloat16(), edge_index, edge_type)
-    assert out.dtype == torch.bfloat16 and layer.last_path == path
-    expected = conv.double()(image.bfloat16().double())
-    torch.testing.assert_close(nodes_to_image(out.double(), 2, 5, 5),
-                               expected, atol=0.05, rtol=0.02)
-    out.float().sum().backward()
-    assert layer.weight.grad.dtype == torch.bfloat16
-
-
-@pytest.mark.parametrize('path', PATHS)
-def test_empty_batch_and_one_pixel_images(path):
-    layer = LatticeConv(3, 4, (3, 3), padding='same', path=path)
-    out = layer(torch.randn(0, 3), Grid((4, 4), (3, 3), (1, 1), 'same',
-                                        (1, 1), 0))
-    assert out.shape == (0, 4) and layer.last_path == path
+def test_one_pixel_images():
     # 1x1 images: only the centre tap has an edge
+    layer = LatticeConv(3, 4, (3, 3), padding='same')
     x = torch.randn(3, 3)
     edge_index, edge_type, _ = layer.grid_graph((1, 1), 3)
     out = layer(x, edge_index, edge_type)
@@ -431,19 +300,6 @@ def test_last_path_and_reasons():
         layer(x, edge_index)
     with pytest.raises(ValueError, match='Unknown path'):
         LatticeConv(3, 4, 3, path='fast')
-
-
-def test_compile_default_path():
-    # A Grid passed as the graph keeps the dense path under torch.compile
-    # (a tensor edge_index cannot be looked up while dynamo traces; that
-    # case, the message path, is in tests/test_conformance.py).
-    layer = LatticeConv(3, 4, (3, 3), padding=1)
-    edge_index, edge_type, _ = layer.grid_graph((4, 4), 2)
-    x = torch.randn(32, 3)
-    expected = layer(x, edge_index, edge_type)
-    compiled = torch.compile(layer, backend='eager')
-    assert_close(compiled(x, structure_of(edge_index)), expected)
-    assert layer.last_path == 'dense'
 
 
 def test_image_to_graph_structure_survives_batching():

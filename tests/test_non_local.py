@@ -5,14 +5,13 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import Tensor
 
-from pyg_relational import bipartite_graph, complete_graph, window_graph
-from pyg_relational.nn import NonLocalBlock, _dense
+from pyg_relational import complete_graph, window_graph
+from pyg_relational.nn import NonLocalBlock
 from pyg_relational.structure import CompleteBlocks
 
 from .helpers import (assert_close, assert_edge_order_invariant, assert_twin,
-                      dtypes, empty_graph, graph_to)
+                      dtypes, empty_graph)
 from .helpers import device  # noqa: F401 (fixture: every available device)
 
 PAIRWISE = NonLocalBlock.PAIRWISE
@@ -204,22 +203,6 @@ def test_dense_matches_paper(pairwise, dtype, shape, sub_sample, device):
                 params=_param_pairs(a, b))
     # the cached graph of the same shape gives the same numbers again
     assert_close(a(x), paper_dense(b, x))
-
-
-@pytest.mark.parametrize('pairwise', PAIRWISE)
-def test_sparse_equals_message_passing(pairwise):
-    """The CSR path and the message()/aggregate path, on unsorted edges,
-    forward and backward; repeated edges are two messages on both paths
-    (counted twice, as in a sum over edges)."""
-    a = NonLocalBlock(5, pairwise=pairwise).double()
-    b = copy.deepcopy(a)
-    b.path = 'message'
-    edge_index = torch.tensor([[3, 0, 2, 1, 4, 0, 2], [1, 0, 4, 2, 2, 3, 1]])
-    x = torch.randn(5, 5, dtype=torch.float64)
-    for ei in (edge_index, torch.cat([edge_index, edge_index[:, :2]], 1)):
-        assert_twin(lambda x: a(x, ei, return_attention_weights=True),
-                    lambda x: b(x, ei, return_attention_weights=True), [x],
-                    params=_param_pairs(a, b))
 
 
 @pytest.mark.parametrize('pairwise', PAIRWISE)
@@ -424,125 +407,14 @@ def test_bench_cases():
 
 
 # ---------------------------------------------------------------------------
-# Execution paths: every path computes the message path's numbers.
+# Execution paths: which one runs, and why not a faster one. That every path
+# computes the message path's numbers (forward, backward, second order, NaN
+# isolation, low precision, torch.compile) is the conformance suite's
+# (tests/conformance_cases.py: the nonlocal-* cases).
 def _random_graph():
     """Unsorted, no repeats, node 2 without incoming edges, 7 nodes."""
     return torch.tensor([[3, 0, 2, 1, 4, 0, 2, 6, 5, 1],
                          [1, 0, 4, 2, 5, 3, 1, 6, 6, 0]])
-
-
-def _outputs_and_grads(block, call, inputs):
-    """Outputs, first-order gradients (inputs and parameters, with a
-    graph) and the gradients of the squared first-order ones: second
-    order."""
-    leaves = [t.detach().clone().requires_grad_() for t in inputs]
-    out = call(block, *leaves)
-    outs = [out] if isinstance(out, Tensor) else [out[0], out[1][1]]
-    gen = torch.Generator().manual_seed(0)
-    loss = sum((o * torch.randn(o.shape, generator=gen, dtype=o.dtype))
-               .sum() for o in outs)
-    wrt = leaves + [p for p in block.parameters() if p.requires_grad]
-    first = torch.autograd.grad(loss, wrt, create_graph=True,
-                                allow_unused=True)
-    first = [torch.zeros_like(w) if g is None else g
-             for g, w in zip(first, wrt)]
-    penalty = sum((g ** 2).sum() for g in first if g.requires_grad)
-    second = torch.autograd.grad(penalty, wrt, allow_unused=True)
-    second = [torch.zeros_like(w) if g is None else g
-              for g, w in zip(second, wrt)]
-    return [o.detach() for o in outs], [g.detach() for g in first], second
-
-
-def _node_call(edge_index, weights=False):
-    return lambda block, x: block(x, edge_index,
-                                  return_attention_weights=weights)
-
-
-def _pair_call(edge_index):
-    return lambda block, s, d: block((s, d), edge_index,
-                                     return_attention_weights=True)
-
-
-# (name, block options, call, input shapes, paths besides 'message')
-PATH_CASES = [
-    ('complete', {}, _node_call(complete_graph([3, 3]), True), [(6, 6)],
-     ('dense', 'sparse')),
-    ('ragged', {}, _node_call(complete_graph([2, 4]), True), [(6, 6)],
-     ('dense', 'sparse')),
-    ('structure', {}, _node_call(CompleteBlocks((3, 3))), [(6, 6)],
-     ('dense', 'sparse')),
-    ('bipartite', {}, _pair_call(bipartite_graph([3, 3], [2, 2])),
-     [(6, 6), (4, 6)], ('dense', 'sparse')),
-    ('bipartite-ragged', {}, _pair_call(bipartite_graph([2, 3], [2, 2])),
-     [(5, 6), (4, 6)], ('dense', 'sparse')),
-    ('random', {}, _node_call(_random_graph(), True), [(7, 6)],
-     ('sparse', )),
-    ('images', {}, lambda block, x: block(x), [(2, 6, 2, 3)],
-     ('dense', 'sparse')),
-    ('images-pooled', {'sub_sample': True},
-     lambda block, x: block(x, return_attention_weights=True),
-     [(2, 6, 4, 5)], ('dense', 'sparse')),
-]
-
-
-def _path_cases():
-    for name, options, call, shapes, paths in PATH_CASES:
-        for pairwise in PAIRWISE:
-            softmax = pairwise in NonLocalBlock.SOFTMAX
-            for path in paths:
-                if path == 'dense' and 'ragged' in name and not softmax:
-                    continue  # 'dot'/'concat': equal blocks only
-                yield pytest.param(options, call, shapes, pairwise, path,
-                                   False, id=f'{name}-{pairwise}-{path}')
-                if path == 'dense' and softmax:  # blocks that small too
-                    yield pytest.param(options, call, shapes, pairwise,
-                                       path, True,
-                                       id=f'{name}-{pairwise}-{path}-sdpa')
-
-
-@pytest.mark.parametrize('dtype', dtypes())
-@pytest.mark.parametrize('options,call,shapes,pairwise,path,sdpa',
-                         list(_path_cases()))
-def test_paths_equal_message_path(options, call, shapes, pairwise, path,
-                                  sdpa, dtype, monkeypatch):
-    """Forward (with the attention weights where asked), backward and
-    second order, inputs and parameters. BN in eval mode: in training mode
-    it cancels the bias of g exactly, whose gradients are then rounding
-    noise around zero. ``sdpa``: the fused attention kernel also for these
-    small blocks."""
-    if sdpa:
-        monkeypatch.setattr(_dense, 'SDPA_MIN_SOURCES', 1)
-    block, reference = _randomised(
-        NonLocalBlock(6, 3, pairwise=pairwise, path=path, **options), dtype)
-    block.eval(), reference.eval()
-    reference.path = 'message'
-    gen = torch.Generator().manual_seed(1)
-    inputs = [torch.randn(s, generator=gen, dtype=dtype) / 2 for s in shapes]
-    got = _outputs_and_grads(block, call, inputs)
-    assert block.last_path == path
-    expected = _outputs_and_grads(reference, call, inputs)
-    assert reference.last_path == 'message'
-    for kind, a, b in zip(('output', 'gradient', 'second order'), got,
-                          expected):
-        for k, (u, v) in enumerate(zip(a, b)):
-            _assert_close_at_scale(u, v, b, dtype, f'{kind} {k}')
-
-
-def _assert_close_at_scale(actual, expected, group, dtype, msg):
-    """float64 (where the paths are claimed exact): the house tolerance
-    1e-10. float32: 1e-5 relative, and 1e-5 absolute *relative to the
-    largest value of the same order* (``group``). A value that is zero
-    mathematically (the second-order gradient of ``phi.bias`` under the
-    softmax: theta_i . b_phi is the same for every j and cancels) is the
-    rounding left over from terms of that magnitude, about 1e-7 of it per
-    operation; an absolute 1e-5 would demand that noise be smaller than
-    float32 can promise once the group reaches ~100 (issue 22)."""
-    if dtype != torch.float32:
-        return assert_close(actual, expected, dtype, msg)
-    scale = max([1.] + [float(g.abs().max()) for g in group if g.numel()])
-    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5 * scale,
-                               msg=lambda m: f'{msg} (atol 1e-5 x {scale:.3g})'
-                               f'\n{m}')
 
 
 @pytest.mark.parametrize('pairwise', PAIRWISE)
@@ -613,64 +485,6 @@ def test_fused_is_removed():
     with pytest.raises(TypeError, match='path='):
         block.fused = True
     assert repr(block).endswith("path='message')")
-
-
-@pytest.mark.parametrize('path', ['dense', 'sparse'])
-@pytest.mark.parametrize('pairwise', PAIRWISE)
-def test_nan_stays_in_its_image(pairwise, path):
-    """A NaN pixel poisons what it poisons on the message path, and
-    nothing of the other image, forward and backward (BN in eval mode:
-    batch statistics would mix the images on every path)."""
-    block = NonLocalBlock(4, pairwise=pairwise, path=path).double().eval()
-    with torch.no_grad():
-        block.bn.weight.fill_(1.)
-    reference = copy.deepcopy(block)
-    reference.path = 'message'
-    x = torch.randn(2, 4, 3, 3, dtype=torch.float64)
-    x[0, 1, 2, 0] = float('nan')
-    poisoned = []
-    for layer in (block, reference):
-        leaf = x.clone().requires_grad_()
-        out = layer(leaf)
-        out[1].sum().backward()  # the clean image's gradient
-        poisoned.append((out.isnan(), leaf.grad.isnan()))
-    assert block.last_path == path
-    out_nan, grad_nan = poisoned[0]
-    assert out_nan[0].any() and not out_nan[1].any()
-    assert not grad_nan[1].any()
-    assert torch.equal(out_nan, poisoned[1][0])
-    assert torch.equal(grad_nan, poisoned[1][1])
-
-
-@pytest.mark.parametrize('pairwise', PAIRWISE)
-def test_bfloat16(pairwise):
-    """bfloat16 runs on the dense path and agrees with float32 up to
-    bfloat16 rounding; the sparse path has no bfloat16 product and 'auto'
-    falls back to messages."""
-    block = NonLocalBlock(8, pairwise=pairwise)
-    _randomised(block, torch.float32)
-    x = torch.randn(2, 8, 3, 3)
-    expected = block(x)
-    low = copy.deepcopy(block).bfloat16()
-    out = low(x.bfloat16())
-    assert low.last_path == 'dense' and out.dtype == torch.bfloat16
-    torch.testing.assert_close(out.float(), expected, atol=0.1, rtol=0.05)
-    out = low(x.bfloat16().flatten(2).transpose(1, 2).reshape(-1, 8),
-              _random_graph().clamp(max=17))
-    assert low.last_path == 'message' and not out.isnan().any()
-
-
-def test_compile_default_path():
-    """torch.compile (eager backend) of the default block: the dense path
-    traces; the same numbers as without compiling."""
-    block = NonLocalBlock(4).double()
-    _randomised(block, torch.float64)
-    x = torch.randn(2, 4, 3, 3, dtype=torch.float64)
-    torch._dynamo.reset()
-    compiled = torch.compile(block, backend='eager', fullgraph=True)
-    out = compiled(x)  # fullgraph: no graph break (the CSR path has one)
-    assert block.last_path == 'dense'
-    assert_close(out, block(x))
 
 
 def test_pattern_built_once_per_graph(monkeypatch):

@@ -12,7 +12,6 @@ from pyg_relational.transforms import SequenceToGraph
 from .helpers import (assert_close, assert_edge_order_invariant, assert_twin,
                       empty_graph, graph_to)
 from .helpers import device  # noqa: F401 (fixture: every available device)
-from .test_lattice import assert_paths_agree
 
 MODULES = {'rnn': torch.nn.RNN, 'gru': torch.nn.GRU, 'lstm': torch.nn.LSTM}
 
@@ -195,107 +194,13 @@ def test_bad_input():
 
 
 # --------------------------------------------------------------------------
-# Execution paths: the fused kernels on chains give the level schedule's
-# numbers.
+# Execution paths: that the fused kernels on chains give the level
+# schedule's numbers (every cell, layers, directions, initial states,
+# ragged / empty / one-node chains, NaN isolation, bfloat16,
+# torch.compile of Chains) is the conformance suite's
+# (tests/conformance_cases.py: the recurrent-* cases). Here: graph forms,
+# path choice, cuDNN's eval-mode rule, caching.
 # --------------------------------------------------------------------------
-def make_rnn(cell, dtype, **options):
-    def make(path):
-        torch.manual_seed(0)
-        return RecurrentConv(3, 4, cell=cell, path=path, **options).to(dtype)
-    return make
-
-
-def initial_state(cell, count, starts, dtype):
-    h = torch.randn(count, starts, 4, dtype=dtype)
-    return [h, torch.randn(count, starts, 4, dtype=dtype)] \
-        if cell == 'lstm' else [h]
-
-
-def hidden(cell, states):
-    return tuple(states) if cell == 'lstm' else states[0]
-
-
-@pytest.mark.parametrize('cell', list(MODULES))
-@pytest.mark.parametrize('lengths', [[4, 4, 4], [5, 0, 1, 3]])
-@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
-@pytest.mark.parametrize('options,reverse', [
-    (dict(num_layers=2, bidirectional=True), False),
-    (dict(num_layers=3, bias=False, nonlinearity='relu'), False),
-    (dict(num_layers=2, bidirectional=True), True)])
-def test_dense_equals_message_path(cell, lengths, dtype, options, reverse):
-    # given initial states; packed (ragged, empty and one-node sequences)
-    # and equal lengths (a [B, T, F] view); chains in either direction
-    edge_index = chain_graph(lengths, reverse=reverse)
-    x = torch.randn(sum(lengths), 3, dtype=dtype)
-    starts = sum(1 for n in lengths if n > 0)
-    count = options['num_layers'] * (2 if 'bidirectional' in options else 1)
-    states = initial_state(cell, count, starts, dtype)
-    assert_paths_agree(
-        make_rnn(cell, dtype, **options),
-        lambda layer, x, *h: layer(x, edge_index, hidden(cell, h)),
-        [x] + states, dtype, paths=['dense', 'message'])
-
-
-@pytest.mark.parametrize('path', ['dense', 'message'])
-@pytest.mark.parametrize('bidirectional', [False, True])
-def test_nan_stays_in_its_sequence(path, bidirectional):
-    # A NaN at step 2 of sequence 1 poisons what nn.LSTM poisons there and
-    # nothing of sequences 0 and 2, nor their gradients.
-    lstm = torch.nn.LSTM(3, 4, batch_first=True,
-                         bidirectional=bidirectional).double()
-    layer = RecurrentConv.from_module(lstm, path=path)
-    lengths = torch.tensor([3, 5, 4])
-    keep = torch.arange(5).view(1, -1) < lengths.view(-1, 1)  # [B, T]
-    seq = torch.randn(3, 5, 3, dtype=torch.double)
-    seq[1, 2, 1] = float('nan')
-    seq.requires_grad_()
-    x = seq.detach()[keep].requires_grad_()
-    out, (h_n, _) = layer(x, chain_graph(lengths))
-    packed = pack_padded_sequence(seq, lengths, batch_first=True,
-                                  enforce_sorted=False)
-    expected, (h_ref, _) = lstm(packed)
-    expected = pad_packed_sequence(expected, batch_first=True)[0][keep]
-    assert layer.last_path == path
-    assert torch.equal(out.isnan(), expected.isnan())
-    assert torch.equal(h_n.isnan(), h_ref.isnan())
-    other = torch.cat([torch.arange(0, 3), torch.arange(8, 12)])
-    assert out.isnan().any() and out[other].isfinite().all()
-    out[other].sum().backward()
-    expected[other].sum().backward()
-    assert x.grad[other].isfinite().all()
-    # sequence 1's own input gradients may be NaN (0 * NaN), as in nn.LSTM
-    torch.testing.assert_close(x.grad, seq.grad[keep], atol=1e-10,
-                               rtol=1e-10, equal_nan=True)
-
-
-@pytest.mark.parametrize('path', ['dense', 'message'])
-def test_bfloat16(path):
-    gru = torch.nn.GRU(3, 4, batch_first=True)
-    layer = RecurrentConv.from_module(gru).bfloat16()
-    layer.path = path
-    x = torch.randn(2, 6, 3)
-    out, h_n = layer(x.reshape(12, 3).bfloat16(), chain_graph([6, 6]))
-    assert out.dtype == torch.bfloat16 and layer.last_path == path
-    expected, _ = gru.double()(x.bfloat16().double())
-    torch.testing.assert_close(out.double().view(2, 6, 4), expected,
-                               atol=0.05, rtol=0.02)
-
-
-@pytest.mark.parametrize('cell', list(MODULES))
-def test_dense_empty_batch_and_one_node_chains(cell):
-    layer = RecurrentConv(3, 4, cell=cell, num_layers=2)
-    out, h_n = layer(torch.randn(0, 3), Chains((0, 0)))
-    assert out.shape == (0, 4) and layer.last_path == 'dense'
-    h_n = h_n[0] if cell == 'lstm' else h_n
-    assert h_n.shape == (2, 0, 4)
-    module = MODULES[cell](3, 4, num_layers=2, batch_first=True)
-    layer = RecurrentConv.from_module(module)
-    x = torch.randn(5, 3)
-    out, _ = layer(x, Chains((1, ) * 5))
-    assert layer.last_path == 'dense'
-    assert_close(out, module(x.view(5, 1, 3))[0].view(5, 4))
-
-
 @pytest.mark.parametrize('path', ['dense', 'message'])
 def test_chains_value_equals_edge_index(path):
     layer = RecurrentConv(3, 4, cell='lstm', bidirectional=True, path=path)
@@ -317,6 +222,13 @@ def test_last_path_and_reasons():
     assert 'not a set of chains' in layer.why_not_faster['dense']
     layer(torch.randn(5, 3), chain_graph(5, reverse=True))
     assert layer.last_path == 'dense' and layer.why_not_faster is None
+    # an empty batch and one-node chains are chains too
+    for cell in MODULES:
+        other = RecurrentConv(3, 4, cell=cell, num_layers=2)
+        other(torch.randn(0, 3), Chains((0, 0)))
+        assert other.last_path == 'dense'
+        other(torch.randn(5, 3), Chains((1, ) * 5))
+        assert other.last_path == 'dense'
     with pytest.raises(ValueError, match="path='auto'"):
         RecurrentConv(3, 4, path='dense')(torch.randn(9, 3), TREE)
     with pytest.raises(ValueError, match="no 'sparse' path"):
@@ -326,19 +238,6 @@ def test_last_path_and_reasons():
     with pytest.raises(ValueError, match=r"'h_0'\[0\] must have shape "
                        r"\[2, 4\]"):
         layer(torch.randn(4, 3), Chains((2, 2)), torch.zeros(1, 3, 4))
-
-
-def test_compile_default_path(lengths=(4, 3)):
-    # Chains passed as the graph keep the fused kernels under torch.compile
-    # (a tensor edge_index cannot be looked up while dynamo traces: the
-    # level schedule runs, with its NumPy bookkeeping outside the trace;
-    # that case is in tests/test_conformance.py).
-    layer = RecurrentConv(3, 4, cell='lstm')
-    x = torch.randn(sum(lengths), 3)
-    expected, _ = layer(x, chain_graph(lengths))
-    compiled = torch.compile(layer, backend='eager')
-    assert_close(compiled(x, Chains(lengths))[0], expected)
-    assert layer.last_path == 'dense'
 
 
 def test_sequence_to_graph_structure_survives_batching():
