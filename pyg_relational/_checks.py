@@ -186,6 +186,29 @@ def check_features(x: Tensor, channels: int, name: str = 'x',
     return x
 
 
+def split_pair(value, name: str):
+    """``(source, target)`` from one value (both sides) or a pair."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"'{name}' must be a tensor or a pair "
+                             f"(source, target) (got {len(value)} items)")
+        return value[0], value[1]
+    return value, value
+
+
+def check_size(size, allow_none: bool = False):
+    """A ``size`` argument ``(N_src, N_dst)``: non-negative ints (or None
+    with ``allow_none``, a side taken from the features)."""
+    if not isinstance(size, (tuple, list)) or len(size) != 2 or not all(
+            (allow_none and s is None) or (isinstance(s, int) and s >= 0)
+            for s in size):
+        what = 'non-negative ints or None' if allow_none \
+            else 'non-negative ints'
+        raise ValueError(f"'size' must be a pair (N_src, N_dst) of {what} "
+                         f"(got {size!r})")
+    return tuple(size)
+
+
 def check_node_features(x: Tensor, channels: int, hint: str) -> Tensor:
     """Check that ``x`` is node features ``[N, channels]``; ``hint`` says
     how to turn other layouts into nodes."""

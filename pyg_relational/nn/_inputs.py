@@ -11,13 +11,13 @@ from torch_geometric.utils import add_self_loops, remove_self_loops
 
 from .._checks import (check_edge_attr, check_edge_index, check_edge_vector,
                        check_edge_weight, check_features, check_int,
-                       check_size_or_lazy)
+                       check_size, check_size_or_lazy, split_pair)
 from .._torch import compiling
 from ..structure import tensor_cache
 from ._paths import GraphInput, adjacency_size
 
 __all__ = ['attention_options', 'attention_nodes', 'attention_edges',
-           'with_self_loops', 'check_size', 'split']
+           'with_self_loops']
 
 GAT_SCORES = ('gat', 'concat', 'gatv2')
 
@@ -52,25 +52,6 @@ def attention_options(layer, in_channels, out_channels: int, heads: int,
     return in_src, in_dst
 
 
-def check_size(size) -> Tuple[int, int]:
-    """A ``size`` argument: a pair of non-negative ints."""
-    if not isinstance(size, (tuple, list)) or len(size) != 2 or not all(
-            isinstance(n, int) and n >= 0 for n in size):
-        raise ValueError(f"'size' must be a pair of ints (N_src, N_dst) "
-                         f"(got {size!r})")
-    return tuple(size)
-
-
-def split(x, name: str):
-    """``(x_src, x_dst)`` from ``x`` or a pair."""
-    if isinstance(x, Tensor):
-        return x, x
-    if isinstance(x, (tuple, list)) and len(x) == 2:
-        return x[0], x[1]
-    raise ValueError(f"'{name}' must be a tensor [N, F] or a pair "
-                     f"(x_src, x_dst) (got {type(x).__name__})")
-
-
 def _two_dim(*xs: Tensor):
     if any(t.dim() != 2 for t in xs):
         raise ValueError(f"node features must be 2-D [N, F] (got "
@@ -83,7 +64,7 @@ def attention_nodes(layer, x, size, edge_index=None):
     first ``M`` nodes as targets (PyG's sampled-subgraph convention);
     ``(x_src, None)`` (GAT-family scores) has no target features, the
     target count from ``size`` or the ``adj_t``."""
-    x_src, x_dst = split(x, 'x')
+    x_src, x_dst = split_pair(x, 'x')
     in_src, in_dst = (layer.in_channels, ) * 2 if isinstance(
         layer.in_channels, int) else layer.in_channels
     if x_dst is None and isinstance(x_src, Tensor):

@@ -40,7 +40,7 @@ from torch_geometric.nn import Linear as PyGLinear
 from torch_geometric.nn.inits import reset as _reset
 from torch_geometric.nn.resolver import aggregation_resolver
 
-from .._checks import check_edge_index, check_int
+from .._checks import check_edge_index, check_int, check_size, split_pair
 from .._torch import compiling
 from ._paths import GraphInput
 from .attention import edge_softmax
@@ -100,21 +100,11 @@ def mlp(in_channels: int, out_channels: int,
 # --------------------------------------------------------------------------
 # Small shared helpers (private).
 # --------------------------------------------------------------------------
-def _split_pair(value, name: str):
-    """``(src, dst)`` from a tensor or a pair."""
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"'{name}' must be a tensor or a pair "
-                             f"(source, target) (got {len(value)} items)")
-        return value[0], value[1]
-    return value, value
-
-
 def _num_nodes(x: NodeInput, name: str = 'x',
                size: Optional[Tuple[Optional[int], Optional[int]]] = None
                ) -> Tuple[int, int]:
     """``(N_src, N_dst)`` of the node features, checked against ``size``."""
-    src, dst = _split_pair(x, name)
+    src, dst = split_pair(x, name)
     for t, role in ((src, 'source'), (dst, 'target')):
         if not isinstance(t, Tensor) or t.dim() != 2:
             shape = tuple(t.shape) if isinstance(t, Tensor) else \
@@ -123,20 +113,12 @@ def _num_nodes(x: NodeInput, name: str = 'x',
                              f"[num_nodes, channels] (got {shape})")
     have = (src.size(0), dst.size(0))
     if size is not None:
-        _check_size(size)
+        check_size(size, allow_none=True)
         if any(s is not None and s != h for s, h in zip(size, have)):
             raise ValueError(f"'size' is {tuple(size)} but '{name}' has "
                              f"{have[0]} source and {have[1]} target nodes; "
                              f"drop 'size' or pass matching features")
     return have
-
-
-def _check_size(size) -> Tuple[Optional[int], Optional[int]]:
-    if not isinstance(size, (tuple, list)) or len(size) != 2 or not all(
-            s is None or (isinstance(s, int) and s >= 0) for s in size):
-        raise ValueError(f"'size' must be a pair (N_src, N_dst) of "
-                         f"non-negative ints or None (got {size!r})")
-    return tuple(size)
 
 
 def _looks_like_size(value) -> bool:
@@ -526,7 +508,7 @@ class EdgeBlock(MessagePassing):
         ``node_channels`` may be a pair ``(sender, receiver)``, e.g.
         ``(-1, -1)``. Inputs of another width than built for raise a
         :class:`ValueError` naming the argument."""
-        send, recv = _split_pair(node_channels, 'node_channels')
+        send, recv = split_pair(node_channels, 'node_channels')
         sizes = [edge_channels, send, recv, global_channels]
         block = cls(mlp(_lazy_sum(sizes), out_channels, hidden_channels,
                         num_layers), *(s != 0 for s in sizes),
@@ -551,14 +533,14 @@ class EdgeBlock(MessagePassing):
             raise ValueError("'x' is None but the block uses node features; "
                              "pass x [N, F]")
         elif size is not None:
-            size = _check_size(size)
+            size = check_size(size, allow_none=True)
         edge_index, edge_attr = _resolve_graph(
             edge_index, edge_attr, *(size or (None, None)),
             device=_features_device(x, edge_attr, u))
         check_edge_index(edge_index, *(size or (None, None)))
         _check_edge_attr(edge_attr, edge_index.size(1), self.use_edges,
                          'use_edges')
-        batch_src, batch_dst = _split_pair(batch, 'batch')
+        batch_src, batch_dst = split_pair(batch, 'batch')
         if size is not None:
             _check_batch(batch_src, size[0], 'batch')
             _check_batch(batch_dst, size[1], 'batch')
@@ -570,7 +552,7 @@ class EdgeBlock(MessagePassing):
                                                  or self.use_globals):
             # Fast path: phi^e on the nodes, then one row per edge.
             side = 0 if self.use_sender_nodes else 1
-            h = self.edge_model(_split_pair(x, 'x')[side])  # [N_side, F_e']
+            h = self.edge_model(split_pair(x, 'x')[side])  # [N_side, F_e']
             return h.index_select(0, edge_index[side])  # [E, F_e']
         edge_batch = None  # graph of every edge's receiver, [E]
         if self.use_globals and batch_dst is not None:
@@ -587,7 +569,7 @@ class EdgeBlock(MessagePassing):
                       edge_attr: Optional[Tensor], u: Optional[Tensor]):
         """Every part has the width ``edge_model`` takes."""
         pair = isinstance(x, (tuple, list))
-        x_src, x_dst = _split_pair(x, 'x') if x is not None else (None, None)
+        x_src, x_dst = split_pair(x, 'x') if x is not None else (None, None)
         parts = [(part, name, t) for part, flag, name, t in zip(
             _EDGE_PARTS, (self.use_edges, self.use_sender_nodes,
                           self.use_receiver_nodes, self.use_globals),
@@ -606,7 +588,7 @@ class EdgeBlock(MessagePassing):
                        edge_batch: Optional[Tensor]) -> Tensor:
         """``edge_model`` with its first linear layer split by input part
         (see ``node_first``)."""
-        x_src, x_dst = _split_pair(x, 'x') if x is not None else (None, None)
+        x_src, x_dst = split_pair(x, 'x') if x is not None else (None, None)
         src, dst = edge_index
         E = edge_index.size(1)
         # (name, rows, rows -> one row per edge, used), in edge_update order
@@ -810,10 +792,10 @@ class NodeBlock(MessagePassing):
         :meth:`receive` (and :meth:`send`); callers that drop the edge
         tensor between the two steps save its memory."""
         size = _num_nodes(x)
-        batch_dst = _split_pair(batch, 'batch')[1]
+        batch_dst = split_pair(batch, 'batch')[1]
         _check_batch(batch_dst, size[1], 'batch')
         _check_globals(u, self.use_globals, 'use_globals', batch_dst)
-        x_dst = _split_pair(x, 'x')[1]
+        x_dst = split_pair(x, 'x')[1]
         parts = []
         for flag, name, step, value, rows in (
                 (self.use_received_edges, 'received', 'receive', received,
@@ -947,8 +929,8 @@ class GlobalBlock(Module):
         edge_index, edge_attr = _resolve_graph(
             edge_index, edge_attr, *size, device=_features_device(x))
         check_edge_index(edge_index, *size)
-        x_dst = _split_pair(x, 'x')[1]
-        batch_dst = _split_pair(batch, 'batch')[1]
+        x_dst = split_pair(x, 'x')[1]
+        batch_dst = split_pair(batch, 'batch')[1]
         _check_batch(batch_dst, size[1], 'batch')
         _check_edge_attr(edge_attr, edge_index.size(1), self.use_edges,
                          'use_edges')

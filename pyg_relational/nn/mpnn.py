@@ -11,10 +11,11 @@ from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.inits import uniform
 
 from .._checks import (check_choice, check_edge_attr, check_edge_index,
-                       check_edge_weight, check_features, check_int)
+                       check_edge_weight, check_features, check_int,
+                       split_pair)
 from .graph_network import (EdgeBlock, NodeBlock, _aggr_width,
                             _features_device, _num_nodes, _refuse_sizes,
-                            _split_pair, mlp)
+                            mlp)
 from ._csr import EdgePattern, EdgeSum, dtype_reason
 from .._torch import compiling, plain_tensor
 from ._paths import GraphInput, PathLayer
@@ -231,7 +232,7 @@ class MPNNConv(MessagePassing):
         _refuse_sizes(edge_attr=edge_attr)
         size = _num_nodes(x, size=size)
         pair = isinstance(x, (tuple, list))
-        x_src, x_dst = _split_pair(x, 'x')
+        x_src, x_dst = split_pair(x, 'x')
         widths = self.in_channels if isinstance(self.in_channels, tuple) \
             else (self.in_channels, ) * 2
         for t, want, name in zip((x_src, x_dst), widths,

@@ -10,7 +10,8 @@ from torch.nn import BatchNorm1d, Linear
 from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.aggr import SumAggregation
 
-from .._checks import check_choice, check_edge_index, check_features, check_int
+from .._checks import (check_choice, check_edge_index, check_features,
+                       check_int, split_pair)
 from ..graphs import complete_graph  # noqa: F401 (the example)
 from ..structure import BipartiteBlocks, CompleteBlocks, GraphStructure
 from ..transforms import image_to_nodes, nodes_to_image
@@ -310,13 +311,9 @@ def _graph(edge_index, num_src: int, num_dst: int, device) -> GraphInput:
 
 def _graph_inputs(block: NonLocalBlock, x, edge_index):
     """``(x_dst, key, value, graph, None)`` of node-feature input."""
-    if isinstance(x, (tuple, list)):
-        if len(x) != 2:
-            raise ValueError(f"'x' must be a tensor or a pair (x_src, "
-                             f"x_dst) (got {len(x)} entries)")
-        named = (('x_src', x[0]), ('x_dst', x[1]))
-    else:
-        named = (('x', x), )
+    pair = isinstance(x, (tuple, list))
+    x_src, x_dst = split_pair(x, 'x')
+    named = (('x_src', x_src), ('x_dst', x_dst)) if pair else (('x', x), )
     for name, t in named:
         check_features(t, block.in_channels, name)
         if t.dim() != 2:
@@ -324,7 +321,6 @@ def _graph_inputs(block: NonLocalBlock, x, edge_index):
                 f"'{name}' must be node features [N, {block.in_channels}] "
                 f"or a dense batch [B, {block.in_channels}, *spatial] (got "
                 f"shape {tuple(t.shape)})")
-    x_src, x_dst = named[0][1], named[-1][1]
     if block.sub_sample:
         raise ValueError(
             "sub_sample=True pools the dense layout and needs a batch "
