@@ -451,7 +451,8 @@ def test_missing_citation_data_is_a_clear_error(monkeypatch, tmp_path,
         raise OSError('Cannot connect to host github.com:443')
 
     monkeypatch.setattr(Planetoid, 'download', offline)
-    monkeypatch.setattr(citation, '_CACHE', {})
+    from pyg_relational._cache import BoundedCache
+    monkeypatch.setattr(citation, '_CACHE', BoundedCache('test', 8))
     empty = tmp_path / 'empty'
     empty.mkdir()
     with pytest.raises(citation.DataNotFound) as info:

@@ -41,6 +41,7 @@ from typing import Callable, Dict, Iterable, List, Optional
 import torch
 import torch.nn.functional as F
 
+from .._cache import BoundedCache
 from .._checks import check_choice
 from ..datasets.base import default_data_root
 
@@ -64,7 +65,7 @@ _HPARAMS = {
     'AttentionConv-gat': dict(lr=0.005, weight_decay=5e-4, max_epochs=500,
                               patience=100),
 }
-_CACHE: Dict[tuple, object] = {}
+_CACHE = BoundedCache('planetoid graphs', maxsize=8)
 
 
 def _input_dropout(x, p: float, training: bool, nonzero=None):
@@ -105,14 +106,17 @@ def load_planetoid(name: str, data_root: Optional[str] = None):
         DataNotFound: the raw files are not under ``data_root`` and could
             not be downloaded there.
     """
+    check_choice(name, DATASETS, 'dataset')
+    data_root = data_root or default_data_root()
+    return _CACHE.get((name, osp.abspath(data_root)),
+                      lambda: _load_planetoid(name, data_root))
+
+
+def _load_planetoid(name: str, data_root: str):
+    """:func:`load_planetoid` without the cache."""
     from torch_geometric.datasets import Planetoid
     from torch_geometric.transforms import NormalizeFeatures
 
-    check_choice(name, DATASETS, 'dataset')
-    data_root = data_root or default_data_root()
-    key = (name, osp.abspath(data_root))
-    if key in _CACHE:
-        return _CACHE[key]
     planetoid = osp.join(data_root, 'planetoid')
     if not _planetoid_raw(planetoid, name):
         try:  # PyG downloads the raw files into planetoid/<name>/raw
@@ -133,11 +137,9 @@ def load_planetoid(name: str, data_root: Optional[str] = None):
         shutil.copytree(osp.join(planetoid, name, 'raw'),
                         osp.join(tmp, name, 'raw'))
         dataset = Planetoid(tmp, name, transform=NormalizeFeatures())
-        _CACHE[key] = (dataset[0], dataset.num_features,
-                       dataset.num_classes)
+        return dataset[0], dataset.num_features, dataset.num_classes
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return _CACHE[key]
 
 
 class _GCN(torch.nn.Module):
