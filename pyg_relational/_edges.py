@@ -45,7 +45,7 @@ def _check_budget(builder: str, num_nodes: float, num_edges: float = 0):
             f"or smaller graphs (e.g. batch by batch)")
 
 
-def _ptr(sizes: Tensor) -> Tensor:
+def ptr_of(sizes: Tensor) -> Tensor:
     """``[0, n_0, n_0 + n_1, ...]`` — the first node of every graph."""
     return torch.cat([sizes.new_zeros(1), sizes.cumsum(0)])
 
@@ -55,7 +55,7 @@ def _expand(counts: Tensor, builder: str) -> Tuple[Tensor, Tensor]:
     rank ``k`` among that target's edges (``0 <= k < counts[target]``)."""
     _check_budget(builder, counts.numel(), float(counts.double().sum()))
     target = torch.repeat_interleave(torch.arange(counts.numel()), counts)
-    rank = torch.arange(target.numel()) - _ptr(counts)[:-1][target]
+    rank = torch.arange(target.numel()) - ptr_of(counts)[:-1][target]
     return target, rank
 
 
@@ -63,7 +63,7 @@ def _node_layout(sizes: Tensor, builder: str) -> Tuple[Tensor, Tensor]:
     """Per node: the index of its graph and its position inside it."""
     _check_budget(builder, float(sizes.double().sum()))
     graph = torch.repeat_interleave(torch.arange(sizes.numel()), sizes)
-    position = torch.arange(graph.numel()) - _ptr(sizes)[:-1][graph]
+    position = torch.arange(graph.numel()) - ptr_of(sizes)[:-1][graph]
     return graph, position
 
 
@@ -95,7 +95,7 @@ def complete(sizes: Tensor, self_loops: bool, causal: bool) -> Tensor:
     target, rank = _expand(counts, 'complete_graph')
     if not self_loops:  # skip the target's own position
         rank = rank + (rank >= position[target]).long()
-    source = _ptr(sizes)[graph[target]] + rank
+    source = ptr_of(sizes)[graph[target]] + rank
     return torch.stack([source, target])
 
 
@@ -103,7 +103,7 @@ def bipartite(src_sizes: Tensor, dst_sizes: Tensor) -> Tensor:
     """Every source of graph :math:`b` to every target of graph :math:`b`."""
     graph, _ = _node_layout(dst_sizes, 'bipartite_graph')
     target, rank = _expand(src_sizes[graph], 'bipartite_graph')
-    source = _ptr(src_sizes)[graph[target]] + rank
+    source = ptr_of(src_sizes)[graph[target]] + rank
     return torch.stack([source, target])
 
 
@@ -131,7 +131,7 @@ def window(src_sizes: Tensor, dst_sizes: Tensor, radius: int,
     high = torch.minimum(high, src_sizes[graph] - 1)
     counts = (high - low + 1).clamp(min=0)
     target, rank = _expand(counts, 'window_graph')
-    source = _ptr(src_sizes)[graph[target]] + low[target] + rank
+    source = ptr_of(src_sizes)[graph[target]] + low[target] + rank
     return torch.stack([source, target])
 
 

@@ -36,6 +36,7 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
+from .._edges import ptr_of
 from .._torch import autocast_on, plain_tensor
 from ..structure import tensor_cache
 
@@ -184,8 +185,8 @@ def _csr(ptr: Tensor, col: Tensor, values: Tensor, shape) -> Tensor:
 
 
 def _ptr(index: Tensor, num: int) -> Tensor:
-    count = torch.bincount(index, minlength=num)
-    return torch.cat([count.new_zeros(1), count.cumsum(0)])
+    """CSR pointer of a sorted ``index`` over ``num`` rows."""
+    return ptr_of(torch.bincount(index, minlength=num))
 
 
 # -- autograd Functions ---------------------------------------------------
