@@ -38,9 +38,6 @@ from torch import Tensor
 
 from . import _edges
 from ._cache import BoundedCache, clear_cache, is_silent, tensor_cache
-# Kept importable from here, where they used to live (lattice, tests):
-from ._cache import (_LOCK, _PER_TENSOR, SNAPSHOT_NUMEL,  # noqa: F401
-                     same_state, tensor_state)
 from ._torch import compiling, plain_tensor
 
 __all__ = [

@@ -13,7 +13,8 @@ from pyg_relational import (chain_graph, clear_cache, complete_graph,
                             grid_graph, structure_of)
 from pyg_relational.nn import (AttentionConv, LatticeConv, NonLocalBlock,
                                RecurrentConv)
-from pyg_relational.structure import SNAPSHOT_NUMEL, Chains
+from pyg_relational._cache import SNAPSHOT_NUMEL
+from pyg_relational.structure import Chains
 
 
 def _whole(tensor, new):
@@ -202,11 +203,11 @@ def test_lattice_conv_sees_every_edit(case):
 def restore_caches():
     """clear_cache() forgets every registration, the structures of graphs
     other test modules built at import too: put them back afterwards."""
-    from pyg_relational import structure
-    saved = dict(structure._PER_TENSOR), dict(structure._BUILT)
+    from pyg_relational import _cache, structure
+    saved = dict(_cache._PER_TENSOR), dict(structure._BUILT)
     yield
-    with structure._LOCK:
-        structure._PER_TENSOR.update(saved[0])
+    with _cache._LOCK:
+        _cache._PER_TENSOR.update(saved[0])
         structure._BUILT.update(saved[1])
 
 

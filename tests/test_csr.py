@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.autograd import gradcheck, gradgradcheck
 
-from pyg_relational import complete_graph, structure
+from pyg_relational import _cache, complete_graph
 from pyg_relational.nn import _csr
 from pyg_relational.nn._csr import EdgeDot, EdgePattern, EdgeSum, EdgeSumT
 
@@ -158,10 +158,10 @@ def test_pattern_cached_per_tensor():
     again = EdgePattern.build(edge_index, num_src, num_dst)
     assert again is not first and again.num_edges == edge_index.size(1)
     # freed with its tensor (the pattern holds no view of it)
-    before = len(structure._PER_TENSOR)
+    before = len(_cache._PER_TENSOR)
     del edge_index, first
     gc.collect()
-    assert len(structure._PER_TENSOR) < before
+    assert len(_cache._PER_TENSOR) < before
 
 
 def test_no_edges_and_repeated_edges():

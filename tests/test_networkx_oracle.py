@@ -27,7 +27,7 @@ What is compared, and why it is comparable:
   ``disjoint_union_all`` does the same relabelling.
 * Every builder's edges are also checked to be free of repeats and sorted
   by target, then source (the documented order).
-* The DAG schedule (``recurrent._schedule``): its levels are networkx's
+* The DAG schedule (``_recurrent_kernels._schedule``): its levels are networkx's
   ``topological_generations`` (a node's generation is its longest path from
   a source, as our level), nodes sorted by id inside a level; the final
   states sit at the nodes with no successors; a graph with a cycle is refused
@@ -44,7 +44,7 @@ from hypothesis import strategies as st
 from pyg_relational import (bipartite_graph, chain_graph, complete_graph,
                             grid_graph, window_graph)
 from pyg_relational.nn import RecurrentConv
-from pyg_relational.nn.recurrent import _schedule
+from pyg_relational.nn._recurrent_kernels import _schedule
 
 SETTINGS = settings(max_examples=30, deadline=None)
 sizes_st = st.lists(st.integers(0, 7), min_size=1, max_size=4)

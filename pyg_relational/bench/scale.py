@@ -640,7 +640,7 @@ def long_attention_rows(sizes: Sequence[int] = (1024, 2048, 4096, 8192,
                 peak_bytes=m.peak_bytes,
                 graph_bytes=0 if path == 'dense' else n * n * 2 * 8,
                 loadavg=_loadavg()))
-            del graph
+            graph = None  # free it before the next size
     return rows
 
 

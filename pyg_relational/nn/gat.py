@@ -58,13 +58,12 @@ class _GATv2Score(_Score):
 
 def _message_passing_kwargs(kwargs: dict, name: str):
     """PyG's ``**kwargs`` go to ``MessagePassing``; GAT sums its messages
-    over the node dimension 0, so only those values are accepted (the
-    removed ``fused`` is left for :func:`attention_options` to refuse)."""
+    over the node dimension 0, so only those values are accepted."""
     for key, want in (('aggr', 'add'), ('node_dim', 0),
                       ('flow', 'source_to_target')):
         if key in kwargs and kwargs.pop(key) != want:
             raise ValueError(f"{name} supports {key}={want!r} only")
-    unknown = sorted(set(kwargs) - {'fused'})
+    unknown = sorted(kwargs)
     if unknown:
         raise TypeError(f"{name}() got unexpected keyword arguments "
                         f"{unknown}")
@@ -114,12 +113,15 @@ class _DropIn(AttentionConv):
 
     def _start(self, score: str, kwargs: dict, *options):
         """``MessagePassing`` set up (PyG's ``**kwargs`` checked) and the
-        options stored (:func:`attention_options`); ``(in_src, in_dst)``."""
+        options stored (:func:`attention_options`); ``(in_src, in_dst)``.
+        The removed ``fused`` goes to :func:`attention_options`, which
+        refuses it naming ``path=``."""
+        fused = kwargs.pop('fused', None)
         _message_passing_kwargs(kwargs, self.pyg_name)
         MessagePassing.__init__(self, aggr='add', node_dim=0)
         in_channels, out_channels, heads, *rest = options
         return attention_options(self, in_channels, out_channels, heads,
-                                 score, *rest, kwargs.pop('fused', None))
+                                 score, *rest, fused)
 
     @property
     def score(self) -> _Score:

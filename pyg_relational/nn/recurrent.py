@@ -12,8 +12,8 @@ from .._checks import check_choice, check_edge_index, check_int, \
 from .._torch import rnn_kernel
 from ..structure import Chains
 from ._paths import GraphInput, PathLayer
-from ._recurrent_kernels import (  # _schedule: also imported from here
-    State, _schedule, check_initial_state, fused_rnn, level_rnn)  # noqa: F401
+from ._recurrent_kernels import (State, check_initial_state, fused_rnn,
+                                 level_rnn)
 
 __all__ = ['RecurrentConv']
 
