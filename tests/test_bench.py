@@ -655,18 +655,16 @@ def test_native_log_kept_only_when_written(tmp_path):
     assert cli._native_lines(path) == 1
 
 
-def test_ctrl_c_during_start_up_is_one_line():
-    """Ctrl-C while torch is still importing (the launcher of the console
-    script): exit status 130, one line, no traceback."""
+def _interrupt_during_start_up(root):
+    """Start ``bench --list`` and send SIGINT once torch is being loaded
+    (inside the launcher's import), not while the interpreter itself is
+    still starting; ``(returncode, stderr)``."""
     import signal
     import time
-    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
     proc = subprocess.Popen([sys.executable, '-m', '_pyg_relational_cli',
                              'bench', '--list'], cwd=root,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
-    # Ctrl-C once torch is being loaded (inside the launcher's import), not
-    # while the interpreter itself is still starting
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and proc.poll() is None:
         try:
@@ -678,10 +676,21 @@ def test_ctrl_c_during_start_up_is_one_line():
             break
         time.sleep(0.01)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    if proc.returncode == 0:
-        pytest.skip('the command finished before Ctrl-C arrived')
-    assert proc.returncode == 130, err
+    _, err = proc.communicate(timeout=60)
+    return proc.returncode, err
+
+
+def test_ctrl_c_during_start_up_is_one_line():
+    """Ctrl-C while torch is still importing (the launcher of the console
+    script): exit status 130, one line, no traceback. The signal races the
+    command, which can finish first on a loaded machine: tried up to 10
+    times, and at least one try must be interrupted."""
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    for _ in range(10):
+        code, err = _interrupt_during_start_up(root)
+        if code != 0:
+            break
+    assert code == 130, f'exit status {code} in 10 tries: {err}'
     assert 'Traceback' not in err
     assert err.strip().splitlines() == ['pyg-relational: interrupted'] or \
         err.strip().splitlines()[-1] == 'pyg-relational bench: interrupted'
