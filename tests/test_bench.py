@@ -658,13 +658,17 @@ def test_native_log_kept_only_when_written(tmp_path):
 def _interrupt_during_start_up(root):
     """Start ``bench --list`` and send SIGINT once torch is being loaded
     (inside the launcher's import), not while the interpreter itself is
-    still starting; ``(returncode, stderr)``."""
+    still starting; ``(returncode, stderr)``. The child gets SIGINT's
+    default disposition, as from a terminal: a shell's background job
+    (``nohup cmd &``, some CI runners) ignores SIGINT, and its children
+    inherit that."""
     import signal
     import time
     proc = subprocess.Popen([sys.executable, '-m', '_pyg_relational_cli',
                              'bench', '--list'], cwd=root,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=lambda: signal.signal(
+                                signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and proc.poll() is None:
         try:
@@ -683,8 +687,8 @@ def _interrupt_during_start_up(root):
 def test_ctrl_c_during_start_up_is_one_line():
     """Ctrl-C while torch is still importing (the launcher of the console
     script): exit status 130, one line, no traceback. The signal races the
-    command, which can finish first on a loaded machine: tried up to 10
-    times, and at least one try must be interrupted."""
+    command, which could finish first: tried up to 10 times, and at least
+    one try must be interrupted."""
     root = osp.dirname(osp.dirname(osp.abspath(__file__)))
     for _ in range(10):
         code, err = _interrupt_during_start_up(root)
