@@ -156,6 +156,25 @@ def accuracy(model, dataset, device) -> float:
     return ((logits > 0).long() == batch.edge_label).float().mean().item()
 
 
+def global_mean(value: torch.Tensor, world: int) -> torch.Tensor:
+    r"""The mean of ``value`` over the ranks (a detached copy).
+
+    It returns only once the backend has let go of the buffer. gloo's worker
+    thread drops its reference to a collective's tensors a moment after the
+    collective completes, and must take the GIL to do so because the tensor
+    lives in Python. If the process group is then destroyed by a thread that
+    holds the GIL (freeing the DDP wrapper at the end of :func:`main` joins
+    the worker threads), each waits for the other forever: the process
+    prints its last line and never exits. It happened about once in ten
+    ``torchrun`` launches on a loaded machine. Sleeping releases the GIL, so
+    the worker finishes and no Python tensor is left in flight."""
+    total = value.detach().clone()
+    dist.all_reduce(total)
+    while total._use_count() > 1:  # the worker still holds the buffer
+        time.sleep(1e-4)
+    return total / world
+
+
 def main(argv=None):
     args = parse_args(argv)
     rank, world, device = setup(args)
@@ -183,9 +202,7 @@ def main(argv=None):
             optimizer.step()
             step += 1
             if world > 1:  # the global batch's mean loss, for the log
-                loss = loss.detach().clone()
-                dist.all_reduce(loss)
-                loss /= world
+                loss = global_mean(loss, world)
             if rank == 0 and (args.quick or step % 50 == 0):
                 print(f'epoch {epoch} step {step} loss {loss.item():.5f}',
                       flush=True)

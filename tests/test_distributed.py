@@ -62,3 +62,42 @@ def test_odd_batch_is_refused(monkeypatch):
     monkeypatch.setenv('WORLD_SIZE', '2')  # checked before joining a group
     with pytest.raises(ValueError, match='batch-size 15'):
         example.setup(args)
+
+
+
+def _global_mean_worker(rank, store, out):
+    torch.set_num_threads(1)
+    example = _example()
+    seen, all_reduce = [], dist.all_reduce
+
+    def recording(tensor, *args, **kwargs):
+        seen.append(tensor)
+        return all_reduce(tensor, *args, **kwargs)
+
+    dist.all_reduce = recording
+    dist.init_process_group('gloo', init_method=f'file://{store}', rank=rank,
+                            world_size=2)
+    wrong = held = 0
+    for i in range(200):
+        out_i = example.global_mean(torch.tensor([float(i + rank)]), 2)
+        wrong += out_i.item() != i + 0.5
+        held += seen[-1]._use_count() > 1  # gloo still holds the buffer
+    dist.barrier()
+    dist.destroy_process_group()
+    with open(f'{out}.{rank}', 'w') as f:
+        f.write(f'{wrong} {held}')
+
+
+@pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
+                    reason='torch.distributed with gloo is not built in')
+def test_global_mean_returns_after_gloo_lets_go(tmp_path):
+    # Without the wait in global_mean, gloo's worker thread still held the
+    # all-reduced tensor when all_reduce returned in 20-40% of the calls
+    # (2 processes, idle or loaded machine); destroying the process group
+    # at such a moment deadlocked (examples/distributed.py hung at exit).
+    out = tmp_path / 'result'
+    torch.multiprocessing.spawn(_global_mean_worker, nprocs=2, args=(
+        str(tmp_path / 'store'), str(out)))
+    for rank in range(2):
+        wrong, held = map(int, open(f'{out}.{rank}').read().split())
+        assert wrong == 0 and held == 0, (rank, wrong, held)
