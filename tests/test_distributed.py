@@ -5,6 +5,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -96,8 +97,14 @@ def test_global_mean_returns_after_gloo_lets_go(tmp_path):
     # (2 processes, idle or loaded machine); destroying the process group
     # at such a moment deadlocked (examples/distributed.py hung at exit).
     out = tmp_path / 'result'
-    torch.multiprocessing.spawn(_global_mean_worker, nprocs=2, args=(
-        str(tmp_path / 'store'), str(out)))
+    context = torch.multiprocessing.spawn(_global_mean_worker, nprocs=2, args=(
+        str(tmp_path / 'store'), str(out)), join=False)
+    deadline = time.monotonic() + 180
+    while not context.join(timeout=1):
+        if time.monotonic() > deadline:
+            for proc in context.processes:
+                proc.kill()
+            pytest.fail('the two processes did not finish within 180 s')
     for rank in range(2):
         wrong, held = map(int, open(f'{out}.{rank}').read().split())
         assert wrong == 0 and held == 0, (rank, wrong, held)
