@@ -65,7 +65,6 @@ def test_odd_batch_is_refused(monkeypatch):
         example.setup(args)
 
 
-
 def _global_mean_worker(rank, store, out):
     torch.set_num_threads(1)
     example = _example()
