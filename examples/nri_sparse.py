@@ -10,8 +10,9 @@ particles in float32) describe.
     python examples/nri_sparse.py --particles 100 --out runs/sparse100
     python examples/nri_sparse.py --particles 100 --candidates 99 \
         --out runs/sparse100_complete        # the complete candidate graph
-    python examples/nri_sparse.py --particles 1000 --train 20 \
-        --out runs/sparse1000 --time-limit 100
+    python examples/nri_sparse.py --particles 1000 --train 20 --valid 2 \
+        --test 10 --batch-size 1 --epochs 1000 --time-limit 115 \
+        --out runs/sparse1000    # the measured 1000-particle recipe
     python examples/nri_sparse.py --particles 100 --test-particles 1000 \
         --out runs/sparse100    # also test the trained model at 1000
 
