@@ -323,3 +323,39 @@ def test_packings_kept_in_the_shared_bounded_cache():
     assert layer.last_path == 'dense'
     assert ((2, 3), False, 'cpu') in kernels._PACKINGS
     assert kernels._PACKINGS in set(_cache._CACHES)
+
+
+@pytest.mark.parametrize('lengths', [[4, 4], [4, 2, 3]],
+                         ids=['equal', 'packed'])
+def test_lstm_under_cpu_autocast_without_onednn_bf16(monkeypatch, lengths):
+    """On a CPU whose oneDNN has no bf16 LSTM primitive (AVX2 only),
+    ``nn.LSTM`` under CPU autocast fails; the dense path then casts by hand
+    as autocast would, with autocast off. The CPU's answer is replaced here,
+    so the branch runs on every CPU (on one with the primitive, the
+    conformance suite's autocast cases run the other)."""
+    from pyg_relational.nn import _recurrent_kernels as kernels
+    monkeypatch.setitem(kernels._ONEDNN_LSTM, torch.bfloat16, False)
+    calls = []
+    lstm = torch._VF.lstm
+
+    def spy(*args):  # the dtype the kernel gets, and autocast's state
+        calls.append((args[0].dtype, torch.is_autocast_enabled('cpu')))
+        return lstm(*args)
+    monkeypatch.setattr(torch._VF, 'lstm', spy)
+    layer = RecurrentConv(3, 4, num_layers=2, cell='lstm',
+                          bidirectional=True)
+    edge_index = chain_graph(lengths)
+    x = torch.randn(sum(lengths), 3)
+    ref, (h_ref, c_ref) = layer(x, edge_index)
+    assert layer.last_path == 'dense' and calls[-1] == (torch.float32, False)
+    x_low = x.clone().requires_grad_()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out, (h, c) = layer(x_low, edge_index)
+    assert calls[-1] == (torch.bfloat16, False)
+    assert out.dtype == h.dtype == c.dtype == torch.bfloat16
+    for a, b in [(out, ref), (h, h_ref), (c, c_ref)]:  # bf16 rounding
+        torch.testing.assert_close(a.float(), b, atol=0.05, rtol=0.05)
+    out.float().sum().backward()  # gradients reach the float32 weights
+    assert x_low.grad.dtype == torch.float32
+    assert layer.weight_ih_l0.grad.dtype == torch.float32
+    assert layer.weight_ih_l0.grad.abs().sum() > 0

@@ -2,6 +2,7 @@ r"""The kernels of :class:`~pyg_relational.nn.RecurrentConv`, outside the
 layer (which keeps its parameters and chooses the path): the level schedule
 of a DAG and the message path run over it, PyTorch's fused RNN kernels on
 chains (the dense path), and the initial and final states both share."""
+import contextlib
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple, Union
 
@@ -166,6 +167,32 @@ def _build_packing(lengths: Tuple[int, ...], reverse: bool, device: str):
 
 # ---- the dense path: PyTorch's fused kernels on chains --------------------
 
+def _onednn_has(check: str) -> bool:
+    try:  # absent from builds without oneDNN: nothing to work around there
+        return bool(getattr(torch.ops.mkldnn, check)())
+    except (AttributeError, RuntimeError):
+        return True
+
+
+# Whether oneDNN has an LSTM primitive in this dtype on this CPU (bf16 and
+# fp16 need AVX-512 / AMX; on an AVX2-only CPU ``nn.LSTM`` under CPU autocast
+# fails with "could not create a primitive descriptor").
+_ONEDNN_LSTM = {torch.bfloat16: _onednn_has('_is_mkldnn_bf16_supported'),
+                torch.float16: _onednn_has('_is_mkldnn_fp16_supported')}
+
+
+def autocast_by_hand(x: Tensor, lstm: bool) -> Optional[torch.dtype]:
+    r"""The dtype CPU autocast runs an LSTM in, when this CPU's oneDNN has
+    no LSTM primitive for it; :obj:`None` otherwise. The caller then does
+    what autocast would (inputs, states and weights in that dtype, output in
+    it) with autocast off, where PyTorch's kernel works."""
+    if not (lstm and x.device.type == 'cpu'
+            and torch.is_autocast_enabled('cpu')):
+        return None
+    dtype = torch.get_autocast_dtype('cpu')
+    return None if _ONEDNN_LSTM.get(dtype, True) else dtype
+
+
 def fused_rnn(layer, kernel: Callable, x: Tensor, chains: Chains, h_0):
     r"""All layers and directions of ``layer`` in one call of ``kernel``
     (``torch._VF.lstm`` / ``gru`` / ``rnn_tanh`` / ``rnn_relu``): equal
@@ -192,8 +219,22 @@ def fused_rnn(layer, kernel: Callable, x: Tensor, chains: Chains, h_0):
     train = layer.training or (torch.is_grad_enabled() and any(
         t.requires_grad for t in [x, *weights, *states]))
     dropout = layer.dropout if layer.training else 0.
+    low = autocast_by_hand(x, lstm)
+    if low is not None:
+        x, weights = x.to(low), [w.to(low) for w in weights]
+        states = [s.to(low) for s in states]
     args = (weights, layer.bias, layer.num_layers, dropout, train,
             layer.bidirectional)
+    with (contextlib.nullcontext() if low is None
+          else torch.autocast('cpu', enabled=False)):
+        return _fused_call(kernel, x, chains, lengths, states, lstm, args)
+
+
+def _fused_call(kernel: Callable, x: Tensor, chains: Chains,
+                lengths: Tuple[int, ...], states: List[Tensor], lstm: bool,
+                args: tuple):
+    """``kernel`` on the chains: a ``[B, T, F]`` view or a packed sequence."""
+    batch = len(lengths)
     if len(set(lengths)) == 1:
         seq = x.reshape(batch, lengths[0], -1)  # [B, T, F], batch first
         seq = seq.flip(1) if chains.reverse else seq
