@@ -7,7 +7,8 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
-__all__ = ['compiling', 'autocast_on', 'flash_chosen', 'rnn_kernel']
+__all__ = ['compiling', 'autocast_on', 'flash_chosen', 'rnn_kernel',
+           'onednn_lstm']
 
 
 def compiling() -> bool:
@@ -53,6 +54,26 @@ def rnn_kernel(name: str) -> Optional[Callable]:
     ``nn.LSTM`` calls), or None when this torch has none: the layer then
     states it and takes its message path."""
     return getattr(getattr(torch, '_VF', None), name, None)
+
+
+def _onednn_has(check: str) -> bool:
+    try:  # absent from builds without oneDNN: nothing to work around there
+        return bool(getattr(torch.ops.mkldnn, check)())
+    except (AttributeError, RuntimeError):
+        return True
+
+
+# Whether oneDNN has an LSTM primitive in this dtype on this CPU (bf16 and
+# fp16 need AVX-512 / AMX; on an AVX2-only CPU ``nn.LSTM`` under CPU autocast
+# fails with "could not create a primitive descriptor").
+_ONEDNN_LSTM = {torch.bfloat16: _onednn_has('_is_mkldnn_bf16_supported'),
+                torch.float16: _onednn_has('_is_mkldnn_fp16_supported')}
+
+
+def onednn_lstm(dtype: torch.dtype) -> bool:
+    """Whether PyTorch's CPU LSTM kernel runs in ``dtype`` under autocast
+    here (False: this CPU's oneDNN has no LSTM primitive for it)."""
+    return _ONEDNN_LSTM.get(dtype, True)
 
 
 def plain_tensor(t):

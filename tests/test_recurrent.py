@@ -333,8 +333,8 @@ def test_lstm_under_cpu_autocast_without_onednn_bf16(monkeypatch, lengths):
     as autocast would, with autocast off. The CPU's answer is replaced here,
     so the branch runs on every CPU (on one with the primitive, the
     conformance suite's autocast cases run the other)."""
-    from pyg_relational.nn import _recurrent_kernels as kernels
-    monkeypatch.setitem(kernels._ONEDNN_LSTM, torch.bfloat16, False)
+    from pyg_relational import _torch
+    monkeypatch.setitem(_torch._ONEDNN_LSTM, torch.bfloat16, False)
     calls = []
     lstm = torch._VF.lstm
 

@@ -13,6 +13,7 @@ from torch import Tensor
 
 from .._cache import BoundedCache
 from .._checks import check_dtypes
+from .._torch import autocast_on, onednn_lstm
 from ..structure import Chains
 
 State = Union[Tensor, List[Tensor]]
@@ -167,30 +168,15 @@ def _build_packing(lengths: Tuple[int, ...], reverse: bool, device: str):
 
 # ---- the dense path: PyTorch's fused kernels on chains --------------------
 
-def _onednn_has(check: str) -> bool:
-    try:  # absent from builds without oneDNN: nothing to work around there
-        return bool(getattr(torch.ops.mkldnn, check)())
-    except (AttributeError, RuntimeError):
-        return True
-
-
-# Whether oneDNN has an LSTM primitive in this dtype on this CPU (bf16 and
-# fp16 need AVX-512 / AMX; on an AVX2-only CPU ``nn.LSTM`` under CPU autocast
-# fails with "could not create a primitive descriptor").
-_ONEDNN_LSTM = {torch.bfloat16: _onednn_has('_is_mkldnn_bf16_supported'),
-                torch.float16: _onednn_has('_is_mkldnn_fp16_supported')}
-
-
-def autocast_by_hand(x: Tensor, lstm: bool) -> Optional[torch.dtype]:
+def _autocast_by_hand(x: Tensor, lstm: bool) -> Optional[torch.dtype]:
     r"""The dtype CPU autocast runs an LSTM in, when this CPU's oneDNN has
     no LSTM primitive for it; :obj:`None` otherwise. The caller then does
     what autocast would (inputs, states and weights in that dtype, output in
     it) with autocast off, where PyTorch's kernel works."""
-    if not (lstm and x.device.type == 'cpu'
-            and torch.is_autocast_enabled('cpu')):
+    if not (lstm and x.device.type == 'cpu' and autocast_on('cpu')):
         return None
     dtype = torch.get_autocast_dtype('cpu')
-    return None if _ONEDNN_LSTM.get(dtype, True) else dtype
+    return None if onednn_lstm(dtype) else dtype
 
 
 def fused_rnn(layer, kernel: Callable, x: Tensor, chains: Chains, h_0):
@@ -219,7 +205,7 @@ def fused_rnn(layer, kernel: Callable, x: Tensor, chains: Chains, h_0):
     train = layer.training or (torch.is_grad_enabled() and any(
         t.requires_grad for t in [x, *weights, *states]))
     dropout = layer.dropout if layer.training else 0.
-    low = autocast_by_hand(x, lstm)
+    low = _autocast_by_hand(x, lstm)
     if low is not None:
         x, weights = x.to(low), [w.to(low) for w in weights]
         states = [s.to(low) for s in states]
@@ -227,30 +213,22 @@ def fused_rnn(layer, kernel: Callable, x: Tensor, chains: Chains, h_0):
             layer.bidirectional)
     with (contextlib.nullcontext() if low is None
           else torch.autocast('cpu', enabled=False)):
-        return _fused_call(kernel, x, chains, lengths, states, lstm, args)
-
-
-def _fused_call(kernel: Callable, x: Tensor, chains: Chains,
-                lengths: Tuple[int, ...], states: List[Tensor], lstm: bool,
-                args: tuple):
-    """``kernel`` on the chains: a ``[B, T, F]`` view or a packed sequence."""
-    batch = len(lengths)
-    if len(set(lengths)) == 1:
-        seq = x.reshape(batch, lengths[0], -1)  # [B, T, F], batch first
-        seq = seq.flip(1) if chains.reverse else seq
-        result = kernel(seq, tuple(states) if lstm else states[0],
-                        *args, True)
-        out = result[0].flip(1) if chains.reverse else result[0]
-        out = out.reshape(x.size(0), -1)  # [B*T, D*H]
-        finals = list(result[1:])
-    else:
-        order, position, batch_sizes, perm, unperm = _packing(
-            lengths, chains.reverse, str(x.device))
-        states = [s.index_select(1, perm) for s in states]  # sorted
-        result = kernel(x.index_select(0, order), batch_sizes,
-                        tuple(states) if lstm else states[0], *args)
-        out = result[0].index_select(0, position)  # node order
-        finals = [h.index_select(1, unperm) for h in result[1:]]
+        if len(set(lengths)) == 1:
+            seq = x.reshape(batch, lengths[0], -1)  # [B, T, F], batch first
+            seq = seq.flip(1) if chains.reverse else seq
+            result = kernel(seq, tuple(states) if lstm else states[0],
+                            *args, True)
+            out = result[0].flip(1) if chains.reverse else result[0]
+            out = out.reshape(x.size(0), -1)  # [B*T, D*H]
+            finals = list(result[1:])
+        else:
+            order, position, batch_sizes, perm, unperm = _packing(
+                lengths, chains.reverse, str(x.device))
+            states = [s.index_select(1, perm) for s in states]  # sorted
+            result = kernel(x.index_select(0, order), batch_sizes,
+                            tuple(states) if lstm else states[0], *args)
+            out = result[0].index_select(0, position)  # node order
+            finals = [h.index_select(1, unperm) for h in result[1:]]
     return out, (tuple(finals) if lstm else finals[0])
 
 
